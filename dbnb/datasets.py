@@ -1,0 +1,194 @@
+"""Data sets: what ships in ``data/`` and readers for the Letter's published formats.
+
+Readers return :class:`~dbnb.counts.TransitionCounts`. Formats (see FORMATS.md of the project
+notes):
+
+* the "ideas" list (:func:`read_ideas_json`): a JSON array of
+  ``{"target_expression", "target_score"?, "source_expressions": [{"expression", "score"?}]}``,
+  one source entry per observed transition;
+* the raw word dictionary (:func:`read_word_dict_json`): ``{prompt word: [replies in call order]}``.
+
+In both, ``INVALID00`` marks a rejected reply: it is counted as an escape of its source and
+never becomes a state. Neither format records every call, so ``N0`` is unknown
+(``calls_kind=None``) and the default estimator is the out-count one of Eq. 24.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .counts import ESCAPE_LABELS, TransitionCounts
+
+__all__ = [
+    "data_dir",
+    "claude4_table2",
+    "read_ideas_json",
+    "read_word_dict_json",
+    "score_to_mse",
+]
+
+#: MSE of an expression on nikuradse_2 from its IdeaSearchFitter score (FORMATS.md).
+MSE_AT_SCORE_20 = 0.06020935250966546
+DEFAULT_SCORE = 20.0
+
+
+def score_to_mse(score):
+    """``MSE = 0.0602... * 10 ** (-(4/60) * (score - 20))``; higher score, better fit."""
+    return MSE_AT_SCORE_20 * 10.0 ** (-(4.0 / 60.0) * (np.asarray(score, dtype=float) - 20.0))
+
+
+def data_dir() -> Path:
+    """The folder with the shipped data: ``$DBNB_DATA`` or ``data/`` next to the package."""
+    env = os.environ.get("DBNB_DATA")
+    path = Path(env) if env else Path(__file__).resolve().parent.parent / "data"
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"dbnb's data folder {path} does not exist; install dbnb from a checkout of the "
+            "repository (pip install -e .) or point DBNB_DATA at a copy of its data/ folder"
+        )
+    return path
+
+
+def claude4_table2() -> TransitionCounts:
+    """The Letter's Table II: Claude-4 word agent, 4000 calls per prompt word (nominal).
+
+    The published TURKEY and BUZZY rows exceed 4000 replies, so ``N0`` is ``"nominal"`` and the
+    default estimator is Eq. 18, ``T = min(N / 4000, 1)``.
+
+    >>> c = claude4_table2()
+    >>> c.count("PERSONAL", "ATTITUDE"), c.calls_kind
+    (3879, 'nominal')
+    """
+    path = data_dir() / "claude4_table2.csv"
+    table = pd.read_csv(path, comment="#", index_col=0)
+    escapes = table.pop("escape")
+    states = list(table.index)
+    if list(table.columns) != states:
+        raise ValueError(f"{path}: columns {list(table.columns)} must match rows {states}")
+    long = table.stack()
+    return TransitionCounts.from_triples(
+        long.index.get_level_values(0),
+        long.index.get_level_values(1),
+        long.to_numpy(),
+        states=states,
+        calls=dict.fromkeys(states, 4000),
+        calls_kind="nominal",
+        escapes=escapes.to_dict(),
+        source="Letter Table II (Claude-4, conditioned words)",
+    )
+
+
+def _load_json(path: str | os.PathLike):
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path} is not UTF-8 text: {exc}") from None
+
+
+def _check_label(x, where: str) -> str:
+    if not isinstance(x, str) or not x.strip():
+        raise ValueError(f"{where} must be a non-empty string, got {x!r}")
+    return x.strip()
+
+
+def _check_score(x, where: str) -> float | None:
+    if x is None:
+        return None
+    if isinstance(x, bool) or not isinstance(x, int | float) or not np.isfinite(x):
+        raise ValueError(f"{where} must be a finite number, got {x!r}")
+    return float(x)
+
+
+def read_ideas_json(path: str | os.PathLike) -> TransitionCounts:
+    """Read the Letter's "ideas" list (``ideasearchfitter_database.json``, word databases).
+
+    Each entry of ``source_expressions`` is one observed transition source -> target.
+    Scores go to ``metadata["score"]`` (first value seen per state; targets without a score
+    get the authors' default 20.0) and ``metadata["mse"]`` (:func:`score_to_mse`). Targets equal
+    to ``INVALID00`` count as escapes of their sources; entries whose source is ``INVALID00``
+    are not transitions between states and are skipped.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        With the file name and the position of the first malformed element.
+    """
+    data = _load_json(path)
+    if not isinstance(data, list):
+        raise ValueError(f"{path}: expected a JSON array of ideas, got {type(data).__name__}")
+    if not data:
+        raise ValueError(f"{path}: the ideas list is empty")
+    sources: list[str] = []
+    targets: list[str] = []
+    score: dict[str, float] = {}
+    for i, item in enumerate(data):
+        where = f"{path}: element {i}"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where} is a {type(item).__name__}, expected an object")
+        if "target_expression" not in item:
+            raise ValueError(f"{where} has no 'target_expression' (keys: {sorted(item)})")
+        target = _check_label(item["target_expression"], f"{where} target_expression")
+        ts = _check_score(item.get("target_score"), f"{where} target_score")
+        if target not in ESCAPE_LABELS:
+            score.setdefault(target, DEFAULT_SCORE if ts is None else ts)
+        srcs = item.get("source_expressions", [])
+        if not isinstance(srcs, list):
+            raise ValueError(f"{where}: 'source_expressions' must be a list")
+        for j, s in enumerate(srcs):
+            if not isinstance(s, dict) or "expression" not in s:
+                raise ValueError(f"{where}, source {j}: expected an object with 'expression'")
+            src = _check_label(s["expression"], f"{where}, source {j} expression")
+            ss = _check_score(s.get("score"), f"{where}, source {j} score")
+            if src in ESCAPE_LABELS:
+                continue
+            if ss is not None:
+                score.setdefault(src, ss)
+            sources.append(src)
+            targets.append(target)
+    if not sources:
+        raise ValueError(f"{path}: no transitions (every 'source_expressions' list is empty)")
+    meta = pd.DataFrame({"score": pd.Series(score, dtype=float)})
+    meta["mse"] = score_to_mse(meta["score"])
+    return TransitionCounts.from_pairs(
+        sources, targets, metadata=meta, source=str(Path(path).name)
+    )
+
+
+def read_word_dict_json(path: str | os.PathLike) -> TransitionCounts:
+    """Read the authors' raw word-agent output ``{prompt: [replies in call order]}``.
+
+    Replies are upper-cased and stripped. ``INVALID00`` replies are escapes; its own entry (it
+    became a prompt word in the authors' script) is skipped. Replies that were not alphabetic or
+    equal to the prompt were never recorded, so ``N0`` stays unknown.
+    """
+    data = _load_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object prompt -> replies, got {type(data).__name__}")
+    sources: list[str] = []
+    targets: list[str] = []
+    for key, replies in data.items():
+        prompt = _check_label(key, f"{path}: prompt word").upper()
+        if prompt in ESCAPE_LABELS:
+            continue
+        if not isinstance(replies, list):
+            raise ValueError(f"{path}: replies of {key!r} must be a list, got {type(replies).__name__}")
+        for j, r in enumerate(replies):
+            reply = _check_label(r, f"{path}: reply {j} of {key!r}").upper()
+            sources.append(prompt)
+            targets.append(reply)
+    if not sources:
+        raise ValueError(f"{path}: no replies recorded")
+    return TransitionCounts.from_pairs(sources, targets, source=str(Path(path).name))

@@ -1,0 +1,188 @@
+"""Transition-kernel estimators: from counts ``N(g <- f)`` to ``T(g <- f)``.
+
+Every estimator divides a count by a number of calls ``N0(f)``; they differ in what ``N0`` is
+and which states they keep (the Letter's METHOD §4):
+
+======================  ==================================================  ====================
+method                  ``N0(f)``                                           states kept
+======================  ==================================================  ====================
+``"exact"`` (Eq. 6)     calls made from ``f`` (escapes, self-loops incl.)    ``N0 >= 1``
+``"fixed"`` (Eq. 18)    a nominal number per state; ``T = min(N/N0, 1)``      sampled as a source
+``"outcount"`` (Eq. 24) ``sum_{g != f} N(g <- f)`` (escapes ignored)          ``N0 > 1``
+``"low_reject"``        appearances of ``f`` as a source, self-loops incl.   ``N0 > 1``
+``"high_reject"``       total recorded transitions / number of states        all
+======================  ==================================================  ====================
+
+``"low_reject"`` and ``"high_reject"`` are the options of the authors' analysis code; their
+``low_reject`` counts self-transitions in ``N0`` while Eq. 24 as printed does not. Self-loops
+never enter ``T`` (a state cannot be compared with itself), and only transitions between kept
+states are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .counts import TransitionCounts
+
+__all__ = ["TransitionKernel", "estimate_kernel", "ESTIMATORS"]
+
+Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
+ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
+
+_DEFAULT_MIN_CALLS = {"exact": 1, "fixed": 1, "outcount": 2, "low_reject": 2, "high_reject": 0}
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class TransitionKernel:
+    """An estimated transition kernel ``T(g <- f)`` over the kept states.
+
+    Attributes
+    ----------
+    counts : TransitionCounts
+        The counts restricted to the kept states, self-loops still on the diagonal.
+    matrix : scipy.sparse.csr_array
+        ``matrix[g, f] = T(g <- f)`` for ``f != g`` (no diagonal).
+    n0 : numpy.ndarray
+        The ``N0(f)`` used for each kept state.
+    method : str
+        Which estimator made it (see the module docstring).
+    """
+
+    counts: TransitionCounts
+    matrix: sp.csr_array
+    n0: np.ndarray
+    method: str
+
+    @property
+    def states(self) -> tuple[str, ...]:
+        return self.counts.states
+
+    @property
+    def n_states(self) -> int:
+        return self.counts.n_states
+
+    def __repr__(self) -> str:
+        return (
+            f"TransitionKernel({self.method!r}, {self.n_states} states, "
+            f"{self.matrix.nnz} transitions)"
+        )
+
+    def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Arrays ``(f, g, T(g <- f), N(g <- f))`` over the transitions ``f != g``."""
+        coo = self.matrix.tocoo()
+        g, f, t = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
+        n = np.asarray(self.counts.matrix[g, f]).ravel().astype(np.int64)
+        return f, g, t, n
+
+    def to_frame(self) -> pd.DataFrame:
+        """Long table ``source, target, T, N, N0_source``."""
+        f, g, t, n = self.edges()
+        s = np.array(self.states, dtype=object)
+        return pd.DataFrame(
+            {"source": s[f], "target": s[g], "T": t, "N": n, "N0_source": self.n0[f]}
+        )
+
+    def escape_probability(self) -> pd.Series:
+        """``1 - sum_{g != f} T(g <- f)`` per state (escapes and self-loops)."""
+        out = np.asarray(self.matrix.sum(axis=0)).ravel()
+        return pd.Series(1.0 - out, index=self.counts.index, name="escape")
+
+
+def estimate_kernel(
+    counts: TransitionCounts,
+    method: Estimator = "auto",
+    *,
+    min_calls: int | None = None,
+    n0: float | None = None,
+) -> TransitionKernel:
+    """Estimate ``T(g <- f) = N(g <- f) / N0(f)`` with the chosen convention for ``N0``.
+
+    Parameters
+    ----------
+    counts : TransitionCounts
+        The observations.
+    method : {"auto", "exact", "fixed", "outcount", "low_reject", "high_reject"}
+        ``"auto"`` picks ``"exact"`` when every call was recorded (``calls_kind="exact"``),
+        ``"fixed"`` when ``N0`` is a nominal design number, and ``"outcount"`` (Eq. 24)
+        when only transitions are known.
+    min_calls : int, optional
+        Keep a state only if its ``N0`` (for ``"fixed"``: its recorded calls) is at least this.
+        Defaults: 1 for exact and fixed, 2 (i.e. ``N0 > 1``) for outcount and low_reject,
+        0 for high_reject.
+    n0 : float, optional
+        The nominal ``N0`` for ``"fixed"`` when the counts carry none (Table II: 4000).
+
+    Returns
+    -------
+    TransitionKernel
+
+    Examples
+    --------
+    >>> c = TransitionCounts.from_pairs(list("AAAB"), list("BBCA"))
+    >>> k = estimate_kernel(c)          # out-counts: N0(A) = 3, N0(B) = 1 -> B dropped
+    >>> k.states, k.method
+    (('A',), 'outcount')
+    """
+    if not isinstance(counts, TransitionCounts):
+        raise TypeError(f"counts must be a TransitionCounts, got {type(counts).__name__}")
+    if counts.n_states == 0 or counts.n_samples == 0:
+        raise ValueError(f"no transitions to estimate a kernel from ({counts!r})")
+    if method == "auto":
+        method = {"exact": "exact", "nominal": "fixed", None: "outcount"}[counts.calls_kind]
+    if method not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {method!r}; choose one of {ESTIMATORS} or 'auto'")
+    if min_calls is None:
+        min_calls = _DEFAULT_MIN_CALLS[method]
+    if min_calls < 0:
+        raise ValueError(f"min_calls must be >= 0, got {min_calls}")
+
+    observed = counts.observed_calls()
+    if method == "exact":
+        if counts.calls_kind != "exact":
+            raise ValueError(
+                "estimator 'exact' (Eq. 6) needs every call recorded (calls_kind='exact'); "
+                f"these counts have calls_kind={counts.calls_kind!r}. Use 'fixed' or 'outcount'."
+            )
+        n0_all = counts.calls.astype(float)
+        keep = n0_all >= min_calls
+    elif method == "fixed":
+        if n0 is not None:
+            if not np.isfinite(n0) or n0 <= 0:
+                raise ValueError(f"n0 must be a positive number, got {n0!r}")
+            n0_all = np.full(counts.n_states, float(n0))
+        elif counts.calls is not None:
+            n0_all = counts.calls.astype(float)
+        else:
+            raise ValueError("estimator 'fixed' (Eq. 18) needs N0: pass n0= or counts with calls")
+        keep = observed >= min_calls
+    elif method == "outcount":
+        n0_all = counts.out_counts().astype(float)
+        keep = n0_all >= min_calls
+    elif method == "low_reject":
+        n0_all = observed.astype(float)
+        keep = n0_all >= min_calls
+    else:  # high_reject
+        n0_all = np.full(counts.n_states, counts.n_samples / counts.n_states)
+        keep = observed >= min_calls
+    keep &= n0_all > 0
+    if not keep.any():
+        raise ValueError(
+            f"estimator {method!r} with min_calls={min_calls} keeps no state of {counts!r}"
+        )
+    sub = counts.submodel(keep)
+    n0_kept = n0_all[keep]
+    f, g, c = sub.edges()
+    t = c / n0_kept[f]
+    if method == "fixed":
+        t = np.minimum(t, 1.0)
+    n = sub.n_states
+    mat = sp.csr_array((t, (g, f)), shape=(n, n))
+    n0_kept = n0_kept.copy()
+    n0_kept.setflags(write=False)
+    return TransitionKernel(counts=sub, matrix=mat, n0=n0_kept, method=method)
