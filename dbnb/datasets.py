@@ -134,6 +134,7 @@ def read_ideas_json(path: str | os.PathLike) -> TransitionCounts:
     sources: list[str] = []
     targets: list[str] = []
     score: dict[str, float] = {}
+    labels: dict[str, None] = {}  # every state in order of first appearance
     for i, item in enumerate(data):
         where = f"{path}: element {i}"
         if not isinstance(item, dict):
@@ -144,6 +145,7 @@ def read_ideas_json(path: str | os.PathLike) -> TransitionCounts:
         ts = _check_score(item.get("target_score"), f"{where} target_score")
         if target not in ESCAPE_LABELS:
             score.setdefault(target, DEFAULT_SCORE if ts is None else ts)
+            labels.setdefault(target, None)
         srcs = item.get("source_expressions", [])
         if not isinstance(srcs, list):
             raise ValueError(f"{where}: 'source_expressions' must be a list")
@@ -156,6 +158,7 @@ def read_ideas_json(path: str | os.PathLike) -> TransitionCounts:
                 continue
             if ss is not None:
                 score.setdefault(src, ss)
+            labels.setdefault(src, None)
             sources.append(src)
             targets.append(target)
     if not sources:
@@ -163,7 +166,7 @@ def read_ideas_json(path: str | os.PathLike) -> TransitionCounts:
     meta = pd.DataFrame({"score": pd.Series(score, dtype=float)})
     meta["mse"] = score_to_mse(meta["score"])
     return TransitionCounts.from_pairs(
-        sources, targets, metadata=meta, source=str(Path(path).name)
+        sources, targets, states=list(labels), metadata=meta, source=str(Path(path).name)
     )
 
 
