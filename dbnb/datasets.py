@@ -27,6 +27,7 @@ from .counts import ESCAPE_LABELS, TransitionCounts
 __all__ = [
     "data_dir",
     "claude4_table2",
+    "read_counts_csv",
     "read_ideas_json",
     "read_word_dict_json",
     "score_to_mse",
@@ -64,23 +65,51 @@ def claude4_table2() -> TransitionCounts:
     >>> c.count("PERSONAL", "ATTITUDE"), c.calls_kind
     (3879, 'nominal')
     """
-    path = data_dir() / "claude4_table2.csv"
-    table = pd.read_csv(path, comment="#", index_col=0)
-    escapes = table.pop("escape")
-    states = list(table.index)
-    if list(table.columns) != states:
-        raise ValueError(f"{path}: columns {list(table.columns)} must match rows {states}")
-    long = table.stack()
-    return TransitionCounts.from_triples(
-        long.index.get_level_values(0),
-        long.index.get_level_values(1),
-        long.to_numpy(),
-        states=states,
-        calls=dict.fromkeys(states, 4000),
-        calls_kind="nominal",
-        escapes=escapes.to_dict(),
-        source="Letter Table II (Claude-4, conditioned words)",
+    counts = read_counts_csv(data_dir() / "claude4_table2.csv")
+    return counts.with_calls(4000, kind="nominal")._replace(
+        source="Letter Table II (Claude-4, conditioned words)"
     )
+
+
+def read_counts_csv(path: str | os.PathLike) -> TransitionCounts:
+    """Read counts from a CSV file, long or dense (``#`` starts a comment line).
+
+    * long: columns ``source, target, count`` (one row per transition type);
+    * dense: first column the source state, one column per target state with the same labels
+      as the rows, and optionally an ``escape`` column (the layout of Table II).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    try:
+        table = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not a readable CSV table: {exc}") from None
+    if {"source", "target", "count"}.issubset(table.columns):
+        try:
+            return TransitionCounts.from_frame(table, source=path.name)
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+    table = table.set_index(table.columns[0])
+    escapes = table.pop("escape") if "escape" in table.columns else None
+    rows = [str(x) for x in table.index]
+    if list(table.columns) != rows:
+        raise ValueError(
+            f"{path}: neither a long table (source, target, count) nor a dense one: the "
+            f"columns {list(table.columns)} must repeat the row labels {rows}"
+        )
+    long = table.stack()
+    try:
+        return TransitionCounts.from_triples(
+            [str(x) for x in long.index.get_level_values(0)],
+            [str(x) for x in long.index.get_level_values(1)],
+            long.to_numpy(),
+            states=rows,
+            escapes=None if escapes is None else escapes.to_dict(),
+            source=path.name,
+        )
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
 
 
 def _load_json(path: str | os.PathLike):

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 import dbnb
-from dbnb.datasets import claude4_table2, read_ideas_json, read_word_dict_json, score_to_mse
+from dbnb.datasets import (
+    claude4_table2,
+    read_counts_csv,
+    read_ideas_json,
+    read_word_dict_json,
+    score_to_mse,
+)
 
 IDEAS = [
     {
@@ -124,3 +130,22 @@ def test_data_dir_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DBNB_DATA", str(tmp_path / "missing"))
     with pytest.raises(FileNotFoundError, match="DBNB_DATA"):
         claude4_table2()
+
+
+def test_read_counts_csv_long_and_dense(tmp_path):
+    long = tmp_path / "long.csv"
+    long.write_text("source,target,count\nA,B,3\nB,A,1\nA,B,2\n")
+    c = read_counts_csv(long)
+    assert c.count("A", "B") == 5 and c.count("B", "A") == 1
+    dense = tmp_path / "dense.csv"
+    dense.write_text("# comment\nfrom,A,B,escape\nA,0,4,1\nB,2,0,0\n")
+    d = read_counts_csv(dense)
+    assert d.count("A", "B") == 4 and d.escapes.tolist() == [1, 0]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("from,A,C\nA,0,1\nB,1,0\n")
+    with pytest.raises(ValueError, match="bad.csv.*must repeat the row labels"):
+        read_counts_csv(bad)
+    neg = tmp_path / "neg.csv"
+    neg.write_text("source,target,count\nA,B,-3\n")
+    with pytest.raises(ValueError, match="neg.csv.*non-negative"):
+        read_counts_csv(neg)
