@@ -11,9 +11,18 @@ fit_potential           least-action potential beta V (Eq. 8), SCC-aware
 action                  the normalised action S[V] of a given potential
 datasets                Table II, readers of the Letter's JSON formats
 synthetic               Markov chains with a known potential (ground truth)
+balance                 detailed-balance diagnostics: pairs, triplets, one-way pairs, ...
+
+Loaded on first use
+-------------------
+plots                   one function per figure and table of the Letter
+llm, store, local       litellm layer, response store, local model server
+agents                  the conditioned-word agent and the schedules that run agents
+exact                   exact transition kernels of a local model from token log-probabilities
+reproduce               the ``dbnb reproduce`` pipeline
 """
 
-from . import datasets
+from . import balance, datasets, synthetic
 from .counts import TransitionCounts
 from .kernels import TransitionKernel, estimate_kernel
 from .potential import ConvergenceError, PotentialFit, action, fit_potential
@@ -26,6 +35,20 @@ __all__ = [
     "action",
     "PotentialFit",
     "ConvergenceError",
+    "balance",
     "datasets",
+    "synthetic",
 ]
+
+_LAZY = {"plots", "llm", "store", "local", "agents", "exact", "reproduce", "cli"}
+
+
+def __getattr__(name: str):
+    # Heavy or optional submodules (matplotlib, litellm, llama-cpp) load on first use, so that
+    # ``import dbnb`` stays fast and works offline.
+    if name in _LAZY:
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'dbnb' has no attribute {name!r}")
 __version__ = "0.1.0"

@@ -89,7 +89,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    reproduce(Path(args.out), source=args.source, formats=tuple(args.formats.split(",")))
+    reproduce(Path(args.out), formats=tuple(args.formats.split(",")))
     return 0
 
 
@@ -114,14 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     r.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
     r.add_argument(
-        "--source",
-        default="shipped",
-        choices=["shipped", "paper"],
-        help="shipped: data/ of this repository (offline); paper: the authors' data set "
-        "from Hugging Face (needs a network). Default: %(default)s",
-    )
-    r.add_argument(
-        "--formats", default="png,pdf", help="figure formats, comma-separated (default: %(default)s)"
+        "--formats",
+        default="png,pdf",
+        help="figure formats, comma-separated (default: %(default)s)",
     )
     r.set_defaults(func=_cmd_reproduce)
 

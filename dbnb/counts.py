@@ -161,7 +161,8 @@ class TransitionCounts:
         elif self.calls_kind is not None:
             raise ValueError(f"calls_kind={self.calls_kind!r} given without calls")
         if self.escapes is not None:
-            object.__setattr__(self, "escapes", _readonly(_as_count_array(self.escapes, "escapes", n)))
+            escapes = _as_count_array(self.escapes, "escapes", n)
+            object.__setattr__(self, "escapes", _readonly(escapes))
         if self.calls_kind == "exact":
             used = self.observed_calls()
             if self.escapes is not None:
@@ -229,7 +230,8 @@ class TransitionCounts:
             raise ValueError(f"sources contain the escape marker {bad_src[0]!r}: not a state")
         is_escape = np.array([t is None or t in esc for t in tgt], dtype=bool)
         seen = [x for pair in zip(src, tgt, strict=True) for x in pair]
-        order = pd.unique(np.array([x for x in seen if x is not None and x not in esc], dtype=object))
+        kept = [x for x in seen if x is not None and x not in esc]
+        order = pd.unique(np.array(kept, dtype=object))
         if states is None:
             labels = list(order)
         else:
@@ -407,7 +409,7 @@ class TransitionCounts:
 
     # ------------------------------------------------------------------ derived counts
     def observed_calls(self) -> np.ndarray:
-        """Recorded replies that are states, per source: ``sum_g N(g <- f)`` (self-loops included)."""
+        """Recorded replies that are states per source, ``sum_g N(g <- f)`` (with self-loops)."""
         return np.asarray(self.matrix.sum(axis=0)).ravel().astype(np.int64)
 
     def self_loops(self) -> np.ndarray:

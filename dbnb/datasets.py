@@ -208,7 +208,9 @@ def read_word_dict_json(path: str | os.PathLike) -> TransitionCounts:
     """
     data = _load_json(path)
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object prompt -> replies, got {type(data).__name__}")
+        raise ValueError(
+            f"{path}: expected a JSON object prompt -> replies, got {type(data).__name__}"
+        )
     sources: list[str] = []
     targets: list[str] = []
     for key, replies in data.items():
@@ -216,7 +218,9 @@ def read_word_dict_json(path: str | os.PathLike) -> TransitionCounts:
         if prompt in ESCAPE_LABELS:
             continue
         if not isinstance(replies, list):
-            raise ValueError(f"{path}: replies of {key!r} must be a list, got {type(replies).__name__}")
+            raise ValueError(
+                f"{path}: replies of {key!r} must be a list, got {type(replies).__name__}"
+            )
         for j, r in enumerate(replies):
             reply = _check_label(r, f"{path}: reply {j} of {key!r}").upper()
             sources.append(prompt)

@@ -85,16 +85,39 @@ def _kernel_terms(name: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.
 
 
 def action(
-    potential: np.ndarray | pd.Series,
-    transitions: TransitionKernel,
+    potential: np.ndarray | pd.Series | PotentialFit,
+    transitions: TransitionKernel | None = None,
     kernel: ActionKernel = "exp",
 ) -> float:
     """The normalised action ``S[V]`` of Eq. 8 for a given potential (``beta V`` per state).
 
-    ``potential`` is an array in the order of ``transitions.states`` or a Series indexed by
-    state. Terms with infinite differences take their limits (``K(+inf) = 0``); a term going
-    uphill to an infinite potential is ``+inf``. NaN potentials are an error.
+    Parameters
+    ----------
+    potential : array, Series or PotentialFit
+        An array in the order of ``transitions.states`` or a Series indexed by state. Finite
+        values, or ``+-inf``: a term going downhill to an infinitely lower potential is 0
+        (``K(+inf) = 0``), one going uphill infinitely is ``+inf``; a term between two states
+        at the same infinity is ambiguous and raises. A :class:`PotentialFit` is evaluated
+        per component (``fit.relative`` inside an SCC, 0 across SCCs, which is the infimum),
+        with its own transitions and kernel unless given.
+    transitions : TransitionKernel
+        The kernel ``T`` (required unless ``potential`` is a fit).
+    kernel : {"exp", "softplus"}
+        The violation kernel ``K``.
     """
+    if isinstance(potential, PotentialFit):
+        fit = potential
+        tk = transitions or fit.transitions
+        if tk is not fit.transitions:
+            raise ValueError("a PotentialFit is evaluated on its own transitions only")
+        f, g, t, _ = tk.edges()
+        v = fit.relative.to_numpy()
+        comp = fit.component.to_numpy()
+        same = comp[f] == comp[g]
+        k, _, _ = _kernel_terms(kernel, v[f[same]] - v[g[same]])
+        return float(np.dot(t[same], k) / tk.n_states)
+    if transitions is None:
+        raise ValueError("transitions (a TransitionKernel) is required for a plain potential")
     if isinstance(potential, pd.Series):
         missing = pd.Index(transitions.states).difference(potential.index)
         if len(missing):
@@ -109,10 +132,15 @@ def action(
     if np.isnan(v).any():
         raise ValueError("potential contains NaN; the action is undefined")
     f, g, t, _ = transitions.edges()
-    with np.errstate(invalid="ignore", over="ignore"):
+    with np.errstate(invalid="ignore"):
         x = v[f] - v[g]
-    both_inf = np.isnan(x)  # inf - inf in the same direction: treat as one component
-    x = np.where(both_inf, 0.0, x)
+    if np.isnan(x).any():
+        i = int(np.flatnonzero(np.isnan(x))[0])
+        s = transitions.states
+        raise ValueError(
+            f"transition {s[f[i]]!r} -> {s[g[i]]!r} joins two states at the same infinite "
+            "potential; evaluate the fit itself (action(fit)) or pass finite potentials"
+        )
     with np.errstate(over="ignore"):
         k, _, _ = _kernel_terms(kernel, x)
     return float(np.sum(t * k) / transitions.n_states)
@@ -452,7 +480,7 @@ def fit_potential(
     k, _, _ = _kernel_terms(kernel, v[ef] - v[eg])
     s = float(np.dot(ew, k) / n)
     if regularization > 0:  # report the plain action (cross-component terms included)
-        s = action(v, tk, kernel)
+        s = action(v - shift, tk, kernel)
     return PotentialFit(
         potential=pd.Series(pot, index=index, name="beta_V"),
         relative=pd.Series(rel, index=index, name="beta_V_in_component"),

@@ -1,0 +1,252 @@
+"""``dbnb reproduce``: every figure and table the shipped data allow, written to a folder.
+
+The pipeline is a list of :class:`Item`; each item draws one figure (saved as PNG and PDF) or
+builds one table (saved as CSV and Markdown) from result objects. Data come from
+:func:`shipped_sources` (Table II and the local-model runs in ``data/runs/``). Items whose data
+are not shipped are reported as skipped, with the reason, never faked.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import balance, datasets
+from .counts import TransitionCounts
+from .potential import PotentialFit, fit_potential
+
+__all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown_table"]
+
+WORD_RUN = "runs/word_constrained_fixed.jsonl.gz"
+FREE_RUN = "runs/word_free_letter.jsonl.gz"
+LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
+
+
+@dataclass(frozen=True)
+class Item:
+    """One output: ``make()`` returns a matplotlib Figure or a pandas DataFrame."""
+
+    name: str
+    title: str
+    make: Callable[[], object]
+
+
+class Sources:
+    """Lazily loaded data and fits shared by the items (each computed once)."""
+
+    def __init__(self, data: Path | None = None) -> None:
+        self.data = Path(data) if data is not None else datasets.data_dir()
+
+    def available(self, rel: str) -> bool:
+        return (self.data / rel).is_file()
+
+    # --- Claude-4, Table II ---------------------------------------------------------------
+    @cached_property
+    def claude(self) -> TransitionCounts:
+        return datasets.claude4_table2()
+
+    @cached_property
+    def claude_fit(self) -> PotentialFit:
+        return fit_potential(self.claude, kernel="exp")
+
+    # --- local model, constrained word agent ---------------------------------------------
+    @cached_property
+    def words(self) -> TransitionCounts:
+        from .agents.run import WordAgent, counts_from_store
+        from .agents.word import vocabulary
+
+        path = self.data / WORD_RUN
+        agent = WordAgent(vocabulary(_vocab_size(path)), mode="constrained")
+        counts = counts_from_store(path, agent=agent)
+        return counts._replace(source=f"{LOCAL_MODEL}, constrained words, fixed design")
+
+    @cached_property
+    def words_fit(self) -> PotentialFit:
+        return fit_potential(self.words, kernel="exp")
+
+    @cached_property
+    def words_fit_softplus(self) -> PotentialFit:
+        return fit_potential(self.words, kernel="softplus")
+
+    @cached_property
+    def words_free(self) -> TransitionCounts:
+        from .agents.run import counts_from_store
+
+        counts = counts_from_store(self.data / FREE_RUN)
+        return counts._replace(source=f"{LOCAL_MODEL}, free words, Letter schedule")
+
+
+def _vocab_size(path: Path) -> int:
+    """The vocabulary size a constrained run used, read from its first record's grammar."""
+    from .store import JsonlStore
+
+    for rec in JsonlStore(path, read_only=True):
+        grammar = (rec.get("params") or {}).get("extra_body", {}).get("grammar", "")
+        if grammar:
+            return grammar.count("|") + 1
+    raise ValueError(f"{path}: no grammar in the records; not a constrained run")
+
+
+def shipped_sources() -> Sources:
+    """The data shipped in ``data/`` (offline)."""
+    return Sources()
+
+
+def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
+    """The outputs the sources allow, and ``(name, reason)`` for those they do not."""
+    from . import plots
+
+    out: list[Item] = [
+        Item("fig01_schematic", "Fig. 1: schematic of detailed balance", plots.fig01_schematic),
+        Item(
+            "fig02_claude_transitions",
+            "Fig. 2: Claude-4 transition diagram (Table II)",
+            lambda: plots.fig02_transition_diagram(src.claude_fit),
+        ),
+        Item("table2_claude_counts", "Table II: Claude-4 counts",
+             lambda: plots.table2_counts(src.claude)),
+        Item("fig12_majority_vote", "Fig. 12: majority vote, M = 10, n = 5, 7, 9",
+             plots.fig12_majority_vote),
+    ]
+    skipped: list[tuple[str, str]] = []
+    if src.available(WORD_RUN):
+        w = LOCAL_MODEL + ", constrained words"
+        out += [
+            Item("fig03_words_triplets", f"Fig. 3: closed triplets ({w})",
+                 lambda: plots.fig_triplets(balance.triplets(src.words_fit))),
+            Item("fig07_words_pairs", f"Fig. 7: pairs ({w})",
+                 lambda: plots.fig_pairs(balance.pairs(src.words_fit))),
+            Item("fig09_words_pairs_softplus", f"Fig. 9: pairs, softplus K ({w})",
+                 lambda: plots.fig_pairs(balance.pairs(src.words_fit_softplus))),
+            Item("fig10_words_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({w})",
+                 lambda: plots.fig10_one_way(balance.one_way_pairs(src.words_fit))),
+            Item("fig11_words_potential_histogram", f"Fig. 11: potential histogram ({w})",
+                 lambda: plots.fig11_potential_histogram(
+                     balance.potential_distribution(src.words_fit))),
+            Item("table4_action_scale", "Table IV: action as a scale",
+                 lambda: plots.table4_action_scale({"words (local model)": src.words_fit})),
+        ]
+    else:
+        skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"data/{WORD_RUN} not shipped"))
+    stats = {"Claude-4 (Table II)": src.claude}
+    if src.available(WORD_RUN):
+        stats["words, constrained (local)"] = src.words
+    if src.available(FREE_RUN):
+        stats["words, free, Letter schedule (local)"] = src.words_free
+    out.append(Item("table3_statistics", "Table III: database statistics",
+                    lambda: plots.table3_statistics(stats)))
+    skipped.append(
+        ("figs 4, 5, 8; tables I, V", "symbolic-fitting agent runs are not shipped yet")
+    )
+    skipped.append(("fig 6", "Gemini-2.5-flash counts are not published"))
+    return out, skipped
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    frame = df.reset_index() if df.index.name or not isinstance(df.index, pd.RangeIndex) else df
+
+    def cell(x) -> str:
+        if isinstance(x, float | np.floating):
+            return format(float(x), floatfmt)
+        return str(x)
+
+    head = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    rows = ["| " + " | ".join(cell(x) for x in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join([head, rule, *rows]) + "\n"
+
+
+def _save(obj, out: Path, name: str, formats: Sequence[str]) -> list[Path]:
+    written = []
+    if isinstance(obj, pd.DataFrame):
+        p = out / f"{name}.csv"
+        obj.to_csv(p)
+        written.append(p)
+        p = out / f"{name}.md"
+        p.write_text(markdown_table(obj))
+        written.append(p)
+        return written
+    import matplotlib.pyplot as plt
+
+    for fmt in formats:
+        p = out / f"{name}.{fmt}"
+        obj.savefig(p, dpi=200 if fmt == "png" else None, bbox_inches="tight")
+        written.append(p)
+    plt.close(obj)
+    return written
+
+
+def _headlines(src: Sources) -> list[str]:
+    lines = []
+    v = src.claude_fit.potential
+    lines.append(
+        "Claude-4 (Eq. 22): beta V = "
+        + ", ".join(f"{s} {v[s]:.2f}" for s in v.sort_values().index)
+        + f"; action {src.claude_fit.action:.4f}"
+    )
+    if src.available(WORD_RUN):
+        fit = src.words_fit
+        pc = balance.pairs(fit)
+        tc = balance.triplets(fit)
+        dist = balance.potential_distribution(fit)
+        st = src.words.statistics()
+        lines.append(
+            f"local words: {int(st['samples'])} transitions, {int(st['states'])} states; "
+            f"{pc.n_pairs} pairs, {pc.within_1sigma:.0%} within 1 sigma, "
+            f"{pc.within_2sigma:.0%} within 2 sigma; {tc.n_triplets} triplets; "
+            f"sigma(beta V) = {dist.sigma:.2f}, action {fit.action:.3f} vs expected "
+            f"{dist.expected_action:.3f}"
+        )
+    return lines
+
+
+def reproduce(
+    out: Path | str = "figures",
+    *,
+    source: str = "shipped",
+    formats: Sequence[str] = ("png", "pdf"),
+    progress: bool = True,
+) -> list[Path]:
+    """Write every available figure and table into ``out``; print what and where.
+
+    Returns the written paths.
+    """
+    from tqdm.auto import tqdm
+
+    if source != "shipped":
+        raise ValueError(f"unknown source {source!r}; only 'shipped' is available")
+    bad = [f for f in formats if f not in ("png", "pdf", "svg")]
+    if bad:
+        raise ValueError(f"unknown figure format(s) {bad}; use png, pdf or svg")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    src = shipped_sources()
+    todo, skipped = items(src)
+    written: list[Path] = []
+    t0 = time.perf_counter()
+    rows = []
+    for item in tqdm(todo, desc="dbnb reproduce", unit="item", disable=not progress):
+        t = time.perf_counter()
+        paths = _save(item.make(), out, item.name, formats)
+        written += paths
+        rows.append((item.name, item.title, time.perf_counter() - t))
+    print(f"\nwrote {len(written)} files for {len(todo)} items to {out.resolve()}/")
+    for name, title, dt in rows:
+        print(f"  {name:<34s} {title}  ({dt:.1f} s)")
+    for name, reason in skipped:
+        print(f"  skipped {name}: {reason}")
+    print("\nheadline numbers:")
+    for line in _headlines(src):
+        print("  " + line)
+    print(f"\ndone in {time.perf_counter() - t0:.1f} s")
+    return written

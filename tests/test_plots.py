@@ -1,0 +1,209 @@
+"""Smoke and content tests of the figure functions (dbnb.plots), Agg backend only."""
+
+from __future__ import annotations
+
+import builtins
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import FancyArrowPatch  # noqa: E402
+
+from dbnb import balance, plots  # noqa: E402
+from dbnb.counts import TransitionCounts  # noqa: E402
+from dbnb.datasets import claude4_table2  # noqa: E402
+from dbnb.potential import fit_potential  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.fixture(scope="module")
+def table2_fit():
+    return fit_potential(claude4_table2())
+
+
+@pytest.fixture(scope="module")
+def chain_fit():
+    """Synthetic reversible chain: random graph, V ~ N(0, 2), Metropolis T, Poisson counts."""
+    rng = np.random.default_rng(0)
+    n = 60
+    v = rng.normal(0.0, 2.0, n)
+    upper = np.triu(rng.random((n, n)) < 0.15, 1)
+    upper[np.arange(n - 1), np.arange(1, n)] = True
+    adj = upper | upper.T
+    t = np.where(adj, np.minimum(1.0, np.exp(v[None, :] - v[:, None])) / adj.sum(0).max(), 0.0)
+    cnt = rng.poisson(t * 2000)
+    counts = TransitionCounts(
+        tuple(f"s{i:02d}" for i in range(n)), sp.csr_array(cnt),
+        calls=np.full(n, 2000), calls_kind="exact", source="synthetic chain",
+    )
+    return fit_potential(counts)
+
+
+def _levels(fig: Figure) -> dict[str, np.ndarray]:
+    ax = fig.axes[0]
+    return {
+        ln.get_gid().split(":", 1)[1]: np.asarray(ln.get_ydata(), dtype=float)
+        for ln in ax.get_lines()
+        if (ln.get_gid() or "").startswith("level:")
+    }
+
+
+def _arrows(ax) -> list[FancyArrowPatch]:
+    return [
+        p for p in ax.patches
+        if isinstance(p, FancyArrowPatch) and (p.get_gid() or "").startswith("arrow")
+    ]
+
+
+# ---------------------------------------------------------------------------- Fig. 2
+def test_fig02_table2_levels_and_arrows(table2_fit):
+    fig = plots.fig02_transition_diagram(table2_fit)
+    assert isinstance(fig, Figure)
+    levels = _levels(fig)
+    assert set(levels) == {"ATTITUDE", "TURKEY", "PERSONAL", "PROBLEM", "BUZZY"}
+    for y in levels.values():
+        assert y[0] == y[1]
+    assert levels["ATTITUDE"][0] == pytest.approx(0.0, abs=1e-9)
+    assert levels["PERSONAL"][0] == pytest.approx(np.log(3879 / 66), abs=5e-3)
+    assert levels["PROBLEM"][0] == pytest.approx(np.log(3558 / 20), abs=5e-3)
+    assert levels["PERSONAL"][0] == pytest.approx(4.07, abs=0.01)
+    assert levels["PROBLEM"][0] == pytest.approx(5.18, abs=0.01)
+    # +inf states above the break at log(20000) ~ 9.9; BUZZY feeds TURKEY so it sits higher
+    assert levels["TURKEY"][0] > np.log(20000) > 9.9
+    assert levels["BUZZY"][0] > levels["TURKEY"][0]
+    assert len(_arrows(fig.axes[0])) == 7
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "+∞" in labels
+    assert any(t.get_gid() == "caption" and "Table II" in t.get_text()
+               for t in fig.axes[0].texts)
+
+
+def test_fig02_options(table2_fit):
+    fig = plots.fig02_transition_diagram(table2_fit, min_T=0.05, inf_level=12.0, caption="")
+    assert len(_arrows(fig.axes[0])) == 5
+    assert min(_levels(fig)["TURKEY"]) > 12.0
+    assert not any(t.get_gid() == "caption" for t in fig.axes[0].texts)
+    levels, brk = plots.diagram_levels(table2_fit)
+    assert brk == pytest.approx(np.log(20000))
+
+
+# ---------------------------------------------------------------------------- the others
+def test_fig_pairs(chain_fit):
+    check = balance.pairs(chain_fit)
+    fig = plots.fig_pairs(check, fraction=0.2, seed=42)
+    ax = fig.axes[0]
+    shown = check.sample(0.2, seed=42).size
+    # errorbar container: the data line has `shown` points
+    data = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == shown and ln.get_gid() is None]
+    assert data
+    assert any(ln.get_gid() == "diagonal" for ln in ax.get_lines())
+    assert f"of {check.n_pairs} shown" in ax.get_legend().get_texts()[1].get_text()
+    stats = next(t for t in ax.texts if t.get_gid() == "stats").get_text()
+    assert f"$N$ = {check.n_pairs}" in stats and "within" in stats
+    assert "beta" in ax.get_xlabel() or "V(f)" in ax.get_xlabel()
+
+
+def test_fig_pairs_empty_and_ax_passthrough():
+    c = TransitionCounts.from_triples(["A", "B"], ["B", "C"], [5, 5]).with_calls(10, "exact")
+    check = balance.pairs(fit_potential(c))
+    fig, ax = plt.subplots()
+    out = plots.fig_pairs(check, ax=ax)
+    assert out is fig
+    assert any(t.get_gid() == "empty" for t in ax.texts)
+
+
+def test_fig_triplets(chain_fit):
+    check = balance.triplets(chain_fit)
+    assert check.n_triplets > 5
+    fig = plots.fig_triplets(check, fraction=0.5)
+    ax = fig.axes[0]
+    assert any(ln.get_gid() == "diagonal" for ln in ax.get_lines())
+    stats = next(t for t in ax.texts if t.get_gid() == "stats").get_text()
+    assert f"$N$ = {check.n_triplets}" in stats
+
+
+def test_fig_potential_vs_score(chain_fit):
+    v = chain_fit.potential
+    score = pd.Series(0.05 * np.exp(0.3 * v.to_numpy()), index=v.index, name="MSE")
+    graph = balance.potential_vs_score(chain_fit, score, n_states=20, min_T=0.01)
+    fig = plots.fig_potential_vs_score(graph)
+    ax = fig.axes[0]
+    assert len(_arrows(ax)) == graph.n_transitions
+    n_down = sum(p.get_gid() == "arrow:down" for p in _arrows(ax))
+    assert n_down == int((graph.direction == -1).sum())
+    assert len(ax.collections[0].get_offsets()) == 20
+    assert len(fig.axes) == 2  # colour bar
+    assert "down" in ax.get_legend().get_texts()[0].get_text()
+
+
+def test_fig10_one_way(chain_fit):
+    check = balance.one_way_pairs(chain_fit)
+    fig = plots.fig10_one_way(check, n=30)
+    ax = fig.axes[0]
+    assert len(ax.collections[0].get_offsets()) == min(30, check.n_finite)
+    assert sum(ln.get_gid() == "diagonal" for ln in ax.get_lines()) == 2
+
+
+def test_fig11_histogram(chain_fit):
+    dist = balance.potential_distribution(chain_fit)
+    fig = plots.fig11_potential_histogram(dist, bins=20)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 20
+    assert sum(p.get_height() for p in ax.patches) == dist.n_states
+    assert "sigma" in next(t for t in ax.texts if t.get_gid() == "stats").get_text()
+
+
+def test_fig12_majority_vote():
+    fig = plots.fig12_majority_vote(M=10, ns=(5, 7, 9), t_backward=(0.01, 0.05))
+    ax = fig.axes[0]
+    curves = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("ratio:")]
+    assert len(curves) == 6
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
+
+
+def test_fig01_schematic():
+    fig = plots.fig01_schematic()
+    ax = fig.axes[0]
+    assert sum((p.get_gid() or "").startswith("state:") for p in ax.patches) == 4
+    assert sum(isinstance(p, FancyArrowPatch) for p in ax.patches) == 6
+
+
+def test_figures_do_no_file_io(monkeypatch, table2_fit, chain_fit):
+    checks = (balance.pairs(chain_fit), balance.triplets(chain_fit))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError(f"figure function opened a file: {args[:1]}")
+
+    monkeypatch.setattr(builtins, "open", forbidden)
+    plots.fig02_transition_diagram(table2_fit)
+    plots.fig_pairs(checks[0])
+    plots.fig_triplets(checks[1])
+    plots.fig12_majority_vote()
+
+
+# ---------------------------------------------------------------------------- tables
+def test_tables(table2_fit, chain_fit):
+    t2 = plots.table2_counts(claude4_table2())
+    assert t2.loc["TURKEY", "ATTITUDE"] == 4122
+    assert t2.loc["ATTITUDE", "escape"] == 3914
+    t3 = plots.table3_statistics(
+        {"claude": claude4_table2(), "chain": chain_fit.transitions.counts}
+    )
+    assert list(t3.index) == ["claude", "chain"] and "samples" in t3.columns
+    t4 = plots.table4_action_scale({"chain": chain_fit})
+    assert t4.loc["chain", "sigma"] > 0
+    t1 = plots.table1_examples(chain_fit, n=5)
+    assert len(t1) == 5 and t1["beta_V"].is_monotonic_decreasing
+    assert t1["beta_V"].iloc[0] == chain_fit.potential.max()
