@@ -706,7 +706,8 @@ class PotentialDistribution:
     states : tuple of str
         Their labels.
     mu, sigma : float
-        Gaussian maximum-likelihood fit (sample mean and ddof=0 standard deviation, as :func:`scipy.stats.norm.fit`).
+        Gaussian maximum-likelihood fit: sample mean and ``ddof=0`` standard deviation
+        (what :func:`scipy.stats.norm.fit` returns).
     actual_action : float
         The fit's minimised action ``S``.
     min_calls : int
