@@ -89,7 +89,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    reproduce(Path(args.out), formats=tuple(args.formats.split(",")))
+    reproduce(Path(args.out), source=args.source, formats=tuple(args.formats.split(",")))
     return 0
 
 
@@ -161,6 +161,13 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     r.add_argument("--out", default="figures", help="output folder (default: %(default)s)")
+    r.add_argument(
+        "--source",
+        default="shipped",
+        help="shipped: the runs in data/ (offline); paper: the authors' data set from Hugging "
+        "Face (needs a network once); or the path of your own word-agent store. "
+        "Default: %(default)s",
+    )
     r.add_argument(
         "--formats",
         default="png,pdf",
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, KeyError, LookupError, ImportError,
+    except (OSError, ValueError, KeyError, LookupError, ImportError,
             ProviderUnavailable) as exc:
         print(f"dbnb {args.command}: error: {exc}", file=sys.stderr)
         return 2

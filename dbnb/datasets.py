@@ -31,6 +31,8 @@ __all__ = [
     "read_ideas_json",
     "read_word_dict_json",
     "score_to_mse",
+    "paper",
+    "PAPER_REPO",
 ]
 
 #: MSE of an expression on nikuradse_2 from its IdeaSearchFitter score (FORMATS.md).
@@ -228,3 +230,67 @@ def read_word_dict_json(path: str | os.PathLike) -> TransitionCounts:
     if not sources:
         raise ValueError(f"{path}: no replies recorded")
     return TransitionCounts.from_pairs(sources, targets, source=str(Path(path).name))
+
+
+#: The authors' data set on Hugging Face (CC BY 4.0).
+PAPER_REPO = "Nondegeneracy/detailed-balance-llm"
+
+
+def _reader_for(name: str):
+    """The reader for a file of the Letter's data set, by name; None if not ours."""
+    low = name.lower().rsplit("/", 1)[-1]
+    if not low.endswith(".json"):
+        return None
+    if "database" in low or "ideasearch" in low:
+        return read_ideas_json
+    if "word" in low:
+        return read_word_dict_json
+    return None
+
+
+def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = None,
+          revision: str | None = None) -> dict[str, TransitionCounts]:
+    """Fetch and read the authors' data set from Hugging Face (needs a network once).
+
+    Lists the data-set repository, downloads the JSON files it understands (the "ideas"
+    databases ``*database*.json`` and raw word dictionaries ``*word*.json``) into the
+    Hugging Face cache (``cache_dir``), and reads each with :func:`read_ideas_json` or
+    :func:`read_word_dict_json`. Returns ``{file stem: counts}``.
+
+    Raises
+    ------
+    ConnectionError
+        No network and nothing cached: says what to do.
+    ValueError
+        The repository holds no file in a known format (names what it found).
+    """
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with litellm
+        raise ImportError("reading the Letter's data needs huggingface_hub (pip install "
+                          "huggingface_hub)") from exc
+    try:
+        files = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    except Exception as exc:  # network errors come in many types; report them as one
+        raise ConnectionError(
+            f"cannot list the Hugging Face data set {repo_id!r} ({type(exc).__name__}: {exc}). "
+            "It needs a network connection once; offline, use the shipped data "
+            "(dbnb reproduce, dbnb.datasets.claude4_table2(), the runs in data/runs/)."
+        ) from None
+    wanted = [f for f in files if _reader_for(f) is not None]
+    if not wanted:
+        raise ValueError(
+            f"the data set {repo_id!r} holds no file in a format dbnb reads (ideas JSON or "
+            f"word-dict JSON); it has: {sorted(files)[:20]}"
+        )
+    out: dict[str, TransitionCounts] = {}
+    for name in wanted:
+        try:
+            local = hf_hub_download(repo_id, name, repo_type="dataset", revision=revision,
+                                    cache_dir=cache_dir)
+        except Exception as exc:
+            raise ConnectionError(
+                f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
+            ) from None
+        out[Path(name).stem] = _reader_for(name)(local)
+    return out

@@ -38,13 +38,36 @@ class Item:
 
 
 class Sources:
-    """Lazily loaded data and fits shared by the items (each computed once)."""
+    """Lazily loaded data and fits shared by the items (each computed once).
 
-    def __init__(self, data: Path | None = None) -> None:
+    Parameters
+    ----------
+    source : str or path
+        ``"shipped"``: the local-model runs in ``data/runs/`` (offline). ``"paper"``: the
+        authors' data set from Hugging Face (:func:`dbnb.datasets.paper`, needs a network
+        once). A path: your own word-agent response store (``.jsonl`` or ``.jsonl.gz``).
+    """
+
+    def __init__(self, source: str | Path = "shipped", *, data: Path | None = None) -> None:
+        self.source = source
         self.data = Path(data) if data is not None else datasets.data_dir()
+        if source not in ("shipped", "paper") and not Path(source).is_file():
+            raise FileNotFoundError(
+                f"source {str(source)!r} is neither 'shipped', 'paper' nor an existing store file"
+            )
 
-    def available(self, rel: str) -> bool:
-        return (self.data / rel).is_file()
+    @cached_property
+    def _paper(self) -> dict[str, TransitionCounts]:
+        return datasets.paper()
+
+    def available(self, what: str) -> bool:
+        """Whether the word-agent (``"words"``) or free-run (``"free"``) data exist."""
+        if self.source == "shipped":
+            rel = {"words": WORD_RUN, "free": FREE_RUN}[what]
+            return (self.data / rel).is_file()
+        if self.source == "paper":
+            return what == "words" and any("word" in k for k in self._paper)
+        return what == "words"
 
     # --- Claude-4, Table II ---------------------------------------------------------------
     @cached_property
@@ -58,13 +81,24 @@ class Sources:
     # --- local model, constrained word agent ---------------------------------------------
     @cached_property
     def words(self) -> TransitionCounts:
+        """Word-agent counts of the chosen source."""
         from .agents.run import WordAgent, counts_from_store
         from .agents.word import vocabulary
 
-        path = self.data / WORD_RUN
-        agent = WordAgent(vocabulary(_vocab_size(path)), mode="constrained")
-        counts = counts_from_store(path, agent=agent)
-        return counts._replace(source=f"{LOCAL_MODEL}, constrained words, fixed design")
+        if self.source == "paper":
+            name = sorted(k for k in self._paper if "word" in k)[0]
+            return self._paper[name]
+        if self.source == "shipped":
+            path = self.data / WORD_RUN
+            agent = WordAgent(vocabulary(_vocab_size(path)), mode="constrained")
+            counts = counts_from_store(path, agent=agent)
+            return counts._replace(source=f"{LOCAL_MODEL}, constrained words, fixed design")
+        path = Path(self.source)
+        try:
+            agent = WordAgent(vocabulary(_vocab_size(path)), mode="constrained")
+        except ValueError:
+            agent = WordAgent(mode="free")
+        return counts_from_store(path, agent=agent)
 
     @cached_property
     def words_fit(self) -> PotentialFit:
@@ -76,6 +110,7 @@ class Sources:
 
     @cached_property
     def words_free(self) -> TransitionCounts:
+        """The free-mode Letter-schedule run (shipped source only)."""
         from .agents.run import counts_from_store
 
         counts = counts_from_store(self.data / FREE_RUN)
@@ -95,7 +130,7 @@ def _vocab_size(path: Path) -> int:
 
 def shipped_sources() -> Sources:
     """The data shipped in ``data/`` (offline)."""
-    return Sources()
+    return Sources("shipped")
 
 
 def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
@@ -115,7 +150,7 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
              plots.fig12_majority_vote),
     ]
     skipped: list[tuple[str, str]] = []
-    if src.available(WORD_RUN):
+    if src.available("words"):
         w = LOCAL_MODEL + ", constrained words"
         out += [
             Item("fig03_words_triplets", f"Fig. 3: closed triplets ({w})",
@@ -133,11 +168,11 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                  lambda: plots.table4_action_scale({"words (local model)": src.words_fit})),
         ]
     else:
-        skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"data/{WORD_RUN} not shipped"))
+        skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"no word-agent data in {src.source!r}"))
     stats = {"Claude-4 (Table II)": src.claude}
-    if src.available(WORD_RUN):
+    if src.available("words"):
         stats["words, constrained (local)"] = src.words
-    if src.available(FREE_RUN):
+    if src.available("free"):
         stats["words, free, Letter schedule (local)"] = src.words_free
     out.append(Item("table3_statistics", "Table III: database statistics",
                     lambda: plots.table3_statistics(stats)))
@@ -191,7 +226,7 @@ def _headlines(src: Sources) -> list[str]:
         + ", ".join(f"{s} {v[s]:.2f}" for s in v.sort_values().index)
         + f"; action {src.claude_fit.action:.4f}"
     )
-    if src.available(WORD_RUN):
+    if src.available("words"):
         fit = src.words_fit
         pc = balance.pairs(fit)
         tc = balance.triplets(fit)
@@ -220,8 +255,6 @@ def reproduce(
     """
     from tqdm.auto import tqdm
 
-    if source != "shipped":
-        raise ValueError(f"unknown source {source!r}; only 'shipped' is available")
     bad = [f for f in formats if f not in ("png", "pdf", "svg")]
     if bad:
         raise ValueError(f"unknown figure format(s) {bad}; use png, pdf or svg")
@@ -230,7 +263,7 @@ def reproduce(
     matplotlib.use("Agg")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    src = shipped_sources()
+    src = Sources(source)
     todo, skipped = items(src)
     written: list[Path] = []
     t0 = time.perf_counter()

@@ -149,3 +149,43 @@ def test_read_counts_csv_long_and_dense(tmp_path):
     neg.write_text("source,target,count\nA,B,-3\n")
     with pytest.raises(ValueError, match="neg.csv.*non-negative"):
         read_counts_csv(neg)
+
+
+def test_paper_reads_what_the_hub_lists(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    ideas = tmp_path / "ideasearchfitter_database.json"
+    ideas.write_text(json.dumps(IDEAS))
+    words = tmp_path / "word_gpt5-nano.json"
+    words.write_text(json.dumps({"BUZZY": ["ATTITUDE"], "ATTITUDE": ["BUZZY"]}))
+    files = {ideas.name: ideas, words.name: words, "README.md": None}
+
+    class FakeApi:
+        def list_repo_files(self, repo_id, repo_type, revision=None):
+            assert repo_type == "dataset"
+            return list(files)
+
+    def fake_download(repo_id, name, repo_type, revision=None, cache_dir=None):
+        return str(files[name])
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    out = dbnb.datasets.paper()
+    assert set(out) == {"ideasearchfitter_database", "word_gpt5-nano"}
+    assert out["word_gpt5-nano"].count("BUZZY", "ATTITUDE") == 1
+    files.pop(ideas.name)
+    files.pop(words.name)
+    with pytest.raises(ValueError, match="no file in a format.*README.md"):
+        dbnb.datasets.paper()
+
+
+def test_paper_offline_message(monkeypatch):
+    import huggingface_hub
+
+    class DeadApi:
+        def list_repo_files(self, *a, **k):
+            raise OSError("network unreachable")
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", DeadApi)
+    with pytest.raises(ConnectionError, match="needs a network connection once"):
+        dbnb.datasets.paper()

@@ -1,0 +1,360 @@
+"""The conditioned-word agent (the Letter's METHOD §6): pure parts, no LLM calls.
+
+A state is an English word whose letter values (A=1 ... Z=26) sum to 100. A call shows the model
+one such word ``f`` and asks for a *new* word whose letters also sum to 100; the reply ``g`` is
+the next state, or an *escape* when it is not a valid new state.
+
+Reply rule
+----------
+The Letter upper-cases and strips the reply. Small models decorate their answers (``**WORD**``,
+``"Word."``, ``Word\\nExplanation...``), so :func:`parse_reply` is slightly more forgiving and
+fully deterministic:
+
+1. take the first non-blank line of the reply;
+2. strip surrounding whitespace, then any leading/trailing characters that are not letters or
+   digits (punctuation, quotes, markdown ``*``/``_``/``#``/backticks, brackets), then whitespace
+   again;
+3. upper-case it. The result must be non-empty and consist of ASCII letters A-Z only (an inner
+   space, hyphen, apostrophe or digit is ``"not_alphabetic"``).
+
+Escape reasons are checked in this order: ``"empty"``, ``"not_alphabetic"``,
+``"same_as_prompt"``, ``"wrong_letter_sum"``, ``"not_in_dictionary"`` (the last only when a
+vocabulary is given).
+
+Grammar
+-------
+:func:`grammar` returns a GBNF grammar whose language is exactly the vocabulary (every word,
+including the prompt word itself). Constrained decoding thus always yields a dictionary word with
+letter sum 100; a reply equal to the prompt word is parsed as the escape ``"same_as_prompt"``
+(the Letter's rule), so one grammar serves all prompts and the escape probability of a state is
+the model's probability of repeating it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..counts import TransitionCounts
+
+__all__ = [
+    "ESCAPE_REASONS",
+    "START_WORD",
+    "TARGET_SUM",
+    "WORKED_EXAMPLES",
+    "Parsed",
+    "counts_from_records",
+    "design",
+    "grammar",
+    "letter_sum",
+    "next_prompt",
+    "parse_reply",
+    "prompt_messages",
+    "vocabulary",
+    "vocabulary_path",
+]
+
+#: Letter sum of every state.
+TARGET_SUM = 100
+#: The Letter's first prompt word.
+START_WORD = "BUZZY"
+#: Worked examples shown in the prompt (word, letter sum), as in the Letter.
+WORKED_EXAMPLES: tuple[tuple[str, int], ...] = (
+    ("KNOWLEDGE", 96),
+    ("HARDWORK", 98),
+    ("LUCK", 47),
+    ("LOVE", 54),
+    ("MONEY", 72),
+)
+#: Why a reply is not a state.
+ESCAPE_REASONS = (
+    "empty",
+    "not_alphabetic",
+    "same_as_prompt",
+    "wrong_letter_sum",
+    "not_in_dictionary",
+)
+VOCABULARY_FILE = "words100.txt"
+
+_ALPHA = re.compile(r"[A-Z]+")
+
+
+def letter_sum(word: str) -> int:
+    """Sum of the letter values A=1 ... Z=26 of ``word`` (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        If ``word`` is not a string of ASCII letters.
+
+    Examples
+    --------
+    >>> letter_sum("attitude")
+    100
+    """
+    if not isinstance(word, str) or not word or not _ALPHA.fullmatch(word.upper()):
+        raise ValueError(f"word must be a non-empty string of ASCII letters, got {word!r}")
+    return sum(ord(c) - 64 for c in word.upper())
+
+
+def prompt_messages(word: str) -> list[dict[str, str]]:
+    """Chat messages of the Letter's prompt with example word ``word`` (our wording).
+
+    A preamble explains the letter values with the Letter's worked examples; then the request
+    "an example word is {f}, whose letters add up to 100%; give a new word whose letters add up
+    to 100%; only the word". One user message, no system message (the chat template adds its
+    default system prompt, as the server does).
+    """
+    if not isinstance(word, str) or not word.strip():
+        raise ValueError(f"word must be a non-empty string, got {word!r}")
+    examples = ", ".join(
+        f"{w} = {' + '.join(str(ord(c) - 64) for c in w)} = {s}%" for w, s in WORKED_EXAMPLES
+    )
+    content = (
+        "Give each letter of the alphabet a value: A = 1%, B = 2%, C = 3%, ..., Z = 26%. "
+        "A word's value is the sum of the values of its letters. For example: "
+        f"{examples}.\n"
+        f"An example word is {word.strip().upper()}, whose letters add up to 100%. "
+        "Give a new word whose letters add up to 100%. Answer with only the word."
+    )
+    return [{"role": "user", "content": content}]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """A parsed reply: ``state`` (upper-case word) or ``None`` with an escape ``reason``.
+
+    ``word`` is the cleaned-up reply (upper-cased, stripped) whether or not it is a state.
+    """
+
+    state: str | None
+    reason: str | None
+    word: str
+
+    @property
+    def is_escape(self) -> bool:
+        return self.state is None
+
+
+def _clean(reply: str) -> str:
+    for line in reply.splitlines():
+        if line.strip():
+            break
+    else:
+        return ""
+    s = line.strip()
+    # strip surrounding non-alphanumerics (punctuation, quotes, markdown), keep inner ones
+    s = re.sub(r"^[\W_]+", "", s)
+    s = re.sub(r"[\W_]+$", "", s)
+    return s.strip().upper()
+
+
+def parse_reply(
+    reply: str | None,
+    prompt_word: str,
+    *,
+    vocabulary: Iterable[str] | None = None,
+) -> Parsed:
+    """Parse a model reply into the next state or an escape (see the module docstring).
+
+    Parameters
+    ----------
+    reply : str or None
+        The model's text. ``None`` counts as empty.
+    prompt_word : str
+        The state ``f`` the call was made from (compared case-insensitively).
+    vocabulary : iterable of str, optional
+        A dictionary of allowed upper-case words; a valid reply outside it escapes with
+        ``"not_in_dictionary"``. Pass a ``set``/``frozenset`` for speed.
+
+    Examples
+    --------
+    >>> parse_reply("**Attitude.**", "BUZZY")
+    Parsed(state='ATTITUDE', reason=None, word='ATTITUDE')
+    >>> parse_reply("buzzy", "BUZZY").reason
+    'same_as_prompt'
+    """
+    if reply is not None and not isinstance(reply, str):
+        raise ValueError(f"reply must be a string or None, got {type(reply).__name__}")
+    if not isinstance(prompt_word, str) or not prompt_word:
+        raise ValueError(f"prompt_word must be a non-empty string, got {prompt_word!r}")
+    word = _clean(reply or "")
+    if not word:
+        return Parsed(None, "empty", word)
+    if not word.isascii() or not _ALPHA.fullmatch(word):
+        return Parsed(None, "not_alphabetic", word)
+    if word == prompt_word.strip().upper():
+        return Parsed(None, "same_as_prompt", word)
+    if letter_sum(word) != TARGET_SUM:
+        return Parsed(None, "wrong_letter_sum", word)
+    if vocabulary is not None:
+        vocab = vocabulary if isinstance(vocabulary, (set, frozenset)) else set(vocabulary)
+        if word not in vocab:
+            return Parsed(None, "not_in_dictionary", word)
+    return Parsed(word, None, word)
+
+
+# ---------------------------------------------------------------------------- vocabulary
+def vocabulary_path():
+    """Path of the shipped word list (``data/words100.txt``)."""
+    from ..datasets import data_dir
+
+    return data_dir() / VOCABULARY_FILE
+
+
+@lru_cache(maxsize=4)
+def _read_vocabulary(path: str) -> tuple[str, ...]:
+    with open(path, encoding="utf-8") as fh:
+        return tuple(
+            line.strip() for line in fh if line.strip() and not line.lstrip().startswith("#")
+        )
+
+
+def vocabulary(n: int | None = None) -> tuple[str, ...]:
+    """The shipped vocabulary: English words with letter sum 100, most frequent first.
+
+    Made by ``scripts/make_vocab.py`` from wordfreq's top 100,000 English words (see the
+    file's header). ``n`` keeps the ``n`` most frequent.
+    """
+    words = _read_vocabulary(str(vocabulary_path()))
+    if n is None:
+        return words
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer or None, got {n!r}")
+    return words[: int(n)]
+
+
+def grammar(vocabulary: Iterable[str]) -> str:
+    """GBNF grammar ``root ::= ("W1" | "W2" | ...)`` whose language is the vocabulary.
+
+    Words are upper-cased; duplicates are dropped (first occurrence kept). The prompt word is
+    not excluded: one grammar serves every prompt, and a reply equal to the prompt is parsed as
+    the escape ``"same_as_prompt"``.
+    """
+    if isinstance(vocabulary, str):
+        raise ValueError("vocabulary must be an iterable of words, not a single string")
+    words: list[str] = []
+    seen: set[str] = set()
+    for w in vocabulary:
+        if not isinstance(w, str) or not _ALPHA.fullmatch(w.upper()):
+            raise ValueError(f"vocabulary words must be ASCII letters only, got {w!r}")
+        w = w.upper()
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    if not words:
+        raise ValueError("vocabulary is empty; a grammar needs at least one word")
+    return "root ::= (" + " | ".join(f'"{w}"' for w in words) + ")"
+
+
+# ---------------------------------------------------------------------------- schedules
+def next_prompt(found: Sequence[str], rng: np.random.Generator) -> str:
+    """The Letter's schedule: the next prompt word, uniform over the states found so far.
+
+    ``found`` is the list of distinct states found so far, starting with :data:`START_WORD`
+    (pass ``[START_WORD]`` for the first call).
+    """
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    if len(found) == 0:
+        raise ValueError("found is empty: start from [START_WORD]")
+    return found[int(rng.integers(len(found)))]
+
+
+def design(words: Iterable[str], n_calls: int) -> list[tuple[str, int]]:
+    """A fixed design: every word prompted ``n_calls`` times, as ``(word, sample_index)``.
+
+    The order is word-major (all calls of the first word, then the second...).
+    """
+    if isinstance(n_calls, bool) or not isinstance(n_calls, (int, np.integer)) or n_calls < 1:
+        raise ValueError(f"n_calls must be a positive integer, got {n_calls!r}")
+    ws = [w for w in words]
+    if not ws:
+        raise ValueError("words is empty")
+    return [(w, k) for w in ws for k in range(int(n_calls))]
+
+
+# ---------------------------------------------------------------------------- counts
+def counts_from_records(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    vocabulary: Iterable[str] | None = None,
+    source: str = "",
+) -> TransitionCounts:
+    """Transition counts with exact ``N0`` from call records of the word agent.
+
+    Parameters
+    ----------
+    records : iterable of mappings
+        One per call, with at least ``prompt`` (the state ``f``) and ``reply`` (the text).
+        A record with a true ``error`` field is a failed request (no reply from the model) and is
+        not counted as a call.
+    vocabulary : iterable of str, optional
+        Dictionary for :func:`parse_reply` (``"not_in_dictionary"`` escapes) and for the
+        ``freq_rank`` metadata (1 = most frequent). Defaults to the shipped vocabulary for the
+        ranks only, without a dictionary check.
+
+    Returns
+    -------
+    TransitionCounts
+        ``calls_kind="exact"``: ``N0(f)`` = recorded calls from ``f``, escapes (including
+        replies equal to the prompt) in ``escapes``. Metadata: ``first_seen`` (order of first
+        appearance), ``letter_sum``, ``freq_rank`` (NaN outside the vocabulary), and one
+        ``escape_<reason>`` column per escape reason (counts from that state).
+    """
+    check_vocab = None
+    if vocabulary is not None:
+        vocab_list = [w.upper() for w in vocabulary]
+        check_vocab = frozenset(vocab_list)
+    else:
+        vocab_list = list(globals()["vocabulary"]())
+    rank = {w: i + 1 for i, w in enumerate(dict.fromkeys(vocab_list))}
+
+    sources: list[str] = []
+    targets: list[str | None] = []
+    reasons: list[str | None] = []
+    for k, rec in enumerate(records):
+        if not isinstance(rec, Mapping):
+            raise ValueError(f"records[{k}] must be a mapping, got {type(rec).__name__}")
+        if rec.get("error"):
+            continue
+        if "prompt" not in rec:
+            raise ValueError(f"records[{k}] has no 'prompt' field: {dict(rec)!r:.120}")
+        f = rec["prompt"]
+        if not isinstance(f, str) or not _ALPHA.fullmatch(f.strip().upper() or "-"):
+            raise ValueError(f"records[{k}]['prompt'] must be a word, got {f!r}")
+        p = parse_reply(rec.get("reply"), f, vocabulary=check_vocab)
+        sources.append(f.strip().upper())
+        targets.append(p.state)
+        reasons.append(p.reason)
+    if not sources:
+        raise ValueError("no successful calls in records (all empty or failed)")
+    calls = pd.Series(sources).value_counts()
+    counts = TransitionCounts.from_pairs(
+        sources, targets, calls=calls, calls_kind="exact", source=source
+    )
+    meta = counts.metadata.copy()
+    meta["letter_sum"] = [letter_sum(s) for s in counts.states]
+    meta["freq_rank"] = [rank.get(s, np.nan) for s in counts.states]
+    esc = pd.crosstab(
+        pd.Series([s for s, r in zip(sources, reasons, strict=True) if r], dtype=object),
+        pd.Series([r for r in reasons if r], dtype=object),
+    ) if any(reasons) else pd.DataFrame()
+    for reason in ESCAPE_REASONS:
+        col = esc[reason] if reason in esc.columns else pd.Series(dtype=float)
+        meta[f"escape_{reason}"] = col.reindex(meta.index).fillna(0).astype(np.int64).to_numpy()
+    return TransitionCounts(
+        states=counts.states,
+        matrix=counts.matrix,
+        calls=counts.calls,
+        calls_kind="exact",
+        escapes=counts.escapes,
+        metadata=meta,
+        source=source,
+    )
