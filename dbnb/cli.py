@@ -49,7 +49,7 @@ def _load_counts(path: Path, fmt: str):
     if fmt == "csv":
         return datasets.read_counts_csv(path)
     if fmt == "store":
-        from .agents.word import counts_from_store
+        from .agents.run import counts_from_store
 
         return counts_from_store(path)
     raise ValueError(f"unknown --format {fmt!r}")

