@@ -23,6 +23,7 @@ return a result with zero rows and NaN summary statistics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -49,6 +50,8 @@ __all__ = [
     "majority_vote",
     "majority_vote_ratio",
     "potential_vs_score",
+    "compare_to_exact",
+    "ExactComparison",
     "enumerate_triangles",
 ]
 
@@ -973,3 +976,132 @@ def potential_vs_score(
         score_name=str(score.name) if score.name is not None else "score",
         source=tk.counts.source,
     )
+
+
+# ---------------------------------------------------------------------------- sampled vs exact
+@dataclass(frozen=True, eq=False)
+class ExactComparison:
+    r"""Sampled pair log-ratios against an exactly known kernel.
+
+    For every pair measured both ways in the sample, ``y = log T(g<-f)/T(f<-g)`` from the
+    counts, its Poisson error ``sigma`` (as in :class:`PairCheck`), and the exact value
+    ``y_exact`` from the exact kernel. If the error bars are honest, ``z = (y - y_exact) /
+    sigma`` is roughly standard normal: about 68 % of pairs within 1 sigma and 95 % within 2.
+    The Poisson error is a large-count approximation; pairs with small counts have skewed
+    errors, which ``by_min_count`` shows.
+
+    Attributes
+    ----------
+    states : tuple of str
+        The pair labels refer to these (the sampled kernel's states).
+    f, g : numpy.ndarray of int
+        Pair members (``f < g``).
+    y, sigma, y_exact : numpy.ndarray
+        Sampled log ratio, its error, exact log ratio.
+    n_min : numpy.ndarray
+        ``min(N(g<-f), N(f<-g))`` per pair.
+    """
+
+    states: tuple[str, ...]
+    f: np.ndarray
+    g: np.ndarray
+    y: np.ndarray
+    sigma: np.ndarray
+    y_exact: np.ndarray
+    n_min: np.ndarray
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.y.size)
+
+    @property
+    def z(self) -> np.ndarray:
+        return (self.y - self.y_exact) / self.sigma
+
+    @property
+    def within_1sigma(self) -> float:
+        return _sigma_fraction(self.y - self.y_exact, self.sigma, 1.0)
+
+    @property
+    def within_2sigma(self) -> float:
+        return _sigma_fraction(self.y - self.y_exact, self.sigma, 2.0)
+
+    def by_min_count(self, edges: Sequence[int] = (1, 2, 5, 10, 20)) -> pd.DataFrame:
+        """Coverage per bin of the smaller count of the pair."""
+        rows = []
+        bounds = [*edges, np.inf]
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            m = (self.n_min >= lo) & (self.n_min < hi)
+            r = self.y[m] - self.y_exact[m]
+            rows.append({
+                "min count": f"{lo}-{hi - 1:g}" if np.isfinite(hi) else f">={lo}",
+                "pairs": int(m.sum()),
+                "within 1 sigma": _sigma_fraction(r, self.sigma[m], 1.0),
+                "within 2 sigma": _sigma_fraction(r, self.sigma[m], 2.0),
+                "mean z": float(np.mean(r / self.sigma[m])) if m.any() else float("nan"),
+            })
+        return pd.DataFrame(rows).set_index("min count")
+
+    def summary(self) -> pd.Series:
+        return pd.Series(
+            {
+                "n_pairs": self.n_pairs,
+                "within_1sigma": self.within_1sigma,
+                "within_2sigma": self.within_2sigma,
+                "mean_z": float(np.mean(self.z)) if self.n_pairs else float("nan"),
+                "std_z": float(np.std(self.z)) if self.n_pairs else float("nan"),
+            },
+            name="sampled vs exact",
+        )
+
+    def to_frame(self) -> pd.DataFrame:
+        s = np.array(self.states, dtype=object)
+        return pd.DataFrame({"f": s[self.f], "g": s[self.g], "log_ratio": self.y,
+                             "sigma": self.sigma, "log_ratio_exact": self.y_exact,
+                             "z": self.z, "N_min": self.n_min})
+
+
+def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> ExactComparison:
+    """Do the pair error bars of the sampled kernel cover the exact log ratios?
+
+    Parameters
+    ----------
+    sampled : TransitionKernel
+        Estimated from counts with exact ``N0`` (``estimate_kernel(counts, "exact")``).
+    exact : TransitionKernel
+        The exact kernel over (at least) the same states, e.g. from token log-probabilities
+        (:mod:`dbnb.exact`) or a synthetic chain. States are matched by label.
+
+    Returns
+    -------
+    ExactComparison
+        Pairs measured both ways in ``sampled`` whose exact probabilities are both positive.
+    """
+    for name, k in (("sampled", sampled), ("exact", exact)):
+        if not isinstance(k, TransitionKernel):
+            raise TypeError(f"{name} must be a TransitionKernel, got {type(k).__name__}")
+    t = sp.csr_array(sampled.matrix)
+    mutual = sp.triu(sp.csr_array(t.multiply(t.T)), k=1).tocoo()
+    a, b = mutual.row.astype(np.int64), mutual.col.astype(np.int64)  # a < b
+    # T[g, f]: with f = b, g = a the forward transition is T[a, b] (b -> a)
+    f, g = b, a
+    order = np.argsort(f * sampled.n_states + g)
+    f, g = f[order], g[order]
+    nmat = sp.csr_array(sampled.counts.matrix)
+    n_fg = np.asarray(nmat[g, f]).ravel().astype(float)  # N(g <- f)
+    n_gf = np.asarray(nmat[f, g]).ravel().astype(float)  # N(f <- g)
+    n0 = np.asarray(sampled.n0, dtype=float)
+    y = np.log(np.asarray(t[g, f]).ravel()) - np.log(np.asarray(t[f, g]).ravel())
+    sigma = np.sqrt(1 / n_fg + 1 / n0[f] + 1 / n_gf + 1 / n0[g])
+    pos = pd.Index(exact.states).get_indexer(np.array(sampled.states, dtype=object))
+    ok = (pos[f] >= 0) & (pos[g] >= 0)
+    te = sp.csr_array(exact.matrix)
+    ef, eg = pos[f[ok]], pos[g[ok]]
+    fwd = np.asarray(te[eg, ef]).ravel()
+    bwd = np.asarray(te[ef, eg]).ravel()
+    good = (fwd > 0) & (bwd > 0)
+    sel = np.flatnonzero(ok)[good]
+    y_exact = np.log(fwd[good]) - np.log(bwd[good])
+    arrays = (f[sel], g[sel], y[sel], sigma[sel], y_exact, np.minimum(n_fg, n_gf)[sel])
+    _frozen(*arrays)
+    return ExactComparison(tuple(sampled.states), *arrays)

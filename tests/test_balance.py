@@ -14,7 +14,7 @@ from scipy.special import comb
 from dbnb import balance
 from dbnb.counts import TransitionCounts
 from dbnb.datasets import claude4_table2
-from dbnb.kernels import TransitionKernel
+from dbnb.kernels import TransitionKernel, estimate_kernel
 from dbnb.potential import fit_potential
 
 
@@ -310,3 +310,26 @@ def test_potential_vs_score(reversible):
     assert sg.nodes().columns[1] == "mse"
     with pytest.raises(TypeError):
         balance.potential_vs_score(fit, np.exp(v))
+
+
+def test_compare_to_exact_coverage_on_a_known_chain():
+    """Sampled pair log-ratios of a chain with a known kernel: z-scores ~ N(0, 1) at large
+    counts, so coverage near 68 % / 95 %; a kernel that is not the truth is caught."""
+    from dbnb import synthetic
+
+    chain = synthetic.reversible_chain(60, degree=6, sigma=1.0, escape=0.1, seed=11)
+    counts = synthetic.sample_fixed_design(chain, 20000, seed=12)
+    sampled = estimate_kernel(counts, "exact")
+    cmp = balance.compare_to_exact(sampled, chain.kernel())
+    assert cmp.n_pairs > 100
+    big = cmp.n_min >= 20
+    z = cmp.z[big]
+    assert 0.6 < np.mean(np.abs(z) <= 1) < 0.76
+    assert 0.9 < np.mean(np.abs(z) <= 2) <= 1.0
+    assert abs(np.mean(z)) < 0.2
+    # against a different chain the bars do not cover
+    other = synthetic.reversible_chain(60, degree=6, sigma=1.0, escape=0.1, seed=13)
+    wrong = balance.compare_to_exact(sampled, other.kernel())
+    assert wrong.n_pairs == 0 or wrong.within_2sigma < 0.5
+    table = cmp.by_min_count()
+    assert table["pairs"].sum() == cmp.n_pairs
