@@ -10,7 +10,7 @@ An *agent* is anything with
 Two schedules, as in the Letter (METHOD §6):
 
 * :func:`run_fixed_design`: every state of a given list is prompted ``calls_per_state`` times
-  (sample indices ``0..N-1``), so ``N0`` is exact by design;
+  (sample indices ``0..N-1``, in round-robin order), so ``N0`` is exact by design;
 * :func:`run_letter_schedule`: each call prompts a state drawn uniformly from the states found
   so far, starting from one word. The choice depends on earlier replies, so calls go out in
   small batches; a rerun with the same seed replays the same decisions from the store.
@@ -182,8 +182,12 @@ def run_fixed_design(
     if not states:
         raise ValueError("states is empty")
     p = _merge(agent.params(), params)
+    # Round-robin order (sample k of every state, then k + 1): consecutive calls never repeat
+    # a prompt. llama-cpp-python re-evaluates a repeated prompt's last token alone, which shifts
+    # the first-token logits (see dbnb.exact); with distinct consecutive prompts every call
+    # sees the fresh-prompt distribution. The order is not part of the store key.
     reqs = [
-        _request(agent, model, s, k, p, "fixed") for s in states for k in range(calls_per_state)
+        _request(agent, model, s, k, p, "fixed") for k in range(calls_per_state) for s in states
     ]
     with local_server(model) if sample_kwargs.get("complete") is None else contextlib.nullcontext():
         return sample(reqs, store=store, **sample_kwargs)
