@@ -40,7 +40,7 @@ __all__ = [
     "synthetic",
 ]
 
-_LAZY = {"plots", "llm", "store", "local", "agents", "exact", "reproduce", "cli"}
+_LAZY = {"plots", "llm", "store", "local", "agents", "exact", "reproduce", "cli", "letter"}
 
 
 def __getattr__(name: str):

@@ -50,13 +50,18 @@ pd.DataFrame(
 
 # %%
 data = dbnb.datasets.data_dir() / "runs"
-store = JsonlStore(data / "word_constrained_fixed.jsonl.gz", read_only=True)
+path = data / "word_constrained_fixed.jsonl.gz" if SOURCE == "shipped" else SOURCE
+store = JsonlStore(path, read_only=True)
 frame = store.records_frame()
 print(f"{len(store)} records, {frame['error'].notna().sum()} failed")
 frame[["sample", "model", "reply", "finish_reason", "latency_s", "time"]].head()
 
 # %%
-frame.iloc[0]["params"]["extra_body"] | {"grammar": "root ::= (\"SERVICES\" | ... 200 words)"}
+params = dict(frame.iloc[0]["params"])
+grammar = params.get("extra_body", {}).get("grammar", "")
+print(f"grammar: {grammar[:60]}... ({grammar.count('|') + 1} words)" if grammar else "free replies")
+{k: v for k, v in params.items() if k != "extra_body"} | {
+    "extra_body": {k: v for k, v in params.get("extra_body", {}).items() if k != "grammar"}}
 
 # %% [markdown]
 # ## Replay: zero network calls
@@ -64,10 +69,12 @@ frame.iloc[0]["params"]["extra_body"] | {"grammar": "root ::= (\"SERVICES\" | ..
 # an error instead of a call.
 
 # %%
-vocab = word.vocabulary(200)
-agent = WordAgent(vocab, mode="constrained")
+vocab = word.vocabulary(grammar.count("|") + 1) if grammar else None
+agent = WordAgent(vocab, mode="constrained" if grammar else "free")
 t0 = time.perf_counter()
-records = run_fixed_design(agent, vocab, 100, model="local/smollm2", store=store,
+n_per = int(frame["sample"].max()) + 1
+prompts = list(dict.fromkeys(r["meta"]["prompt"] for r in store))
+records = run_fixed_design(agent, prompts, n_per, model=frame.iloc[0]["model"], store=store,
                            offline=True, progress=False)
 print(f"replayed {len(records)} calls in {time.perf_counter() - t0:.2f} s")
 counts = agent.counts(records)
@@ -100,7 +107,8 @@ pd.Series([r["reply"] for r in free]).head(8).to_frame("some free replies")
 # %%
 if LIVE:
     scratch = JsonlStore("scratch_store.jsonl")
-    recs = run_fixed_design(WordAgent(vocab[:5], mode="constrained"), vocab[:5], 2,
+    five = word.vocabulary(5)
+    recs = run_fixed_design(WordAgent(five, mode="constrained"), five, 2,
                             model="local/smollm2", store=scratch)
     print([r["reply"] for r in recs])
 else:
