@@ -142,6 +142,13 @@ def _axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
 def _caption(ax: Axes, caption: str | None, auto: str) -> None:
     text = auto if caption is None else caption
     if text:
+        import textwrap
+
+        # Wrap to the axes' width (about 0.55 em per character at 6 pt), so that a long
+        # provenance line never widens a saved figure.
+        width_in = ax.get_position().width * ax.figure.get_figwidth()
+        chars = max(30, int(width_in * 72 / (6 * 0.55)))
+        text = "\n".join(textwrap.wrap(text, chars))
         ax.text(
             0.0, 1.02, text, transform=ax.transAxes, ha="left", va="bottom",
             fontsize=6, color=PALETTE["caption"], gid="caption",
