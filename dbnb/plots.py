@@ -329,10 +329,17 @@ def fig02_transition_diagram(
     tk = fit.transitions
     levels, brk = diagram_levels(fit, inf_level=inf_level, inf_spacing=inf_spacing)
     x0, x1 = 0.0, 1.0
+    lo = min(levels.min(), 0.0) - 0.6
+    hi = max(levels.max(), 0.0) + 0.6
+    label_y = _spread(levels, 0.045 * (hi - lo))
     for state, y in levels.items():
         ax.plot([x0, x1], [y, y], color=PALETTE["level"], lw=1.0, solid_capstyle="butt",
                 gid=f"level:{state}", zorder=2)
-        ax.text(x1, y, f" {state}", ha="left", va="center", fontsize=7, clip_on=False)
+        ax.annotate(f"{state}", (x1, y), xytext=(x1 + 0.03, label_y[state]), ha="left",
+                    va="center", fontsize=7, annotation_clip=False,
+                    arrowprops=dict(arrowstyle="-", lw=0.4, color=PALETTE["caption"],
+                                    shrinkA=0, shrinkB=0)
+                    if abs(label_y[state] - y) > 1e-9 else None)
     f, g, t, _ = tk.edges()
     s = np.array(tk.states, dtype=object)
     drawn = np.array([(a in levels.index) and (b in levels.index) for a, b in zip(s[f], s[g],
@@ -357,11 +364,12 @@ def fig02_transition_diagram(
                         ha="left", va="center", fontsize=6.5, zorder=4,
                         bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85))
     # axis: finite ticks at their values, +/- inf as a band above/below the break
-    finite = levels[np.abs(levels) < brk]
-    ticks = list(finite.to_numpy())
-    labels = [f"{v:.1f}" for v in ticks]
-    lo = min(levels.min(), 0.0) - 0.6
-    hi = max(levels.max(), 0.0) + 0.6
+    finite = np.sort(levels[np.abs(levels) < brk].to_numpy())
+    ticks, labels = [], []
+    for v in finite:  # label a tick only if it does not collide with the previous label
+        if not ticks or v - ticks[-1] >= 0.045 * (hi - lo):
+            ticks.append(float(v))
+            labels.append(f"{v:.1f}")
     for sign, label in ((+1, "+∞"), (-1, "−∞")):
         band = levels[sign * levels > brk]
         if len(band):
@@ -382,6 +390,15 @@ def fig02_transition_diagram(
     )
     _caption(ax, caption, auto)
     return fig
+
+
+def _spread(levels: pd.Series, gap: float) -> pd.Series:
+    """Label heights: the levels, pushed upwards to be at least ``gap`` apart (order kept)."""
+    order = levels.sort_values()
+    y = order.to_numpy(dtype=float).copy()
+    for i in range(1, y.size):
+        y[i] = max(y[i], y[i - 1] + gap)
+    return pd.Series(y, index=order.index).reindex(levels.index)
 
 
 def _break_mark(ax: Axes, y: float) -> None:
