@@ -93,6 +93,22 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_vocab(arg: str) -> list[str]:
+    """``--vocab``: a word-list file (one word a line, # comments) or N shipped words."""
+    from .agents import word
+
+    path = Path(arg)
+    if path.is_file():
+        return [w.strip().upper() for w in path.read_text().splitlines()
+                if w.strip() and not w.startswith("#")]
+    try:
+        return list(word.vocabulary(int(arg)))
+    except ValueError:
+        raise ValueError(
+            f"--vocab {arg!r} is neither a word-list file nor a number of words"
+        ) from None
+
+
 def _cmd_serve_local(args: argparse.Namespace) -> int:
     from .local import serve_forever
 
@@ -105,20 +121,7 @@ def _cmd_sample_word(args: argparse.Namespace) -> int:
     from .agents.run import WordAgent, run_fixed_design, run_letter_schedule
     from .store import JsonlStore
 
-    if args.vocab is not None:
-        path = Path(args.vocab)
-        if path.is_file():
-            vocab = [w.strip().upper() for w in path.read_text().splitlines()
-                     if w.strip() and not w.startswith("#")]
-        else:
-            try:
-                vocab = list(word.vocabulary(int(args.vocab)))
-            except ValueError:
-                raise ValueError(
-                    f"--vocab {args.vocab!r} is neither a word-list file nor a number of words"
-                ) from None
-    else:
-        vocab = None
+    vocab = None if args.vocab is None else _read_vocab(args.vocab)
     if args.mode == "constrained" and vocab is None:
         vocab = list(word.vocabulary(200))
     agent = WordAgent(vocab, mode=args.mode)
@@ -138,6 +141,24 @@ def _cmd_sample_word(args: argparse.Namespace) -> int:
     failed = sum(1 for r in recs if r.get("error"))
     print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
     print(counts)
+    return 0
+
+
+def _cmd_kernel_word(args: argparse.Namespace) -> int:
+    from .exact import exact_kernel
+
+    if not args.model.startswith("local/"):
+        raise ValueError(
+            f"--model {args.model!r}: exact kernels need the model's token log-probabilities, "
+            "so only local models (local/smollm2) are supported"
+        )
+    vocab = _read_vocab(args.vocab)
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must end in .npz, got {args.out!r}")
+    ek = exact_kernel(vocab, model=args.model.split("/", 1)[1], prompt_mode=args.prompt_mode)
+    ek.save(args.out)
+    print(ek)
+    print(f"wrote {args.out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s)")
     return 0
 
 
@@ -246,6 +267,28 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     w.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
     w.set_defaults(func=_cmd_sample_word, command="sample word")
+
+    k = sub.add_parser("kernel", help="exact transition kernels of a local model")
+    kagents = k.add_subparsers(dest="agent", metavar="AGENT", required=True)
+    kw = kagents.add_parser(
+        "word",
+        help="exact T(g<-f) of the grammar-constrained word agent over a vocabulary",
+        description=(
+            "Compute P(g | f) for every pair of vocabulary words from the local model's token "
+            "log-probabilities: the distribution the grammar-constrained sampler draws from at "
+            "temperature 1 with no truncation, summed over all tokenisations of each word. "
+            "Cost grows with the square of the vocabulary (about a minute per source word for "
+            "100 words on 2 cores)."
+        ),
+    )
+    kw.add_argument("--model", default="local/smollm2", help="default: %(default)s")
+    kw.add_argument("--vocab", required=True,
+                    help="word-list file, or N for the N most frequent shipped words")
+    kw.add_argument("--prompt-mode", choices=["fresh", "cached"], default="fresh",
+                    help="fresh: prompt evaluated as one batch (a call after a different "
+                    "prompt); cached: as after an identical prompt. Default: %(default)s")
+    kw.add_argument("--out", required=True, help="output .npz file")
+    kw.set_defaults(func=_cmd_kernel_word, command="kernel word")
     return p
 
 
