@@ -131,7 +131,8 @@ def _cmd_sample_word(args: argparse.Namespace) -> int:
     if args.rpm:
         kw["rpm"] = args.rpm
     if args.schedule == "letter":
-        recs = run_letter_schedule(agent, args.calls, start=args.start, seed=args.seed, **kw)
+        recs = run_letter_schedule(agent, args.calls, start=args.start.upper(), seed=args.seed,
+                                   **kw)
     else:
         if vocab is None:
             raise ValueError("--schedule fixed needs --vocab (a word list or a number of words)")

@@ -221,7 +221,7 @@ def run_letter_schedule(
         raise ValueError(f"batch must be a positive int, got {batch!r}")
     rng = np.random.default_rng(seed)
     p = _merge(agent.params(), params)
-    found = [start.upper()]
+    found = [start]
     seen = set(found)
     calls_from: dict[str, int] = {}
     records: list[dict] = []
