@@ -708,14 +708,23 @@ def fig12_majority_vote(
 
 
 # ---------------------------------------------------------------------------- tables
-def table1_examples(fit: PotentialFit, n: int = 5) -> pd.DataFrame:
+def table1_examples(fit: PotentialFit, n: int = 5, *,
+                    counts: TransitionCounts | None = None) -> pd.DataFrame:
     """Table I: ``n`` example states with their ``beta V``, spread evenly over the finite range
-    (by rank, highest first)."""
+    (by rank, highest first); with ``counts``, also their ``mse`` and ``score`` metadata (when
+    present) and ``N0``."""
     v = fit.potential[np.isfinite(fit.potential)].sort_values(ascending=False)
     if not len(v):
         return pd.DataFrame({"beta_V": pd.Series(dtype=float)})
     pos = np.unique(np.round(np.linspace(0, len(v) - 1, min(n, len(v)))).astype(int))
-    return v.iloc[pos].rename("beta_V").to_frame()
+    out = v.iloc[pos].rename("beta_V").to_frame()
+    if counts is not None:
+        for col in ("mse", "score"):
+            if col in counts.metadata.columns:
+                out[col] = counts.metadata[col].reindex(out.index).to_numpy()
+        if counts.calls is not None:
+            out["N0"] = pd.Series(counts.calls, index=counts.index).reindex(out.index).to_numpy()
+    return out
 
 
 def table2_counts(counts: TransitionCounts) -> pd.DataFrame:

@@ -25,6 +25,7 @@ __all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown
 
 WORD_RUN = "runs/word_constrained_fixed.jsonl.gz"
 FREE_RUN = "runs/word_free_letter.jsonl.gz"
+SYM_RUN = "runs/symbolic_constrained_fixed.jsonl.gz"
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
 
 
@@ -63,10 +64,11 @@ class Sources:
     def available(self, what: str) -> bool:
         """Whether the word-agent (``"words"``) or free-run (``"free"``) data exist."""
         if self.source == "shipped":
-            rel = {"words": WORD_RUN, "free": FREE_RUN}[what]
+            rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN}[what]
             return (self.data / rel).is_file()
         if self.source == "paper":
-            return what == "words" and any("word" in k for k in self._paper)
+            key = {"words": "word", "symbolic": "ideasearch"}.get(what)
+            return key is not None and any(key in k.lower() for k in self._paper)
         return what == "words"
 
     # --- Claude-4, Table II ---------------------------------------------------------------
@@ -107,6 +109,35 @@ class Sources:
     @cached_property
     def words_fit_softplus(self) -> PotentialFit:
         return fit_potential(self.words, kernel="softplus")
+
+    @cached_property
+    def symbolic(self) -> TransitionCounts:
+        """Symbolic-regression agent counts (IdeaSearchFitter in the Letter)."""
+        if self.source == "paper":
+            name = sorted(k for k in self._paper if "ideasearch" in k.lower())[0]
+            return self._paper[name]
+        if self.source != "shipped":
+            raise ValueError(f"no symbolic-agent data in source {self.source!r}")
+        from .agents.run import counts_from_store
+        from .agents.symbolic import SymbolicAgent
+
+        agent = SymbolicAgent(mode="constrained")
+        counts = counts_from_store(self.data / SYM_RUN, agent=agent)
+        return counts._replace(
+            source=f"{LOCAL_MODEL}, symbolic regression of mcycle (MASS), 121 expressions"
+        )
+
+    @property
+    def symbolic_variable(self) -> str:
+        return "log_v_k_nu" if self.source == "paper" else "times"
+
+    @cached_property
+    def symbolic_fit(self) -> PotentialFit:
+        return fit_potential(self.symbolic, kernel="exp")
+
+    @cached_property
+    def symbolic_fit_softplus(self) -> PotentialFit:
+        return fit_potential(self.symbolic, kernel="softplus")
 
     def words_top(self, k: int = 8) -> TransitionCounts:
         """The ``k`` states that receive the most transitions (the analogue of the Letter's
@@ -175,9 +206,7 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
              f"states ({w})",
              lambda: plots.fig02_transition_diagram(fit_potential(src.words_top(6)),
                                                     min_T=0.03)),
-            Item("table4_action_scale", "Table IV: action as a scale",
-                 lambda: plots.table4_action_scale({"words (local model)": src.words_fit})),
-        ]
+            ]
     else:
         skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"no word-agent data in {src.source!r}"))
     stats = {"Claude-4 (Table II)": src.claude}
@@ -185,14 +214,61 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         stats["words, constrained (local)"] = src.words
     if src.available("free"):
         stats["words, free, Letter schedule (local)"] = src.words_free
+    if src.available("symbolic"):
+        stats["symbolic"] = src.symbolic
+    if src.available("words") or src.available("symbolic"):
+        def table4():
+            fits = {}
+            if src.available("words"):
+                fits["words"] = src.words_fit
+            if src.available("symbolic"):
+                fits["symbolic"] = src.symbolic_fit
+            return plots.table4_action_scale(fits)
+
+        out.append(Item("table4_action_scale", "Table IV: action as a scale", table4))
     out.append(Item("table3_statistics", "Table III: database statistics",
                     lambda: plots.table3_statistics(stats)))
-    skipped.append(
-        ("figs 4, 5, 8; tables I, V", "symbolic-fitting agent runs are not shipped yet")
-    )
+    if src.available("symbolic"):
+        s = "symbolic agent"
+        out += [
+            Item("fig04_symbolic_pairs", f"Fig. 4: pairs ({s})",
+                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_fit), fraction=0.1)),
+            Item("fig05_symbolic_potential_vs_mse", f"Fig. 5: potential vs MSE ({s})",
+                 lambda: plots.fig_potential_vs_score(balance.potential_vs_score(
+                     src.symbolic_fit, src.symbolic.metadata["mse"]))),
+            Item("fig08_symbolic_triplets", f"Fig. 8: closed triplets ({s})",
+                 lambda: plots.fig_triplets(balance.triplets(src.symbolic_fit), fraction=0.2)),
+            Item("fig09_symbolic_pairs_softplus", f"Fig. 9: pairs, softplus K ({s})",
+                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_fit_softplus),
+                                         fraction=0.1)),
+            Item("fig10_symbolic_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({s})",
+                 lambda: plots.fig10_one_way(balance.one_way_pairs(src.symbolic_fit))),
+            Item("fig11_symbolic_potential_histogram", f"Fig. 11: potential histogram ({s})",
+                 lambda: plots.fig11_potential_histogram(
+                     balance.potential_distribution(src.symbolic_fit))),
+            Item("table1_symbolic_examples", f"Table I: example states ({s})",
+                 lambda: plots.table1_examples(src.symbolic_fit, 5, counts=src.symbolic)),
+            Item("table5_feature_potential", f"Table V analogue: explicit potential ({s})",
+                 lambda: _feature_table(src)),
+        ]
+    else:
+        skipped.append(("figs 4, 5, 8; tables I, V", f"no symbolic-agent data in {src.source!r}"))
     skipped.append(("fig 6 (Gemini)", "Gemini-2.5-flash counts are not published; drawn "
                     "from the local model's most-visited states instead"))
     return out, skipped
+
+
+def _feature_table(src: Sources) -> pd.DataFrame:
+    """Table V analogue: weights of the explicit feature potential, and the actions."""
+    from .agents.symbolic import feature_potential
+
+    fp = feature_potential(src.symbolic_fit, variable=src.symbolic_variable)
+    table = fp.table().copy()
+    table.attrs["note"] = (
+        f"action: feature potential {fp.action:.4f}, free least action {fp.action_free:.4f}, "
+        f"flat potential {fp.action_flat:.4f}"
+    )
+    return table
 
 
 def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
@@ -217,7 +293,8 @@ def _save(obj, out: Path, name: str, formats: Sequence[str]) -> list[Path]:
         obj.to_csv(p)
         written.append(p)
         p = out / f"{name}.md"
-        p.write_text(markdown_table(obj))
+        note = obj.attrs.get("note")
+        p.write_text(markdown_table(obj) + (f"\n{note}\n" if note else ""))
         written.append(p)
         return written
     import matplotlib.pyplot as plt
@@ -250,6 +327,18 @@ def _headlines(src: Sources) -> list[str]:
             f"{pc.within_2sigma:.0%} within 2 sigma; {tc.n_triplets} triplets; "
             f"sigma(beta V) = {dist.sigma:.2f}, action {fit.action:.3f} vs expected "
             f"{dist.expected_action:.3f}"
+        )
+    if src.available("symbolic"):
+        fit = src.symbolic_fit
+        pc = balance.pairs(fit)
+        graph = balance.potential_vs_score(fit, src.symbolic.metadata["mse"])
+        shares = graph.shares()
+        st = src.symbolic.statistics()
+        lines.append(
+            f"symbolic agent: {int(st['samples'])} transitions, {int(st['states'])} states, "
+            f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
+            f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
+            f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}"
         )
     return lines
 

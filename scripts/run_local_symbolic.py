@@ -31,7 +31,7 @@ from dbnb.store import JsonlStore, compact
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "data" / "runs"
 MODEL = "local/smollm2"
-CALLS_PER_STATE = 20
+CALLS_PER_STATE = 60
 ROUND = 1
 LIVE = RUNS / "symbolic_constrained_fixed.jsonl"
 EXACT = RUNS / "symbolic_exact.npz"

@@ -354,9 +354,11 @@ def test_feature_potential_bootstrap_and_errors():
 
 
 def test_example_states_table():
+    from dbnb.plots import table1_examples
+
     c, _ = _linear_chain(n_calls=20_000)
     fit = fit_potential(c)
-    t = S.example_states(fit, c, n=5)
+    t = table1_examples(fit, n=5, counts=c)
     assert len(t) == 5 and t["beta_V"].is_monotonic_decreasing
     assert (t["N0"] == 20_000).all()
 

@@ -68,7 +68,6 @@ __all__ = [
     "coarse_grain",
     "counts_from_records",
     "default_candidates",
-    "example_states",
     "expression_grammar",
     "feature_potential",
     "feature_table",
@@ -1019,24 +1018,6 @@ def counts_from_records(
     return TransitionCounts(states=counts.states, matrix=counts.matrix, calls=counts.calls,
                             calls_kind="exact", escapes=counts.escapes, metadata=meta,
                             source=source)
-
-
-def example_states(fit, counts: TransitionCounts | None = None, n: int = 5) -> pd.DataFrame:
-    """Table I: ``n`` states spread evenly over the finite ``beta V`` range (highest first),
-    with their MSE and score when ``counts`` carries them."""
-    v = fit.potential[np.isfinite(fit.potential)].sort_values(ascending=False)
-    if not len(v):
-        return pd.DataFrame({"beta_V": pd.Series(dtype=float)})
-    pos = np.unique(np.round(np.linspace(0, len(v) - 1, min(n, len(v)))).astype(int))
-    out = v.iloc[pos].rename("beta_V").to_frame()
-    out.index.name = "expression"
-    if counts is not None:
-        for col in ("mse", "score"):
-            if col in counts.metadata.columns:
-                out[col] = counts.metadata[col].reindex(out.index).to_numpy()
-        if counts.calls is not None:
-            out["N0"] = pd.Series(counts.calls, index=counts.index).reindex(out.index).to_numpy()
-    return out
 
 
 # ---------------------------------------------------------------------------- features
