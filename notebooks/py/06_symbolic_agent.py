@@ -1,0 +1,159 @@
+# %% [markdown]
+# # 06 · The symbolic-fitting agent (the Letter's IdeaSearchFitter experiment)
+#
+# In the Letter's second agent a state is a *fitting expression* with placeholders
+# `param1..param9`; one LLM call turns an expression (shown with its fit quality) into a new one.
+# The Letter ran IdeaSearchFitter (16 LLMs) on PMLB's `nikuradse_2` and found 7,484 states and
+# 50,228 transitions (Table III), a broad potential ($\sigma = 4.37$), 69.6 % of strong
+# transitions going down in $V$ (Fig. 5), and an explicit potential formula over expression
+# features (Supplement E).
+#
+# Here the same measurement runs on a model anyone can run. Offline, the data set is **mcycle**
+# (head acceleration vs time after a simulated motorcycle crash, 133 rows, R package MASS,
+# Silverman 1985; shipped in `data/mcycle.csv`); `nikuradse_2` is selectable through `pmlb` when a
+# network is there. Expressions are parsed with a whitelist of syntax (never `eval`), fitted by
+# least squares, and scored with the Letter's MSE-score relation. The 135M model rarely writes a
+# valid expression freely (about 1 in 8), so the shipped run restricts its reply to 121 candidate
+# expressions with a grammar.
+
+# %%
+SOURCE = "shipped"  # "shipped" (local-model run in data/) or "paper" (the Letter's data, needs a network)
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+import dbnb
+from dbnb import balance, plots
+from dbnb.agents import symbolic as S
+from dbnb.symdata import load_dataset
+
+# %% [markdown]
+# ## The data and a few expressions
+
+# %%
+data = load_dataset()
+print(data)
+fig, ax = plt.subplots(figsize=(4.5, 3))
+ax.plot(data.x, data.y, ".", ms=3, color="0.4", label="mcycle")
+grid = np.linspace(data.x.min(), data.x.max(), 300)
+for text in ["param1*times+param2", "param1*sin(param2*times+param3)*exp(-param4*times)+param5"]:
+    fit = S.fit_expression(text, data.x, data.y, variable=data.variable)
+    expr = S.parse_expression(text, data.variable)
+    ax.plot(grid, expr(grid, fit.params), label=f"{text[:28]}... MSE {fit.mse:.0f}")
+ax.set(xlabel="time after impact [ms]", ylabel="head acceleration [g]")
+ax.legend(fontsize=6);
+
+# %% [markdown]
+# Model output is parsed, never executed: anything outside the grammar of the expression
+# language is an escape with a reason.
+
+# %%
+for reply in ["param1*tanh(param2*times)+param3", "__import__('os').system('ls')",
+              "param1*times.real", "lambda t: t"]:
+    try:
+        S.parse_expression(reply, "times")
+        print(f"valid   : {reply}")
+    except S.InvalidExpression as exc:
+        print(f"escape  : {reply!r} -> {exc.reason}")
+
+# %% [markdown]
+# ## The run and its statistics (Table III)
+
+# %%
+src = dbnb.reproduce.Sources(SOURCE)
+counts = src.symbolic
+fit = src.symbolic_fit
+print(counts)
+print(fit)
+pd.concat([plots.table3_statistics({"symbolic (ours)": counts}), dbnb.letter.table3()])
+
+# %% [markdown]
+# The model piles onto a few attractor expressions: only the states that are also reached
+# *from* those attractors form the main strongly connected component; the others are left and
+# never re-entered, so their potential is $+\infty$ relative to it (as TURKEY and BUZZY for
+# Claude-4).
+
+# %% [markdown]
+# ## Table I: example states and potentials
+
+# %%
+plots.table1_examples(fit, 5, counts=counts)
+
+# %%
+pd.Series(dbnb.letter.TABLE1_SYMBOLIC, name="beta V (Letter, Table I)").to_frame()
+
+# %% [markdown]
+# ## Fig. 5: potential against fit quality
+# The most visited states, transitions with $T > 0.05$, coloured by direction in $V$.
+
+# %%
+graph = balance.potential_vs_score(fit, counts.metadata["mse"])
+plots.fig_potential_vs_score(graph);
+
+# %%
+L = dbnb.letter.headline["ideasearchfitter"]
+shares = graph.shares()
+dbnb.letter.compare({
+    "states in the subgraph": (L["fig5_states"], graph.n_states if hasattr(graph, "n_states")
+                               else len(graph.states)),
+    "share down": (L["fig5_share_down"], round(shares["down"], 4)),
+    "share up": (L["fig5_share_up"], round(shares["up"], 4)),
+    "share flat": (L["fig5_share_flat"], round(shares["flat"], 4)),
+})
+
+# %% [markdown]
+# ## Figs. 4 and 8: pairs and closed triplets
+# With most transitions one-way, few pairs are measured both ways and closed triplets need all
+# six directions: the checks are thin on this run (more calls per expression would fill them).
+
+# %%
+pc, tc = balance.pairs(fit), balance.triplets(fit)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+plots.fig_pairs(pc, ax=axes[0], fraction=1.0)
+plots.fig_triplets(tc, ax=axes[1], fraction=1.0)
+fig.tight_layout()
+pd.concat([pc.summary(), tc.summary()])
+
+# %% [markdown]
+# ## Coarse-graining
+# The Letter remarks that directionality shows at several levels of coarse-graining. Merging
+# expressions with the same canonical form (sympy-normalised, parameters renumbered) or the same
+# skeleton (every constant replaced by `C`) and refitting:
+
+# %%
+rows = {}
+for level in ("canonical", "skeleton"):
+    try:
+        cg = S.coarse_grain(counts, level, variable=src.symbolic_variable)
+    except ImportError as exc:  # sympy is an optional extra
+        print(f"{level}: {exc}")
+        continue
+    cfit = dbnb.fit_potential(cg)
+    rows[level] = {"states": cg.n_states, "main component": int((cfit.status == "main").sum()),
+                   "action": cfit.action}
+rows["strings"] = {"states": counts.n_states, "main component": int((fit.status == "main").sum()),
+                   "action": fit.action}
+pd.DataFrame(rows).T
+
+# %% [markdown]
+# ## An explicit potential (Supplement E, Table V analogue)
+# Fit $\beta V(f) = \sum_k w_k x_k(f)$ over interpretable features of the expression (length,
+# depth, parentheses, functions, divisions, powers, parameters, parameter-usage entropy, the
+# variable, tanh / logistic / softplus shapes) by minimising the same action (Eq. 8). The weights
+# are in units of $\beta V$ per standard deviation of the feature.
+
+# %%
+fp = S.feature_potential(fit, variable=src.symbolic_variable)
+print(fp)
+fp.table().round(3)
+
+# %%
+dbnb.letter.compare({
+    "parameters of the explicit potential": (L["explicit_potential_parameters"],
+                                             len(fp.table())),
+    "action of the explicit potential": (L["explicit_potential_action"], round(fp.action, 3)),
+    "action of the free least-action fit": ("(not reported)", round(fp.action_free, 3)),
+    "action of a flat potential": ("1 (K(0))", round(fp.action_flat, 3)),
+})
