@@ -207,3 +207,18 @@ def test_tables(table2_fit, chain_fit):
     t1 = plots.table1_examples(chain_fit, n=5)
     assert len(t1) == 5 and t1["beta_V"].is_monotonic_decreasing
     assert t1["beta_V"].iloc[0] == chain_fit.potential.max()
+
+
+def test_fig_exact_comparison_draws_every_pair():
+    from dbnb import synthetic
+    from dbnb.kernels import estimate_kernel
+
+    chain = synthetic.reversible_chain(30, degree=5, sigma=1.0, seed=3)
+    counts = synthetic.sample_fixed_design(chain, 2000, seed=4)
+    cmp = balance.compare_to_exact(estimate_kernel(counts, "exact"), chain.kernel())
+    fig = plots.fig_exact_comparison(cmp)
+    ax = fig.axes[0]
+    (line,) = [c for c in ax.containers if hasattr(c, "lines")][:1]
+    assert len(line.lines[0].get_xdata()) == cmp.n_pairs > 0
+    np.testing.assert_allclose(line.lines[0].get_xdata(), cmp.y_exact)
+    plt.close(fig)
