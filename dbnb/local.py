@@ -160,12 +160,20 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
-def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int) -> list[str]:
-    return [
+def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int,
+                 n_threads: int | None = None) -> list[str]:
+    argv = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(gguf), "--host", host, "--port", str(port),
         "--n_ctx", str(n_ctx), "--model_alias", alias,
     ]  # fmt: skip
+    if n_threads is not None:
+        argv += ["--n_threads", str(n_threads), "--n_threads_batch", str(n_threads)]
+    return argv
+
+
+#: Environment variable with the server's thread count (default: llama.cpp's own choice).
+ENV_THREADS = "DBNB_LOCAL_THREADS"
 
 
 def _pdeathsig_preexec():
@@ -220,6 +228,10 @@ class LocalServer:
         Context length.
     startup_timeout : float, default 120
         Seconds to wait for ``GET /v1/models`` to answer.
+    n_threads : int, optional
+        Threads for generation and prompt evaluation (``--n_threads``, ``--n_threads_batch``);
+        default ``$DBNB_LOCAL_THREADS`` or llama.cpp's own choice. One thread is faster on a
+        machine whose cores are busy, and gives the same numbers.
 
     Examples
     --------
@@ -236,8 +248,20 @@ class LocalServer:
         host: str = "127.0.0.1",
         n_ctx: int = 2048,
         startup_timeout: float = 120.0,
+        n_threads: int | None = None,
     ) -> None:
         self.name = _local_name(model)
+        if n_threads is None and os.environ.get(ENV_THREADS):
+            try:
+                n_threads = int(os.environ[ENV_THREADS])
+            except ValueError:
+                raise ValueError(
+                    f"{ENV_THREADS} must be a positive integer, got {os.environ[ENV_THREADS]!r}"
+                ) from None
+        if n_threads is not None and (isinstance(n_threads, bool)
+                                      or not isinstance(n_threads, int) or n_threads < 1):
+            raise ValueError(f"n_threads must be a positive int or None, got {n_threads!r}")
+        self.n_threads = n_threads
         if port is not None and (isinstance(port, bool) or not isinstance(port, int)
                                  or not 0 < port < 65536):
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
@@ -277,7 +301,7 @@ class LocalServer:
                 f"the local model server needs llama-cpp-python[server] ({exc}); {_INSTALL_HINT}"
             ) from exc
         gguf = model_path(self.name)
-        return _server_argv(gguf, self.host, self.port, self.name, self.n_ctx)
+        return _server_argv(gguf, self.host, self.port, self.name, self.n_ctx, self.n_threads)
 
     def start(self) -> LocalServer:
         """Start the server and wait until it answers; returns self."""

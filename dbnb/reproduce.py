@@ -26,6 +26,8 @@ __all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown
 WORD_RUN = "runs/word_constrained_fixed.jsonl.gz"
 FREE_RUN = "runs/word_free_letter.jsonl.gz"
 SYM_RUN = "runs/symbolic_constrained_fixed.jsonl.gz"
+RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
+EXACT30 = "runs/word_exact30.npz"
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
 
 
@@ -64,6 +66,8 @@ class Sources:
     def available(self, what: str) -> bool:
         """Whether the word-agent (``"words"``) or free-run (``"free"``) data exist."""
         if self.source == "shipped":
+            if what == "exact":
+                return all((self.data / r).is_file() for r in (RR30_RUN, EXACT30))
             rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN}[what]
             return (self.data / rel).is_file()
         if self.source == "paper":
@@ -109,6 +113,21 @@ class Sources:
     @cached_property
     def words_fit_softplus(self) -> PotentialFit:
         return fit_potential(self.words, kernel="softplus")
+
+    @cached_property
+    def exact_pair(self):
+        """(sampled kernel, exact kernel) of the 30-word check: 3,000 round-robin calls and the
+        exact token-probability kernel over the same words (shipped source only)."""
+        from .agents.run import WordAgent, counts_from_store
+        from .agents.word import vocabulary
+        from .exact import load_exact
+        from .kernels import estimate_kernel
+
+        ek = load_exact(self.data / EXACT30)
+        agent = WordAgent(vocabulary(len(ek.states)), mode="constrained")
+        counts = counts_from_store(self.data / RR30_RUN, agent=agent)
+        counts = counts._replace(source=f"{LOCAL_MODEL}, {len(ek.states)} words, round robin")
+        return estimate_kernel(counts, "exact"), ek.to_transition_kernel()
 
     @cached_property
     def symbolic(self) -> TransitionCounts:
@@ -228,6 +247,14 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         out.append(Item("table4_action_scale", "Table IV: action as a scale", table4))
     out.append(Item("table3_statistics", "Table III: database statistics",
                     lambda: plots.table3_statistics(stats)))
+    if src.available("exact"):
+        out += [
+            Item("figE1_exact_vs_sampled", "Beyond the Letter: sampled vs exact pair log-ratios "
+                 "(30 words)",
+                 lambda: plots.fig_exact_comparison(balance.compare_to_exact(*src.exact_pair))),
+            Item("tableE1_exact_vs_sampled", "Beyond the Letter: sampled vs exact kernel "
+                 "(30 words)", lambda: _exact_table(src)),
+        ]
     if src.available("symbolic"):
         s = "symbolic agent"
         out += [
@@ -256,6 +283,20 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
     skipped.append(("fig 6 (Gemini)", "Gemini-2.5-flash counts are not published; drawn "
                     "from the local model's most-visited states instead"))
     return out, skipped
+
+
+def _exact_table(src: Sources) -> pd.DataFrame:
+    """Coverage of the pair error bars, by smaller count, and the per-transition chi^2."""
+    cmp = balance.compare_to_exact(*src.exact_pair)
+    table = cmp.by_min_count()
+    table.loc["all"] = [cmp.n_pairs, cmp.within_1sigma, cmp.within_2sigma,
+                        float(np.mean(cmp.z)) if cmp.n_pairs else float("nan")]
+    tc = balance.transition_check(*src.exact_pair)
+    table.attrs["note"] = (
+        f"per-transition check (expected count >= 5): {int(tc['transitions'])} transitions, "
+        f"chi2/dof = {tc['chi2_per_dof']:.2f}, p = {tc['p_value']:.2f}"
+    )
+    return table
 
 
 def _feature_table(src: Sources) -> pd.DataFrame:
@@ -327,6 +368,15 @@ def _headlines(src: Sources) -> list[str]:
             f"{pc.within_2sigma:.0%} within 2 sigma; {tc.n_triplets} triplets; "
             f"sigma(beta V) = {dist.sigma:.2f}, action {fit.action:.3f} vs expected "
             f"{dist.expected_action:.3f}"
+        )
+    if src.available("exact"):
+        cmp = balance.compare_to_exact(*src.exact_pair)
+        tc = balance.transition_check(*src.exact_pair)
+        lines.append(
+            f"exact vs sampled (30 words, 3,000 calls): pair bars cover the exact log-ratio for "
+            f"{cmp.within_1sigma:.0%} (1 sigma) / {cmp.within_2sigma:.0%} (2 sigma) of "
+            f"{cmp.n_pairs} pairs; transitions chi2/dof = {tc['chi2_per_dof']:.2f} "
+            f"(p = {tc['p_value']:.2f})"
         )
     if src.available("symbolic"):
         fit = src.symbolic_fit

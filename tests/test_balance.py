@@ -333,3 +333,17 @@ def test_compare_to_exact_coverage_on_a_known_chain():
     assert wrong.n_pairs == 0 or wrong.within_2sigma < 0.5
     table = cmp.by_min_count()
     assert table["pairs"].sum() == cmp.n_pairs
+
+
+def test_transition_check_chi2_near_one_for_the_true_kernel():
+    from dbnb import synthetic
+
+    chain = synthetic.reversible_chain(40, degree=5, sigma=1.0, escape=0.1, seed=21)
+    counts = synthetic.sample_fixed_design(chain, 3000, seed=22)
+    k = estimate_kernel(counts, "exact")
+    ok = balance.transition_check(k, chain.kernel())
+    assert ok["transitions"] > 100
+    assert 0.7 < ok["chi2_per_dof"] < 1.3 and ok["p_value"] > 1e-3
+    driven = synthetic.driven_chain(40, degree=5, sigma=1.0, escape=0.1, drive=1.0, seed=21)
+    bad = balance.transition_check(k, driven.kernel())
+    assert bad["chi2_per_dof"] > 3
