@@ -34,11 +34,10 @@ from dbnb.store import JsonlStore
 print(word.prompt_messages("BUZZY")[0]["content"])
 
 # %%
-pd.DataFrame(
-    [(r, *word.parse_reply(r, "BUZZY")) for r in
-     ["Attitude", "**PERSONAL.**", "buzzy", "HELLO", "two words", "", "Sure! TURKEY"]],
-    columns=["reply", "state", "escape reason", "cleaned"],
-)
+replies = ["Attitude", "**PERSONAL.**", "buzzy", "HELLO", "two words", "", "Sure! TURKEY"]
+parsed = [word.parse_reply(r, "BUZZY") for r in replies]
+pd.DataFrame({"reply": replies, "state": [p.state for p in parsed],
+              "escape reason": [p.reason for p in parsed], "cleaned": [p.word for p in parsed]})
 
 # %% [markdown]
 # ## The shipped runs
@@ -83,8 +82,8 @@ print(counts)
 # %% [markdown]
 # ## Free mode: the Letter's exact design, and why the shipped run is constrained
 # The Letter's schedule (prompt word uniform over the words found so far, starting from BUZZY),
-# with free replies. A 135M model almost never writes a valid word, so the chain never leaves
-# BUZZY; the escape reasons show why.
+# with free replies. A 135M model almost never writes a valid word (once in the 2,000 shipped
+# calls), so the chain hardly leaves BUZZY; the escape reasons show why.
 
 # %%
 free = JsonlStore(data / "word_free_letter.jsonl.gz", read_only=True)
