@@ -112,11 +112,12 @@ class WordAgent:
     def counts(self, records, *, source: str = "") -> TransitionCounts:
         """Counts with exact N0 from this agent's records."""
         return self._word.counts_from_records(
-            _flatten(records), vocabulary=self.vocabulary, source=source
+            flatten_records(records), vocabulary=self.vocabulary, source=source
         )
 
 
-def _flatten(records) -> Iterator[dict]:
+def flatten_records(records) -> Iterator[dict]:
+    """Records with the prompt state lifted from ``meta`` to a top-level ``prompt`` field."""
     for r in records:
         meta = r.get("meta") or {}
         yield {**r, "prompt": meta.get("prompt", r.get("prompt"))}

@@ -946,12 +946,9 @@ class SymbolicAgent:
 
     def counts(self, records, *, source: str = "") -> TransitionCounts:
         """Counts with exact ``N0`` and per-state ``mse``/``score`` from this agent's records."""
-        def flat():
-            for r in records:
-                meta = r.get("meta") or {}
-                yield {**r, "prompt": meta.get("prompt", r.get("prompt"))}
+        from .run import flatten_records
 
-        return counts_from_records(flat(), agent=self, source=source)
+        return counts_from_records(flatten_records(records), agent=self, source=source)
 
 
 # ---------------------------------------------------------------------------- counts
