@@ -283,6 +283,51 @@ def _node_logprobs(tree: _Tree, logits_of: Callable[[int], np.ndarray], eog: np.
     return out, stuck
 
 
+def _pruned_logprobs(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str,
+                     n_words: int, min_prob: float) -> np.ndarray:
+    """Depth-first walk with KV reuse that skips subtrees of path probability < ``min_prob``.
+
+    The logits of every node it does evaluate are exactly those of ``strategy="reuse"`` (the
+    same single-token steps on the same cache); the skipped mass ends up in ``uncovered``.
+    """
+    llm = m.llm
+    _eval_prompt(m, prompt, prompt_mode)
+    n0 = len(prompt)
+    log_min = math.log(min_prob)
+    word_lp: list[list[float]] = [[] for _ in range(n_words)]
+    stack = [(0, 0.0)]
+    while stack:
+        n, lp = stack.pop()
+        kids = tree.children[n]
+        complete = tree.word[n] >= 0
+        if not kids:
+            if complete:
+                word_lp[tree.word[n]].append(lp)
+            continue
+        if n:
+            llm.n_tokens = n0 + tree.depth[n] - 1  # keep prompt + ancestors (DFS order)
+            llm.eval([tree.token[n]])
+        lg = _last_logits(m)
+        x = lg[np.fromiter((tree.token[k] for k in kids), dtype=np.int64, count=len(kids))]
+        allx = np.concatenate([x, lg[m.eog]]) if complete else x
+        mx = allx.max()
+        lse = mx + math.log(np.exp(allx - mx).sum())
+        if complete:
+            xe = lg[m.eog]
+            me = xe.max()
+            word_lp[tree.word[n]].append(lp + me + math.log(np.exp(xe - me).sum()) - lse)
+        for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
+            if lk >= log_min:
+                stack.append((k, float(lk)))
+    out = np.full(n_words, -np.inf)
+    for i, lst in enumerate(word_lp):
+        if lst:
+            a = np.asarray(lst)
+            mm = a.max()
+            out[i] = mm + math.log(np.exp(a - mm).sum())
+    return out
+
+
 # ------------------------------------------------------------------------------ logits
 def _eval_prompt(m: _Model, prompt: list[int], prompt_mode: str) -> None:
     """Evaluate ``prompt`` from an empty cache: one batch, or ``[:-1]`` batch + last alone."""
@@ -492,6 +537,7 @@ def exact_kernel(
     progress: bool = True,
     strategy: Strategy = "reuse",
     prompt_mode: PromptMode = "fresh",
+    min_prob: float = 0.0,
 ) -> ExactKernel:
     """Exact ``P(g | f)`` of the grammar-constrained sampler over ``vocabulary``.
 
@@ -515,6 +561,11 @@ def exact_kernel(
         ``prompt[:-1]`` as a batch, then the last prompt token alone, the distribution of a
         call whose previous call had the identical prompt (llama-cpp-python's prompt cache
         re-evaluates only the last token). The two differ by up to ~0.5 in a first-token logit.
+    min_prob : float, default 0
+        With ``strategy="reuse"``, skip every subtree (a partial tokenisation) whose path
+        probability is below ``min_prob``: most of the tree is rare tokenisations, so this cuts
+        the cost several-fold. Probabilities then are lower bounds, and the skipped mass is in
+        ``uncovered`` (so ``sum_g P(g|f) + uncovered = 1`` still holds). 0 computes everything.
 
     Returns
     -------
@@ -544,6 +595,10 @@ def exact_kernel(
         raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
     if prompt_mode not in _PROMPT_MODES:
         raise ValueError(f"prompt_mode must be one of {list(_PROMPT_MODES)}, got {prompt_mode!r}")
+    if not (0.0 <= min_prob < 1.0):
+        raise ValueError(f"min_prob must be in [0, 1), got {min_prob!r}")
+    if min_prob > 0 and strategy != "reuse":
+        raise ValueError("min_prob > 0 needs strategy='reuse'")
     if prompt_fn is None:
         from .agents.word import prompt_messages as prompt_fn
 
@@ -565,8 +620,11 @@ def exact_kernel(
         prompt_lengths.append(len(prompt))
         if len(prompt) < 2:
             raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
-        logits_of = _STRATEGIES[strategy](m, prompt, tree, prompt_mode)
-        lp, _stuck = _node_logprobs(tree, logits_of, m.eog, n)
+        if min_prob > 0:
+            lp = _pruned_logprobs(m, prompt, tree, prompt_mode, n, min_prob)
+        else:
+            logits_of = _STRATEGIES[strategy](m, prompt, tree, prompt_mode)
+            lp, _stuck = _node_logprobs(tree, logits_of, m.eog, n)
         logprob[:, j] = lp
         uncovered[j] = 1.0 - math.fsum(np.exp(lp))
         seconds[j] = time.perf_counter() - t0
@@ -588,6 +646,7 @@ def exact_kernel(
             "model_file": m.path.name,
             "strategy": strategy,
             "prompt_mode": prompt_mode,
+            "min_prob": min_prob,
             "llama_cpp_version": llama_cpp.__version__,
             "eog_tokens": m.eog.tolist(),
             "prompt_tokens": prompt_lengths,

@@ -196,3 +196,16 @@ def test_exact_matches_server_sampler(tmp_path, monkeypatch):
         dof += len(e2) - 1
         assert np.all(np.abs(z[e >= 1]) < 4), zs
     assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof, zs)
+
+
+def test_pruning_gives_lower_bounds_and_reports_the_skipped_mass():
+    full = exact_kernel(SHORT, sources=SHORT[:1], progress=False)
+    same = exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-300)
+    np.testing.assert_allclose(same.prob, full.prob, rtol=0, atol=1e-12)
+    cut = exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-3)
+    assert np.all(cut.prob <= full.prob + 1e-12)
+    # what pruning removed is exactly what it reports as uncovered
+    assert np.sum(full.prob - cut.prob) == pytest.approx(cut.uncovered[0], abs=1e-9)
+    assert cut.uncovered[0] > 0 and cut.info["min_prob"] == 1e-3
+    with pytest.raises(ValueError, match="min_prob"):
+        exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1.5)
