@@ -227,6 +227,14 @@ class PairCheck:
         """Ordinary least-squares slope of ``y`` on ``x`` (1 under detailed balance)."""
         return _slope(self.x, self.y)
 
+    @property
+    def r_squared(self) -> float:
+        """``1 - sum (y - x)^2 / sum (y - mean y)^2``: the share of the log-ratio variance the
+        potential explains (about the diagonal ``y = x``, not a regression line)."""
+        if self.n_pairs < 2:
+            return float("nan")
+        return float(1 - np.sum(self.residual**2) / np.sum((self.y - self.y.mean()) ** 2))
+
     def summary(self) -> pd.Series:
         return pd.Series(
             {

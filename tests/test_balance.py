@@ -347,3 +347,17 @@ def test_transition_check_chi2_near_one_for_the_true_kernel():
     driven = synthetic.driven_chain(40, degree=5, sigma=1.0, escape=0.1, drive=1.0, seed=21)
     bad = balance.transition_check(k, driven.kernel())
     assert bad["chi2_per_dof"] > 3
+
+
+def test_r_squared_is_one_on_the_diagonal():
+    t = np.array([[0, 0.2, 0.1], [0.05, 0, 0.3], [0.4, 0.1, 0]])
+    v = np.array([0.0, 1.0, 2.5])
+    # build T obeying detailed balance exactly: T[g, f] = s_fg exp((v_f - v_g)/2)
+    s = (t + t.T) / 2
+    tdb = s * np.exp((v[None, :] - v[:, None]) / 2)
+    kern = TransitionKernel(
+        counts=TransitionCounts(states=("a", "b", "c"), matrix=np.ones((3, 3)) - np.eye(3),
+                                calls=np.full(3, 10**9), calls_kind="nominal"),
+        matrix=sp.csr_array(tdb), n0=np.full(3, 1e9), method="exact")
+    pc = balance.pairs(fit_potential(kern), exclude_above=np.inf)
+    assert pc.n_pairs == 3 and pc.r_squared == pytest.approx(1.0, abs=1e-9)
