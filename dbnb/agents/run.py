@@ -104,16 +104,22 @@ class WordAgent:
         return self._word.parse_reply(reply, state, vocabulary=self._vocab_set)
 
     def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"max_tokens": self.max_tokens}
-        if self._grammar is not None:
-            p["extra_body"] = {"grammar": self._grammar}
-        return p
+        return reply_params(self.max_tokens, self._grammar)
 
     def counts(self, records, *, source: str = "") -> TransitionCounts:
         """Counts with exact N0 from this agent's records."""
         return self._word.counts_from_records(
             flatten_records(records), vocabulary=self.vocabulary, source=source
         )
+
+
+def reply_params(max_tokens: int, grammar: str | None = None) -> dict[str, Any]:
+    """Sampling parameters of an agent's call: a reply length cap and, for constrained modes,
+    the GBNF grammar passed to the server as ``extra_body["grammar"]``."""
+    p: dict[str, Any] = {"max_tokens": max_tokens}
+    if grammar is not None:
+        p["extra_body"] = {"grammar": grammar}
+    return p
 
 
 def flatten_records(records) -> Iterator[dict]:

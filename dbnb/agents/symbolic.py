@@ -939,10 +939,9 @@ class SymbolicAgent:
                            check=self._check)
 
     def params(self) -> dict[str, Any]:
-        p: dict[str, Any] = {"max_tokens": self.max_tokens}
-        if self._grammar is not None:
-            p["extra_body"] = {"grammar": self._grammar}
-        return p
+        from .run import reply_params
+
+        return reply_params(self.max_tokens, self._grammar)
 
     def counts(self, records, *, source: str = "") -> TransitionCounts:
         """Counts with exact ``N0`` and per-state ``mse``/``score`` from this agent's records."""
