@@ -32,6 +32,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import special
 
+from .counts import entries
 from .kernels import TransitionKernel
 from .potential import PotentialFit
 
@@ -1097,17 +1098,17 @@ def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> Exac
     order = np.argsort(f * sampled.n_states + g)
     f, g = f[order], g[order]
     nmat = sp.csr_array(sampled.counts.matrix)
-    n_fg = np.asarray(nmat[g, f]).ravel().astype(float)  # N(g <- f)
-    n_gf = np.asarray(nmat[f, g]).ravel().astype(float)  # N(f <- g)
+    n_fg = entries(nmat, g, f).astype(float)  # N(g <- f)
+    n_gf = entries(nmat, f, g).astype(float)  # N(f <- g)
     n0 = np.asarray(sampled.n0, dtype=float)
-    y = np.log(np.asarray(t[g, f]).ravel()) - np.log(np.asarray(t[f, g]).ravel())
+    y = np.log(entries(t, g, f)) - np.log(entries(t, f, g))
     sigma = np.sqrt(1 / n_fg + 1 / n0[f] + 1 / n_gf + 1 / n0[g])
     pos = pd.Index(exact.states).get_indexer(np.array(sampled.states, dtype=object))
     ok = (pos[f] >= 0) & (pos[g] >= 0)
     te = sp.csr_array(exact.matrix)
     ef, eg = pos[f[ok]], pos[g[ok]]
-    fwd = np.asarray(te[eg, ef]).ravel()
-    bwd = np.asarray(te[ef, eg]).ravel()
+    fwd = entries(te, eg, ef)
+    bwd = entries(te, ef, eg)
     good = (fwd > 0) & (bwd > 0)
     sel = np.flatnonzero(ok)[good]
     y_exact = np.log(fwd[good]) - np.log(bwd[good])

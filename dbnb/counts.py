@@ -569,3 +569,19 @@ def _components_from_labels(labels: np.ndarray, counts: TransitionCounts) -> lis
     by_label = np.argsort(labels, kind="stable")
     groups = np.split(by_label, np.cumsum(size)[:-1])
     return [groups[k] for k in order]
+
+
+def entries(matrix: sp.spmatrix | sp.sparray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """``matrix[rows[k], cols[k]]`` for every ``k`` as a 1-D array (empty for empty indices).
+
+    scipy's fancy indexing of a sparse array with two empty index arrays returns a sparse array,
+    not an empty vector; this helper always returns a numpy array of the matrix's dtype.
+    """
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    cols = np.asarray(cols, dtype=np.int64).ravel()
+    if rows.shape != cols.shape:
+        raise ValueError(f"rows and cols must have the same length, got {rows.size} and "
+                         f"{cols.size}")
+    if rows.size == 0:
+        return np.zeros(0, dtype=matrix.dtype)
+    return np.asarray(sp.csr_array(matrix)[rows, cols]).ravel()

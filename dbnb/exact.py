@@ -1,6 +1,7 @@
 """Exact transition kernels of a local GGUF model from token log-probabilities.
 
-For a finite candidate set (the vocabulary of :func:`dbnb.agents.word.grammar`) and a prompt
+For a finite candidate set (the vocabulary of :func:`dbnb.agents.word.grammar`, or any list of
+literal strings such as the symbolic agent's expressions, :func:`exact_replies`) and a prompt
 word ``f``, :func:`exact_kernel` computes the probability ``P(g | f)`` that the
 grammar-constrained sampler of llama.cpp (as used by ``llama_cpp.server`` and
 ``Llama.create_chat_completion(grammar=...)``) replies ``g``, at temperature 1 with no
@@ -25,9 +26,11 @@ Sampling stops at the first EOG token. So the reply ``g`` has probability
                prod_i softmax_{allowed(t_<i)}(logits)[t_i] * softmax_{allowed(t_1..t_k)}[EOG]
 
 where every softmax is over the allowed set only. The token tree of all tokenisations is walked
-once per prompt; the probability that a path reaches a dead end (a prefix that is not a word and
-that no token extends; never happens when all single letters are tokens) is reported as
-``uncovered`` mass. The model's prompt is rendered exactly as the server renders it: the GGUF's
+depth first once per prompt, its nodes created as the walk reaches them (long candidates have
+millions of tokenisations; ``min_prob`` stops the walk at rare ones and reports the mass it did
+not follow as ``uncovered``). The probability that a path reaches a dead end (a prefix that is
+not a word and that no token extends; never happens when all single characters are tokens) is
+also ``uncovered``. The model's prompt is rendered exactly as the server renders it: the GGUF's
 chat template through ``Jinja2ChatFormatter``, tokenised with ``special=True`` and no extra BOS.
 
 Numerics: why one token at a time
@@ -88,6 +91,7 @@ from .kernels import TransitionKernel
 __all__ = [
     "ExactKernel",
     "exact_kernel",
+    "exact_replies",
     "load_exact",
     "load_model",
     "model_path",
@@ -188,144 +192,164 @@ def render_prompt(
 
 
 # ------------------------------------------------------------------------------ token tree
-@dataclass
 class _Tree:
-    """All tokenisations of the candidates, as a tree of token sequences (node 0 = root)."""
+    """All tokenisations of the candidates as a token tree (node 0 = root), built on demand.
 
-    parent: list[int]
-    token: list[int]
-    depth: list[int]
-    text: list[str]
-    children: list[list[int]]
-    word: list[int]  # candidate index if the text is a complete candidate, else -1
+    A node is one partial tokenisation: its ``token`` (id), ``parent``, ``depth`` (tokens),
+    ``text`` (the characters produced so far) and ``word`` (candidate index when ``text`` is a
+    complete candidate, else -1). Its children are the tokens the grammar allows next: every
+    non-EOG token whose text ``e`` keeps ``text + e`` a prefix of some candidate. They are
+    created the first time :meth:`children` is asked, so a pruned walk only materialises the
+    part of the (exponentially large, for long candidates) tree that it visits. Parents always
+    have smaller indices than their children.
+    """
+
+    def __init__(self, candidates: Sequence[str], pieces: dict[str, list[int]], max_piece: int):
+        self._trie: dict = {}
+        for w in candidates:
+            node = self._trie
+            for c in w:
+                node = node.setdefault(c, {})
+            node[""] = True
+        self._index = {w: i for i, w in enumerate(candidates)}
+        self._pieces = pieces
+        self._max_piece = max_piece
+        self._ext: dict[int, list[tuple[str, dict]]] = {}
+        self.parent: list[int] = [-1]
+        self.token: list[int] = [-1]
+        self.depth: list[int] = [0]
+        self.text: list[str] = [""]
+        self.word: list[int] = [self._index.get("", -1)]
+        self._node: list[dict] = [self._trie]
+        self._kids: list[list[int] | None] = [None]
 
     @property
     def size(self) -> int:
+        """Nodes materialised so far."""
         return len(self.parent)
+
+    def _extensions(self, cnode: dict) -> list[tuple[str, dict]]:
+        """Strings ``e`` (at most ``max_piece`` characters) that stay inside the trie."""
+        key = id(cnode)
+        out = self._ext.get(key)
+        if out is None:
+            out = []
+            frontier = [("", cnode)]
+            while frontier:
+                e, node = frontier.pop()
+                for c, sub in node.items():
+                    if c == "":
+                        continue
+                    out.append((e + c, sub))
+                    if len(e) + 1 < self._max_piece:
+                        frontier.append((e + c, sub))
+            out = [(e, sub) for e, sub in sorted(out, key=lambda a: a[0], reverse=True)
+                   if e in self._pieces]
+            self._ext[key] = out
+        return out
+
+    def children(self, n: int) -> list[int]:
+        """Child nodes of ``n`` (created on the first call)."""
+        kids = self._kids[n]
+        if kids is None:
+            kids = []
+            text = self.text[n]
+            for e, sub in self._extensions(self._node[n]):
+                t2 = text + e
+                for tok in self._pieces[e]:
+                    kids.append(self.size)
+                    self.parent.append(n)
+                    self.token.append(tok)
+                    self.depth.append(self.depth[n] + 1)
+                    self.text.append(t2)
+                    self.word.append(self._index[t2] if "" in sub else -1)
+                    self._node.append(sub)
+                    self._kids.append(None)
+            self._kids[n] = kids
+        return kids
+
+    def expand_all(self) -> _Tree:
+        """Materialise the whole tree (small candidate sets only)."""
+        n = 0
+        while n < self.size:
+            self.children(n)
+            n += 1
+        return self
 
 
 def _build_tree(words: Sequence[str], pieces: dict[str, list[int]], max_piece: int) -> _Tree:
-    char_trie: dict = {}
-    for w in words:
-        node = char_trie
-        for c in w:
-            node = node.setdefault(c, {})
-        node[""] = True
-    index = {w: i for i, w in enumerate(words)}
-    tree = _Tree([-1], [-1], [0], [""], [[]], [-1])
-    stack = [(0, char_trie)]
-    while stack:
-        n, cnode = stack.pop()
-        # extensions e of the current text that stay a prefix of a candidate
-        exts: list[tuple[str, dict]] = []
-        frontier = [("", cnode)]
-        while frontier:
-            e, node = frontier.pop()
-            for c, sub in node.items():
-                if c == "":
-                    continue
-                e2 = e + c
-                exts.append((e2, sub))
-                if len(e2) < max_piece:
-                    frontier.append((e2, sub))
-        exts.sort(key=lambda x: x[0], reverse=True)
-        for e, sub in exts:
-            for tok in pieces.get(e, ()):
-                m = tree.size
-                text = tree.text[n] + e
-                tree.parent.append(n)
-                tree.token.append(tok)
-                tree.depth.append(tree.depth[n] + 1)
-                tree.text.append(text)
-                tree.children.append([])
-                tree.word.append(index.get(text, -1) if "" in sub else -1)
-                tree.children[n].append(m)
-                stack.append((m, sub))
-    return tree
+    """The complete token tree of ``words`` (every tokenisation of every candidate)."""
+    return _Tree(words, pieces, max_piece).expand_all()
 
 
-def _node_logprobs(tree: _Tree, logits_of: Callable[[int], np.ndarray], eog: np.ndarray,
-                   n_words: int) -> tuple[np.ndarray, float]:
-    """Walk the tree top-down: log P(word) for every candidate, and the dead-end mass."""
-    logp = np.full(tree.size, -np.inf)
-    logp[0] = 0.0
-    word_lp: list[list[float]] = [[] for _ in range(n_words)]
-    stuck = 0.0
-    for n in range(tree.size):  # parents have smaller indices than children
-        kids = tree.children[n]
-        complete = tree.word[n] >= 0
-        if not kids:
-            if complete:
-                word_lp[tree.word[n]].append(logp[n])
-            else:
-                stuck += math.exp(logp[n])
-            continue
-        lg = logits_of(n)
-        kid_tok = np.fromiter((tree.token[k] for k in kids), dtype=np.int64, count=len(kids))
-        x = lg[kid_tok]
-        if complete:
-            xe = lg[eog]
-            allx = np.concatenate([x, xe])
-        else:
-            allx = x
-        mx = allx.max()
-        lse = mx + math.log(np.exp(allx - mx).sum())
-        logp[kids] = logp[n] + (x - lse)
-        if complete:
-            me = xe.max()
-            word_lp[tree.word[n]].append(logp[n] + me + math.log(np.exp(xe - me).sum()) - lse)
-    out = np.full(n_words, -np.inf)
+def _lse(x: np.ndarray) -> float:
+    mx = x.max()
+    return float(mx + math.log(np.exp(x - mx).sum()))
+
+
+def _combine(word_lp: list[list[float]]) -> np.ndarray:
+    """log P(candidate) = logsumexp over its tokenisations (``-inf`` when none was reached)."""
+    out = np.full(len(word_lp), -np.inf)
     for i, lst in enumerate(word_lp):
         if lst:
-            a = np.asarray(lst)
-            m = a.max()
-            out[i] = m + math.log(np.exp(a - m).sum()) if np.isfinite(m) else -np.inf
-    return out, stuck
+            out[i] = _lse(np.asarray(lst))
+    return out
 
 
-def _pruned_logprobs(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str,
-                     n_words: int, min_prob: float) -> np.ndarray:
-    """Depth-first walk with KV reuse that skips subtrees of path probability < ``min_prob``.
+def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: int,
+          min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None
+          ) -> tuple[np.ndarray, float, int]:
+    """Depth-first walk of the token tree: log P(candidate) under the grammar sampler.
 
-    The logits of every node it does evaluate are exactly those of ``strategy="reuse"`` (the
-    same single-token steps on the same cache); the skipped mass ends up in ``uncovered``.
+    At every visited node the softmax over the allowed set (the node's children, plus the EOG
+    tokens when its text is a complete candidate) gives each child's path probability; a
+    complete candidate collects ``P(path) * P(EOG | path)``. A child whose path probability is
+    below ``min_prob`` is not followed (its subtree's mass is what the caller reports as
+    uncovered). Logits come from the KV-cache walk (``strategy="reuse"``): the prompt once, then
+    one single-token ``eval`` per visited internal node with the cache holding the prompt and the
+    node's ancestors (depth-first order). ``logits_of`` replaces that (``"naive"``).
+
+    Returns the log-probabilities, the dead-end mass (prefixes no token extends) and the number
+    of internal nodes visited.
     """
     llm = m.llm
-    _eval_prompt(m, prompt, prompt_mode)
+    if logits_of is None:
+        _eval_prompt(m, prompt, prompt_mode)
     n0 = len(prompt)
-    log_min = math.log(min_prob)
+    log_min = math.log(min_prob) if min_prob > 0 else -math.inf
     word_lp: list[list[float]] = [[] for _ in range(n_words)]
+    stuck = 0.0
+    visited = 0
     stack = [(0, 0.0)]
     while stack:
         n, lp = stack.pop()
-        kids = tree.children[n]
+        kids = tree.children(n)
         complete = tree.word[n] >= 0
-        if not kids:
+        if not kids:  # EOG is the only allowed token: P = 1 (or a dead end)
             if complete:
                 word_lp[tree.word[n]].append(lp)
+            else:
+                stuck += math.exp(lp)
             continue
-        if n:
-            llm.n_tokens = n0 + tree.depth[n] - 1  # keep prompt + ancestors (DFS order)
-            llm.eval([tree.token[n]])
-        lg = _last_logits(m)
+        visited += 1
+        if logits_of is not None:
+            lg = logits_of(n)
+        else:
+            if n:
+                llm.n_tokens = n0 + tree.depth[n] - 1  # keep prompt + ancestors (DFS order)
+                llm.eval([tree.token[n]])
+            lg = _last_logits(m)
         x = lg[np.fromiter((tree.token[k] for k in kids), dtype=np.int64, count=len(kids))]
-        allx = np.concatenate([x, lg[m.eog]]) if complete else x
-        mx = allx.max()
-        lse = mx + math.log(np.exp(allx - mx).sum())
         if complete:
             xe = lg[m.eog]
-            me = xe.max()
-            word_lp[tree.word[n]].append(lp + me + math.log(np.exp(xe - me).sum()) - lse)
+            lse = _lse(np.concatenate([x, xe]))
+            word_lp[tree.word[n]].append(lp + _lse(xe) - lse)
+        else:
+            lse = _lse(x)
         for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
             if lk >= log_min:
                 stack.append((k, float(lk)))
-    out = np.full(n_words, -np.inf)
-    for i, lst in enumerate(word_lp):
-        if lst:
-            a = np.asarray(lst)
-            mm = a.max()
-            out[i] = mm + math.log(np.exp(a - mm).sum())
-    return out
+    return _combine(word_lp), stuck, visited
 
 
 # ------------------------------------------------------------------------------ logits
@@ -367,28 +391,7 @@ def _last_logits(m: _Model) -> np.ndarray:
     return np.ctypeslib.as_array(ptr, shape=(m.n_vocab,)).astype(np.float64)
 
 
-def _logits_reuse(
-    m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str = "fresh"
-) -> Callable[[int], np.ndarray]:
-    llm = m.llm
-    _eval_prompt(m, prompt, prompt_mode)
-    n0 = len(prompt)
-    cache = {0: _last_logits(m)}
-    # evaluate in depth-first order so the KV cache holds the current path
-    order = []
-    stack = [0]
-    while stack:
-        n = stack.pop()
-        order.append(n)
-        stack.extend(k for k in reversed(tree.children[n]) if tree.children[k])
-    for n in order[1:]:
-        llm.n_tokens = n0 + tree.depth[n] - 1  # keep prompt + ancestors (DFS order)
-        llm.eval([tree.token[n]])
-        cache[n] = _last_logits(m)
-    return cache.__getitem__
-
-
-_STRATEGIES = {"reuse": _logits_reuse, "naive": _logits_naive}
+_STRATEGIES = ("reuse", "naive")
 
 
 # ------------------------------------------------------------------------------ result
@@ -408,11 +411,13 @@ class ExactKernel:
     logprob : numpy.ndarray
         ``log(prob)`` computed in log space (``-inf`` where a word cannot be produced).
     uncovered : numpy.ndarray, shape (n_sources,)
-        ``1 - sum_g prob[g, j]``: mass not on any candidate (dead ends; rounding, ~1e-15).
+        ``1 - sum_g prob[g, j]``: mass not on any candidate: skipped subtrees when
+        ``min_prob > 0``, else dead ends and rounding (~1e-15).
     seconds : numpy.ndarray, shape (n_sources,)
         Wall time per source.
     n_nodes : int
-        Token-tree nodes (tokenisations of prefixes of the candidates).
+        Token-tree nodes (tokenisations of prefixes of the candidates) materialised: the whole
+        tree when ``min_prob=0``, else the part the pruned walks reached.
     info : dict
         Model path, strategy, llama-cpp-python version, prompt lengths.
     """
@@ -527,7 +532,199 @@ class ExactKernel:
         return TransitionKernel(counts=counts, matrix=mat, n0=n0, method="exact-logprob")
 
 
+# ------------------------------------------------------------------------------ checkpoints
+def _digest(obj: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class _Checkpoint:
+    """Finished sources of :func:`exact_replies`, one JSON line each, keyed by the settings."""
+
+    def __init__(self, path: str | Path, key: str):
+        self.path = Path(path)
+        self.key = key
+
+    def read(self) -> dict[tuple[str, str], dict]:
+        import json
+
+        out: dict[tuple[str, str], dict] = {}
+        if not self.path.exists():
+            return out
+        with self.path.open(encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:  # a line cut short by a crash
+                    continue
+                if isinstance(row, dict) and row.get("key") == self.key:
+                    out[(row["source"], row["prompt"])] = row
+        return out
+
+    def append(self, row: dict) -> None:
+        import json
+        import os
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        line = json.dumps({"key": self.key, **row}) + "\n"
+        if self.path.exists() and self.path.stat().st_size:
+            with self.path.open("rb") as fh:
+                fh.seek(-1, 2)
+                if fh.read(1) != b"\n":  # end a line cut short by a crash
+                    line = "\n" + line
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
 # ------------------------------------------------------------------------------ main API
+def exact_replies(
+    candidates: Sequence[str],
+    prompt_fn: Callable[[str], list[dict[str, str]]],
+    *,
+    sources: Sequence[str] | None = None,
+    model: str | Path = "smollm2",
+    progress: bool = True,
+    strategy: Strategy = "reuse",
+    prompt_mode: PromptMode = "fresh",
+    min_prob: float = 0.0,
+    info: dict[str, Any] | None = None,
+    desc: str = "exact kernel",
+    checkpoint: str | Path | None = None,
+) -> ExactKernel:
+    """Exact ``P(g | f)`` of a grammar sampler whose language is exactly ``candidates``.
+
+    The general form behind :func:`exact_kernel` (words) and
+    :func:`dbnb.agents.symbolic.exact_kernel` (expressions): candidates are taken verbatim (the
+    grammar's literal strings) and ``prompt_fn(f)`` gives the chat messages for source ``f``.
+
+    Parameters
+    ----------
+    candidates : sequence of str
+        The grammar's strings, distinct and non-empty.
+    prompt_fn : callable
+        ``source -> chat messages``.
+    sources : sequence of str, optional
+        The prompts computed (members of ``candidates``); default all of them.
+    model, progress, strategy, prompt_mode, min_prob
+        As in :func:`exact_kernel`.
+    info : dict, optional
+        Extra entries for the result's ``info``.
+    desc : str
+        Progress-bar label.
+    checkpoint : path, optional
+        A JSON-lines file that receives every finished source (one fsynced line). A rerun with
+        the same file, candidates, model, ``prompt_mode``, ``min_prob`` and strategy reuses the
+        stored columns of sources whose prompt tokens are unchanged, so an interrupted run loses
+        at most the source in progress. Lines of other settings are ignored.
+
+    Returns
+    -------
+    ExactKernel
+        ``n_nodes`` is the number of token-tree nodes materialised (all of them when
+        ``min_prob=0``); ``info["visited_nodes"]`` the internal nodes evaluated per source.
+    """
+    if isinstance(candidates, str):
+        raise ValueError("candidates must be a sequence of strings, not a single string")
+    cands = list(candidates)
+    if not cands:
+        raise ValueError("candidates is empty")
+    for c in cands:
+        if not isinstance(c, str) or not c:
+            raise ValueError(f"candidates must be non-empty strings, got {c!r}")
+    if len(set(cands)) != len(cands):
+        dup = pd.Index(cands)[pd.Index(cands).duplicated()][0]
+        raise ValueError(f"candidates have duplicates, e.g. {dup!r}")
+    if sources is None:
+        srcs = list(cands)
+    else:
+        if isinstance(sources, str):
+            raise ValueError("sources must be a sequence of strings, not a single string")
+        srcs = list(sources)
+        known = set(cands)
+        missing = [s for s in srcs if s not in known]
+        if missing:
+            raise ValueError(f"sources must be among the candidates; not there: {missing[:5]}")
+    if strategy not in _STRATEGIES:
+        raise ValueError(f"strategy must be one of {list(_STRATEGIES)}, got {strategy!r}")
+    if prompt_mode not in _PROMPT_MODES:
+        raise ValueError(f"prompt_mode must be one of {list(_PROMPT_MODES)}, got {prompt_mode!r}")
+    if isinstance(min_prob, bool) or not isinstance(min_prob, (int, float)) or not (
+            0.0 <= min_prob < 1.0):
+        raise ValueError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
+    if min_prob > 0 and strategy != "reuse":
+        raise ValueError("min_prob > 0 needs strategy='reuse'")
+
+    m = load_model(model)
+    key = _digest([cands, m.path.name, strategy, prompt_mode, float(min_prob)])
+    tree = _Tree(cands, m.pieces, m.max_piece)
+    if strategy == "naive":
+        tree.expand_all()
+    n = len(cands)
+    logprob = np.full((n, len(srcs)), -np.inf)
+    uncovered = np.zeros(len(srcs))
+    seconds = np.zeros(len(srcs))
+    prompt_lengths, visited = [], []
+    it = srcs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(srcs, desc=f"{desc} ({strategy}, {prompt_mode})", unit="prompt")
+    done = {} if checkpoint is None else _Checkpoint(checkpoint, key).read()
+    for j, f in enumerate(it):
+        t0 = time.perf_counter()
+        prompt = m.prompt_tokens(prompt_fn(f))
+        prompt_lengths.append(len(prompt))
+        if len(prompt) < 2:
+            raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
+        row = done.get((f, _digest(prompt)))
+        if row is not None:  # computed by an earlier (interrupted) run with the same settings
+            lp, secs, k = np.asarray(row["logprob"], dtype=float), row["seconds"], row["visited"]
+        else:
+            logits_of = (_logits_naive(m, prompt, tree, prompt_mode) if strategy == "naive"
+                         else None)
+            lp, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of)
+            secs = time.perf_counter() - t0
+            if checkpoint is not None:
+                _Checkpoint(checkpoint, key).append(
+                    {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
+                     "seconds": secs, "visited": k})
+        logprob[:, j] = lp
+        uncovered[j] = 1.0 - math.fsum(np.exp(lp))
+        seconds[j] = secs
+        visited.append(k)
+    prob = np.exp(logprob)
+    for a in (prob, logprob, uncovered, seconds):
+        a.setflags(write=False)
+    import llama_cpp
+
+    return ExactKernel(
+        states=tuple(cands),
+        sources=tuple(srcs),
+        prob=prob,
+        logprob=logprob,
+        uncovered=uncovered,
+        seconds=seconds,
+        n_nodes=tree.size,
+        info={
+            "model": str(m.path),
+            "model_file": m.path.name,
+            "strategy": strategy,
+            "prompt_mode": prompt_mode,
+            "min_prob": min_prob,
+            "llama_cpp_version": llama_cpp.__version__,
+            "eog_tokens": m.eog.tolist(),
+            "prompt_tokens": prompt_lengths,
+            "visited_nodes": visited,
+            "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
+            **(info or {}),
+        },
+    )
+
+
 def exact_kernel(
     vocabulary: Sequence[str],
     *,
@@ -538,8 +735,9 @@ def exact_kernel(
     strategy: Strategy = "reuse",
     prompt_mode: PromptMode = "fresh",
     min_prob: float = 0.0,
+    checkpoint: str | Path | None = None,
 ) -> ExactKernel:
-    """Exact ``P(g | f)`` of the grammar-constrained sampler over ``vocabulary``.
+    """Exact ``P(g | f)`` of the grammar-constrained word agent over ``vocabulary``.
 
     Parameters
     ----------
@@ -562,10 +760,12 @@ def exact_kernel(
         call whose previous call had the identical prompt (llama-cpp-python's prompt cache
         re-evaluates only the last token). The two differ by up to ~0.5 in a first-token logit.
     min_prob : float, default 0
-        With ``strategy="reuse"``, skip every subtree (a partial tokenisation) whose path
-        probability is below ``min_prob``: most of the tree is rare tokenisations, so this cuts
-        the cost several-fold. Probabilities then are lower bounds, and the skipped mass is in
+        With ``strategy="reuse"``, do not follow a partial tokenisation whose path probability
+        is below ``min_prob``: most of the tree is rare tokenisations, so this cuts the cost
+        several-fold. Probabilities then are lower bounds, and the skipped mass is in
         ``uncovered`` (so ``sum_g P(g|f) + uncovered = 1`` still holds). 0 computes everything.
+    checkpoint : path, optional
+        JSON-lines file of finished sources, reused by a rerun (see :func:`exact_replies`).
 
     Returns
     -------
@@ -579,81 +779,15 @@ def exact_kernel(
     for w in words:
         if not (w.isascii() and w.isalpha()):
             raise ValueError(f"vocabulary words must be ASCII letters only, got {w!r}")
-    if len(set(words)) != len(words):
-        dup = pd.Index(words)[pd.Index(words).duplicated()][0]
-        raise ValueError(f"vocabulary has duplicates, e.g. {dup!r}")
-    if sources is None:
-        srcs = list(words)
-    else:
+    if sources is not None:
         if isinstance(sources, str):
             raise ValueError("sources must be a sequence of words, not a single string")
-        srcs = [str(s).upper() for s in sources]
-        missing = [s for s in srcs if s not in set(words)]
-        if missing:
-            raise ValueError(f"sources must be in the vocabulary; not there: {missing[:5]}")
-    if strategy not in _STRATEGIES:
-        raise ValueError(f"strategy must be one of {sorted(_STRATEGIES)}, got {strategy!r}")
-    if prompt_mode not in _PROMPT_MODES:
-        raise ValueError(f"prompt_mode must be one of {list(_PROMPT_MODES)}, got {prompt_mode!r}")
-    if not (0.0 <= min_prob < 1.0):
-        raise ValueError(f"min_prob must be in [0, 1), got {min_prob!r}")
-    if min_prob > 0 and strategy != "reuse":
-        raise ValueError("min_prob > 0 needs strategy='reuse'")
+        sources = [str(s).upper() for s in sources]
     if prompt_fn is None:
         from .agents.word import prompt_messages as prompt_fn
-
-    m = load_model(model)
-    tree = _build_tree(words, m.pieces, m.max_piece)
-    n = len(words)
-    logprob = np.full((n, len(srcs)), -np.inf)
-    uncovered = np.zeros(len(srcs))
-    seconds = np.zeros(len(srcs))
-    prompt_lengths = []
-    it = srcs
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(srcs, desc=f"exact kernel ({strategy}, {prompt_mode})", unit="word")
-    for j, f in enumerate(it):
-        t0 = time.perf_counter()
-        prompt = m.prompt_tokens(prompt_fn(f))
-        prompt_lengths.append(len(prompt))
-        if len(prompt) < 2:
-            raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
-        if min_prob > 0:
-            lp = _pruned_logprobs(m, prompt, tree, prompt_mode, n, min_prob)
-        else:
-            logits_of = _STRATEGIES[strategy](m, prompt, tree, prompt_mode)
-            lp, _stuck = _node_logprobs(tree, logits_of, m.eog, n)
-        logprob[:, j] = lp
-        uncovered[j] = 1.0 - math.fsum(np.exp(lp))
-        seconds[j] = time.perf_counter() - t0
-    prob = np.exp(logprob)
-    for a in (prob, logprob, uncovered, seconds):
-        a.setflags(write=False)
-    import llama_cpp
-
-    return ExactKernel(
-        states=tuple(words),
-        sources=tuple(srcs),
-        prob=prob,
-        logprob=logprob,
-        uncovered=uncovered,
-        seconds=seconds,
-        n_nodes=tree.size,
-        info={
-            "model": str(m.path),
-            "model_file": m.path.name,
-            "strategy": strategy,
-            "prompt_mode": prompt_mode,
-            "min_prob": min_prob,
-            "llama_cpp_version": llama_cpp.__version__,
-            "eog_tokens": m.eog.tolist(),
-            "prompt_tokens": prompt_lengths,
-            "internal_nodes": sum(1 for c in tree.children if c),
-            "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
-        },
-    )
+    return exact_replies(words, prompt_fn, sources=sources, model=model, progress=progress,
+                         strategy=strategy, prompt_mode=prompt_mode, min_prob=min_prob,
+                         desc="exact kernel (words)", checkpoint=checkpoint)
 
 
 _NPZ_KEYS = ("states", "sources", "prob", "logprob", "uncovered", "seconds", "n_nodes", "info")

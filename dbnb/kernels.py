@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .counts import TransitionCounts
+from .counts import TransitionCounts, entries
 
 __all__ = ["TransitionKernel", "estimate_kernel", "ESTIMATORS"]
 
@@ -77,7 +77,7 @@ class TransitionKernel:
         """Arrays ``(f, g, T(g <- f), N(g <- f))`` over the transitions ``f != g``."""
         coo = self.matrix.tocoo()
         g, f, t = coo.row.astype(np.int64), coo.col.astype(np.int64), coo.data
-        n = np.asarray(self.counts.matrix[g, f]).ravel().astype(np.int64)
+        n = entries(self.counts.matrix, g, f).astype(np.int64)
         return f, g, t, n
 
     def to_frame(self) -> pd.DataFrame:

@@ -29,6 +29,7 @@ SYM_RUN = "runs/symbolic_constrained_fixed.jsonl.gz"
 RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
 EXACT30 = "runs/word_exact30.npz"
 EXACT100 = "runs/word_exact100.npz"
+SYM_EXACT = "runs/symbolic_exact.npz"
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
 
 
@@ -71,6 +72,8 @@ class Sources:
                 return all((self.data / r).is_file() for r in (RR30_RUN, EXACT30))
             if what == "exact100":
                 return (self.data / EXACT100).is_file()
+            if what == "symbolic_exact":
+                return all((self.data / r).is_file() for r in (SYM_RUN, SYM_EXACT))
             rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN}[what]
             return (self.data / rel).is_file()
         if self.source == "paper":
@@ -139,15 +142,27 @@ class Sources:
         from .exact import load_exact
 
         ek = load_exact(self.data / EXACT100)
-        tk = ek.to_transition_kernel(n_calls=10**9)
-        counts = tk.counts._replace(
-            source=f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} words "
-            f"(uncovered mass <= {float(ek.uncovered.max()):.1e})"
-        )
-        from .kernels import TransitionKernel
+        return _fit_exact(ek, f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} words")
 
-        return fit_potential(TransitionKernel(counts=counts, matrix=tk.matrix, n0=tk.n0,
-                                              method=tk.method))
+    @cached_property
+    def symbolic_exact(self):
+        """The exact kernel of the constrained symbolic agent over its 121 expressions."""
+        from .exact import load_exact
+
+        return load_exact(self.data / SYM_EXACT)
+
+    @cached_property
+    def symbolic_exact_fit(self) -> PotentialFit:
+        ek = self.symbolic_exact
+        return _fit_exact(ek, f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} expressions "
+                              f"(mcycle)")
+
+    @cached_property
+    def symbolic_exact_pair(self):
+        """(sampled kernel of the 7,260-call run, exact kernel) over the same expressions."""
+        from .kernels import estimate_kernel
+
+        return estimate_kernel(self.symbolic, "exact"), self.symbolic_exact.to_transition_kernel()
 
     @cached_property
     def symbolic(self) -> TransitionCounts:
@@ -192,6 +207,18 @@ class Sources:
 
         counts = counts_from_store(self.data / FREE_RUN)
         return counts._replace(source=f"{LOCAL_MODEL}, free words, Letter schedule")
+
+
+def _fit_exact(ek, label: str) -> PotentialFit:
+    """Least-action fit to an exact kernel (self-replies are escapes), labelled with the
+    largest uncovered mass (the skipped rare tokenisations)."""
+    from .kernels import TransitionKernel
+
+    tk = ek.to_transition_kernel(n_calls=10**9)
+    counts = tk.counts._replace(
+        source=f"{label} (uncovered mass <= {float(ek.uncovered.max()):.1e})")
+    return fit_potential(TransitionKernel(counts=counts, matrix=tk.matrix, n0=tk.n0,
+                                          method=tk.method))
 
 
 def _vocab_size(path: Path) -> int:
@@ -305,6 +332,24 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         ]
     else:
         skipped.append(("figs 4, 5, 8; tables I, V", f"no symbolic-agent data in {src.source!r}"))
+    if src.available("symbolic_exact"):
+        s = f"symbolic agent, exact kernel over {len(src.symbolic_exact.states)} expressions"
+        out += [
+            Item("figE3_symbolic_exact_pairs", f"Beyond the Letter: pairs ({s})",
+                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_exact_fit), fraction=0.1,
+                                         errors=False)),
+            Item("figE4_symbolic_exact_potential_vs_mse",
+                 f"Beyond the Letter: Fig. 5, potential vs MSE ({s})",
+                 lambda: plots.fig_potential_vs_score(balance.potential_vs_score(
+                     src.symbolic_exact_fit, src.symbolic.metadata["mse"]))),
+            Item("figE5_symbolic_exact_vs_sampled",
+                 "Beyond the Letter: sampled vs exact pair log-ratios (symbolic agent)",
+                 lambda: plots.fig_exact_comparison(
+                     balance.compare_to_exact(*src.symbolic_exact_pair))),
+            Item("table1_symbolic_exact_examples", f"Table I: example states ({s})",
+                 lambda: plots.table1_examples(src.symbolic_exact_fit, 5, counts=src.symbolic)
+                 .drop(columns="N0")),
+        ]
     skipped.append(("fig 6 (Gemini)", "Gemini-2.5-flash counts are not published; drawn "
                     "from the local model's most-visited states instead"))
     return out, skipped
@@ -422,6 +467,20 @@ def _headlines(src: Sources) -> list[str]:
             f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
             f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
             f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}"
+        )
+    if src.available("symbolic_exact"):
+        ek = src.symbolic_exact
+        fit = src.symbolic_exact_fit
+        pc = balance.pairs(fit)
+        shares = balance.potential_vs_score(fit, src.symbolic.metadata["mse"]).shares()
+        cmp = balance.compare_to_exact(*src.symbolic_exact_pair)
+        lines.append(
+            f"symbolic exact kernel ({len(ek.states)} expressions, uncovered mass mean "
+            f"{float(ek.uncovered.mean()):.1%}, max {float(ek.uncovered.max()):.1%}): "
+            f"{pc.n_pairs} pairs, R^2 = {pc.r_squared:.3f}, action {fit.action:.3f}; Fig. 5 "
+            f"down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/{shares['flat']:.0%}; "
+            f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "
+            f"(1/2 sigma) of {cmp.n_pairs} pairs"
         )
     return lines
 

@@ -9,16 +9,21 @@ Run 1: constrained symbolic agent (GBNF grammar = the 121 expressions of
        changes the logits; see dbnb.exact), an interrupted run is balanced, and a rerun
        resumes from the store.
 Exact: the kernel P(g | f) of the same grammar-constrained sampler over the same expressions,
-       from token log-probabilities (``symbolic.exact_kernel``), saved as
-       data/runs/symbolic_exact.npz (candidates, prob, logprob, uncovered, info JSON).
+       from token log-probabilities (``symbolic.exact_kernel``; partial tokenisations of path
+       probability below MIN_PROB are not followed, their mass is reported as ``uncovered``),
+       saved as data/runs/symbolic_exact.npz (``dbnb.exact.load_exact``). The prompts are
+       split in PARTS parts, one one-thread process per core; each part checkpoints every
+       finished prompt, so a rerun resumes.
 
 Usage:
 
-    python scripts/run_local_symbolic.py [--only run|exact] [--calls N]
+    python scripts/run_local_symbolic.py --calls 60
+    python scripts/run_local_symbolic.py --exact-part 0 &
+    python scripts/run_local_symbolic.py --exact-part 1
+    python scripts/run_local_symbolic.py --merge
 """
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import numpy as np
 
 from dbnb.agents import symbolic
 from dbnb.agents.run import local_server, run_fixed_design
+from dbnb.exact import ExactKernel, load_exact
 from dbnb.store import JsonlStore, compact
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,44 +58,60 @@ def run(calls: int) -> None:
     compact(LIVE, LIVE.with_suffix(".jsonl.gz"))
 
 
-def exact(chunk: int = 5) -> None:
-    """The exact kernel, CHUNK prompts at a time; the file is rewritten after every chunk."""
+MIN_PROB = 1e-5
+PARTS = 2
+
+
+def part_path(i: int, suffix: str = ".npz") -> Path:
+    return RUNS / f"symbolic_exact.part{i}{suffix}"
+
+
+def exact(part: int) -> None:
+    """Sources ``cands[part::PARTS]`` (one process per core; resumable from a checkpoint)."""
     agent = symbolic.SymbolicAgent(mode="constrained")
     cands = list(agent.candidates)
-    t0 = time.time()
-    parts, expansions = [], None
-    for start in range(0, len(cands), chunk):
-        ek = symbolic.exact_kernel(cands, agent, sources=cands[start:start + chunk],
-                                   expansions=expansions, progress=False, refine_sources=1,
-                                   refine_threshold=3e-3, refine_rounds=3)
-        expansions = ek.info["expansions"]
-        parts.append(ek)
-        prob = np.concatenate([p.prob for p in parts], axis=1)
-        uncovered = np.concatenate([p.uncovered for p in parts])
-        info = {**ek.info, "n_nodes": ek.n_nodes,
-                "prompt_fn": "SymbolicAgent(mode='constrained').messages (mcycle)"}
-        info.pop("prompt_tokens", None)
-        np.savez_compressed(
-            EXACT, candidates=np.array(cands), sources=np.array(cands[:prob.shape[1]]),
-            prob=prob, logprob=np.concatenate([p.logprob for p in parts], axis=1),
-            uncovered=uncovered, seconds=np.concatenate([p.seconds for p in parts]),
-            info=np.array(json.dumps(info)),
-        )
-        print(f"[{time.strftime('%H:%M:%S')}] exact kernel: {prob.shape[1]}/{len(cands)} "
-              f"prompts, {ek.n_nodes} tree nodes, uncovered mass mean {uncovered.mean():.4f} "
-              f"max {uncovered.max():.4f}, {time.time() - t0:.0f} s", flush=True)
+    ek = symbolic.exact_kernel(cands, agent, sources=cands[part::PARTS], min_prob=MIN_PROB,
+                               checkpoint=part_path(part, ".ckpt.jsonl"))
+    ek.save(part_path(part))
+    print(f"{ek!r}; uncovered mean {ek.uncovered.mean():.4f} max {ek.uncovered.max():.4f}")
+
+
+def merge() -> None:
+    cands = list(symbolic.SymbolicAgent(mode="constrained").candidates)
+    parts = [load_exact(part_path(i)) for i in range(PARTS)]
+    where = {s: (i, j) for i, p in enumerate(parts) for j, s in enumerate(p.sources)}
+    cols = [where[s] for s in cands]
+
+    def pick(name: str) -> np.ndarray:
+        return np.stack([getattr(parts[i], name)[..., j] for i, j in cols], -1)
+
+    info = {**parts[0].info, "parts": PARTS,
+            "visited_nodes": [parts[i].info["visited_nodes"][j] for i, j in cols],
+            "prompt_tokens": [parts[i].info["prompt_tokens"][j] for i, j in cols],
+            "prompt_fn": "SymbolicAgent(mode='constrained').messages (mcycle)"}
+    ek = ExactKernel(states=tuple(cands), sources=tuple(cands), prob=pick("prob"),
+                     logprob=pick("logprob"), uncovered=pick("uncovered"),
+                     seconds=pick("seconds"), n_nodes=max(p.n_nodes for p in parts), info=info)
+    ek.save(EXACT)
+    print(f"{ek!r}; uncovered mean {ek.uncovered.mean():.4f} max {ek.uncovered.max():.4f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["run", "exact"], default=None)
-    ap.add_argument("--calls", type=int, default=CALLS_PER_STATE)
+    ap.add_argument("--calls", type=int, default=None,
+                    help=f"run the sampled design with this many calls per expression "
+                         f"(shipped: {CALLS_PER_STATE})")
+    ap.add_argument("--exact-part", type=int, default=None, choices=range(PARTS),
+                    help="compute one part of the exact kernel")
+    ap.add_argument("--merge", action="store_true", help="merge the exact-kernel parts")
     args = ap.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
-    if args.only in (None, "run"):
+    if args.calls is not None:
         run(args.calls)
-    if args.only in (None, "exact"):
-        exact()
+    if args.exact_part is not None:
+        exact(args.exact_part)
+    if args.merge:
+        merge()
 
 
 if __name__ == "__main__":

@@ -335,6 +335,29 @@ def test_compare_to_exact_coverage_on_a_known_chain():
     assert table["pairs"].sum() == cmp.n_pairs
 
 
+def test_compare_to_exact_with_an_exact_kernel_over_a_few_sources():
+    """An exact kernel over a subset of the sampled states (a partial exact computation): only
+    pairs inside the subset count; none shared gives an empty comparison, not an error."""
+    from dbnb import synthetic
+
+    chain = synthetic.reversible_chain(30, degree=5, sigma=1.0, escape=0.1, seed=3)
+    sampled = estimate_kernel(synthetic.sample_fixed_design(chain, 5000, seed=4), "exact")
+    full = chain.kernel()
+    keep = [0, 1]
+    sub = full.counts.submodel(keep)
+    t = full.matrix.toarray()[np.ix_(keep, keep)]
+    small = type(full)(counts=sub, matrix=sp.csr_array(t), n0=full.n0[keep], method="exact")
+    cmp = balance.compare_to_exact(sampled, small)
+    assert cmp.n_pairs <= 1
+    renamed = TransitionCounts(states=("P", "Q"), matrix=sub.matrix, calls=sub.calls,
+                               calls_kind=sub.calls_kind)
+    disjoint = type(full)(counts=renamed, matrix=sp.csr_array(t),
+                          n0=full.n0[keep], method="exact")
+    cmp = balance.compare_to_exact(sampled, disjoint)
+    assert cmp.n_pairs == 0 and cmp.z.shape == (0,)
+    assert cmp.by_min_count()["pairs"].sum() == 0
+
+
 def test_transition_check_chi2_near_one_for_the_true_kernel():
     from dbnb import synthetic
 

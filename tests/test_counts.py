@@ -176,3 +176,14 @@ def test_with_calls_scalar_and_repr(counts):
     assert c.calls_kind == "nominal"
     np.testing.assert_array_equal(c.calls, [10, 10, 10])
     assert "3 states" in repr(c)
+
+
+def test_entries_gathers_pairs_and_handles_empty_indices():
+    from dbnb.counts import entries
+
+    m = sp.csr_array(np.array([[0, 2], [3, 0]]))
+    np.testing.assert_array_equal(entries(m, [0, 1, 1], [1, 0, 1]), [2, 3, 0])
+    out = entries(m, np.array([], dtype=int), np.array([], dtype=int))
+    assert isinstance(out, np.ndarray) and out.shape == (0,)
+    with pytest.raises(ValueError, match="same length"):
+        entries(m, [0], [0, 1])

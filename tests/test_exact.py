@@ -209,3 +209,137 @@ def test_pruning_gives_lower_bounds_and_reports_the_skipped_mass():
     assert cut.uncovered[0] > 0 and cut.info["min_prob"] == 1e-3
     with pytest.raises(ValueError, match="min_prob"):
         exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1.5)
+
+
+# ------------------------------------------------------------------ the walk, without a model
+class _FakeModel:
+    """Just what ``_walk`` reads when logits are supplied: the EOG ids."""
+
+    eog = np.array([0])
+    llm = None
+
+
+def _brute_force(cands, pieces, logits_for_path):
+    """P(candidate) by recursion over token paths: the grammar sampler, written independently."""
+    vocab = sorted({t for ts in pieces.values() for t in ts})
+    text_of = {t: s for s, ts in pieces.items() for t in ts}
+    out = dict.fromkeys(cands, 0.0)
+
+    def rec(path, text, p):
+        allowed = [t for t in vocab if any(c.startswith(text + text_of[t]) for c in cands)]
+        eog = text in cands
+        lg = logits_for_path(tuple(path))
+        z = sum(np.exp(lg[t]) for t in allowed) + (np.exp(lg[0]) if eog else 0.0)
+        if eog:
+            out[text] += p * np.exp(lg[0]) / z
+        for t in allowed:
+            rec(path + [t], text + text_of[t], p * np.exp(lg[t]) / z)
+
+    rec([], "", 1.0)
+    return out
+
+
+def _fake_logits(n_vocab):
+    def f(path):
+        rng = np.random.default_rng(abs(hash(path)) % 2**32)
+        return rng.normal(0, 1.5, n_vocab)
+    return f
+
+
+@pytest.mark.parametrize("min_prob", [0.0, 0.05])
+def test_walk_matches_brute_force_over_token_paths(min_prob):
+    from dbnb.exact import _Tree, _walk
+
+    # strings with several tokenisations each, one a prefix of another ("ab" / "abc")
+    pieces = {"a": [1], "b": [2], "c": [3], "ab": [4], "bc": [5], "abc": [6], "ca": [7, 8]}
+    cands = ["ab", "abc", "ca", "cab", "bca"]
+    logits = _fake_logits(9)
+    tree = _Tree(cands, pieces, max_piece=3)
+
+    def logits_of(n):
+        path = []
+        while n > 0:
+            path.append(tree.token[n])
+            n = tree.parent[n]
+        return logits(tuple(path[::-1]))
+
+    lp, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob,
+                               logits_of)
+    want = _brute_force(cands, pieces, logits)
+    got = dict(zip(cands, np.exp(lp), strict=True))
+    assert stuck == 0.0 and visited > 0
+    if min_prob == 0:
+        for c in cands:
+            assert got[c] == pytest.approx(want[c], rel=1e-12), c
+        assert sum(got.values()) == pytest.approx(1.0, abs=1e-12)
+    else:  # lower bounds; something was really skipped
+        assert all(got[c] <= want[c] + 1e-15 for c in cands)
+        assert sum(got.values()) < 1.0 - 1e-3
+
+
+def test_tree_is_built_lazily_and_completely():
+    from dbnb.exact import _build_tree, _Tree
+
+    pieces = {"a": [1], "b": [2], "ab": [3], "ba": [4], "x": [5]}
+    full = _build_tree(["ab", "ba", "a"], pieces, 2)
+    # tokenisations: a, a|b, ab, b, b|a, ba  (+ root); "x" is never allowed
+    assert full.size == 7
+    assert sorted(full.text[1:]) == ["a", "ab", "ab", "b", "ba", "ba"]
+    words = {full.text[n] for n in range(full.size) if full.word[n] >= 0}
+    assert words == {"a", "ab", "ba"}
+    lazy = _Tree(["ab", "ba", "a"], pieces, 2)
+    assert lazy.size == 1
+    lazy.children(0)
+    assert lazy.size == 5  # the root and its children a, ab, b, ba only
+
+
+def test_checkpoint_tolerates_a_cut_line(tmp_path):
+    from dbnb.exact import _Checkpoint
+
+    ck = _Checkpoint(tmp_path / "c.jsonl", "k1")
+    ck.append({"source": "A", "prompt": "p", "logprob": [0.0, -np.inf], "seconds": 1.0,
+               "visited": 3})
+    with (tmp_path / "c.jsonl").open("a") as fh:
+        fh.write('{"key": "k1", "source": "B", "pro')  # crash mid-line
+    ck.append({"source": "C", "prompt": "q", "logprob": [-1.0, -2.0], "seconds": 1.0,
+               "visited": 3})
+    rows = ck.read()
+    assert set(rows) == {("A", "p"), ("C", "q")}
+    assert rows[("A", "p")]["logprob"][1] == -np.inf
+    assert _Checkpoint(tmp_path / "c.jsonl", "other").read() == {}
+
+
+def test_checkpoint_resumes_without_recomputing(tmp_path):
+    ck = tmp_path / "ck.jsonl"
+    kw = dict(sources=SHORT[:2], progress=False, prompt_fn=_short_messages, checkpoint=ck)
+    a = exact_kernel(SHORT, **kw)
+    assert len(ck.read_text().splitlines()) == 2
+    b = exact_kernel(SHORT, **kw)  # everything from the checkpoint
+    assert len(ck.read_text().splitlines()) == 2
+    np.testing.assert_array_equal(a.logprob, b.logprob)
+    np.testing.assert_array_equal(a.seconds, b.seconds)
+    # a crash during the second source: only that one is recomputed, to the same numbers
+    lines = ck.read_text().splitlines()
+    ck.write_text(lines[0] + "\n" + lines[1][:40])
+    c = exact_kernel(SHORT, **kw)
+    assert len([ln for ln in ck.read_text().splitlines() if ln.endswith("}")]) == 2
+    np.testing.assert_allclose(c.logprob, a.logprob, rtol=0, atol=1e-12)
+    assert c.seconds[0] == a.seconds[0] and c.seconds[1] != a.seconds[1]
+    # other settings do not reuse the stored columns
+    d = exact_kernel(SHORT, **{**kw, "sources": SHORT[:1]}, min_prob=1e-3)
+    assert d.uncovered[0] > 0 and len(ck.read_text().splitlines()) == 4
+
+
+def test_exact_replies_checks_its_arguments():
+    from dbnb.exact import exact_replies
+
+    with pytest.raises(ValueError, match="duplicates"):
+        exact_replies(["a+b", "a+b"], _short_messages, progress=False)
+    with pytest.raises(ValueError, match="not there"):
+        exact_replies(["a+b", "b"], _short_messages, sources=["c"], progress=False)
+    with pytest.raises(ValueError, match="non-empty"):
+        exact_replies(["a", ""], _short_messages, progress=False)
+    with pytest.raises(ValueError, match="single string"):
+        exact_replies("ab", _short_messages, progress=False)
+    with pytest.raises(ValueError, match="min_prob"):
+        exact_replies(["a"], _short_messages, min_prob=True, progress=False)

