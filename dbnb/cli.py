@@ -145,21 +145,92 @@ def _cmd_sample_word(args: argparse.Namespace) -> int:
     return 0
 
 
+def _local_model(arg: str) -> str:
+    if not arg.startswith("local/"):
+        raise ValueError(
+            f"--model {arg!r}: exact kernels need the model's token log-probabilities, "
+            "so only local models (local/smollm2) are supported"
+        )
+    return arg.split("/", 1)[1]
+
+
+def _check_out(args: argparse.Namespace) -> str:
+    if not args.out.endswith(".npz"):
+        raise ValueError(f"--out must end in .npz, got {args.out!r}")
+    return args.checkpoint or args.out[: -len(".npz")] + ".ckpt.jsonl"
+
+
 def _cmd_kernel_word(args: argparse.Namespace) -> int:
     from .exact import exact_kernel
 
-    if not args.model.startswith("local/"):
-        raise ValueError(
-            f"--model {args.model!r}: exact kernels need the model's token log-probabilities, "
-            "so only local models (local/smollm2) are supported"
-        )
+    model = _local_model(args.model)
     vocab = _read_vocab(args.vocab)
-    if not args.out.endswith(".npz"):
-        raise ValueError(f"--out must end in .npz, got {args.out!r}")
-    ek = exact_kernel(vocab, model=args.model.split("/", 1)[1], prompt_mode=args.prompt_mode)
+    ckpt = _check_out(args)
+    ek = exact_kernel(vocab, model=model, prompt_mode=args.prompt_mode, min_prob=args.min_prob,
+                      checkpoint=ckpt)
     ek.save(args.out)
     print(ek)
-    print(f"wrote {args.out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s)")
+    print(f"wrote {args.out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s, uncovered "
+          f"mass <= {float(ek.uncovered.max()):.2g})")
+    return 0
+
+
+def _symbolic_agent(args: argparse.Namespace, mode: str):
+    from .agents import symbolic
+    from .symdata import load_dataset
+
+    cands = None
+    if args.candidates is not None:
+        path = Path(args.candidates)
+        if not path.is_file():
+            raise ValueError(f"--candidates {args.candidates!r}: no such file")
+        cands = [ln.strip() for ln in path.read_text().splitlines()
+                 if ln.strip() and not ln.startswith("#")]
+    return symbolic.SymbolicAgent(load_dataset(args.dataset), mode=mode, candidates=cands)
+
+
+def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
+    from .agents import symbolic
+
+    model = _local_model(args.model)
+    ckpt = _check_out(args)
+    agent = _symbolic_agent(args, "constrained")
+    ek = symbolic.exact_kernel(agent.candidates, agent, model=model, min_prob=args.min_prob,
+                               prompt_mode=args.prompt_mode, checkpoint=ckpt)
+    ek.save(args.out)
+    print(ek)
+    print(f"wrote {args.out} ({len(ek.states)} expressions, {float(ek.seconds.sum()):.0f} s, "
+          f"uncovered mass mean {float(ek.uncovered.mean()):.2g}, "
+          f"max {float(ek.uncovered.max()):.2g})")
+    return 0
+
+
+def _cmd_sample_symbolic(args: argparse.Namespace) -> int:
+    from .agents.run import run_fixed_design, run_letter_schedule
+    from .store import JsonlStore
+
+    agent = _symbolic_agent(args, args.mode)
+    store = JsonlStore(args.store)
+    kw = {"model": args.model, "store": store, "concurrency": args.concurrency,
+          "offline": args.offline}
+    if args.rpm:
+        kw["rpm"] = args.rpm
+    if args.schedule == "letter":
+        from .agents.symbolic import parse_expression
+
+        start = args.start or f"param1*{agent.variable}+param2"
+        start = parse_expression(start, agent.variable).text  # as replies are normalised
+        recs = run_letter_schedule(agent, args.calls, start=start, seed=args.seed, **kw)
+    else:
+        if agent.candidates is None:
+            raise ValueError("--schedule fixed needs a finite state space: --mode constrained "
+                             "or --candidates FILE")
+        per = max(1, args.calls // len(agent.candidates))
+        recs = run_fixed_design(agent, agent.candidates, per, **kw)
+    counts = agent.counts(recs, source=Path(args.store).name)
+    failed = sum(1 for r in recs if r.get("error"))
+    print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
+    print(counts)
     return 0
 
 
@@ -269,6 +340,35 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
     w.set_defaults(func=_cmd_sample_word, command="sample word")
 
+    sy = agents.add_parser(
+        "symbolic",
+        help="the symbolic-fitting agent (the Letter's IdeaSearchFitter)",
+        description=(
+            "Sample the symbolic-fitting agent: each call shows an expression with its "
+            "least-squares fit to --dataset and asks for a new one. free: any reply, parsed "
+            "for its first valid expression; constrained: a grammar whose language is the "
+            "candidate list; grammar: a grammar of the whole expression language."
+        ),
+    )
+    sy.add_argument("--model", default="local/smollm2", help="default: %(default)s")
+    sy.add_argument("--calls", type=int, required=True, help="number of calls")
+    sy.add_argument("--store", required=True, help="response store (.jsonl)")
+    sy.add_argument("--schedule", choices=["letter", "fixed"], default="letter",
+                    help="letter: prompt uniform over expressions found so far (from --start); "
+                    "fixed: every candidate gets calls/len(candidates) calls. "
+                    "Default: %(default)s")
+    sy.add_argument("--mode", choices=["free", "constrained", "grammar"], default="free",
+                    help="default: %(default)s")
+    _symbolic_options(sy)
+    sy.add_argument("--start", default=None,
+                    help="first expression, in the data set's variable (default: "
+                    "param1*VAR+param2)")
+    sy.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
+    sy.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
+    sy.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
+    sy.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
+    sy.set_defaults(func=_cmd_sample_symbolic, command="sample symbolic")
+
     k = sub.add_parser("kernel", help="exact transition kernels of a local model")
     kagents = k.add_subparsers(dest="agent", metavar="AGENT", required=True)
     kw = kagents.add_parser(
@@ -288,9 +388,45 @@ def build_parser() -> argparse.ArgumentParser:
     kw.add_argument("--prompt-mode", choices=["fresh", "cached"], default="fresh",
                     help="fresh: prompt evaluated as one batch (a call after a different "
                     "prompt); cached: as after an identical prompt. Default: %(default)s")
-    kw.add_argument("--out", required=True, help="output .npz file")
+    _exact_options(kw)
     kw.set_defaults(func=_cmd_kernel_word, command="kernel word")
+
+    ks = kagents.add_parser(
+        "symbolic",
+        help="exact T(g<-f) of the grammar-constrained symbolic agent over its expressions",
+        description=(
+            "Compute P(g | f) for every pair of candidate expressions from the local model's "
+            "token log-probabilities (prompt: the expression with its fit to --dataset). "
+            "Expressions have millions of tokenisations: partial tokenisations less likely "
+            "than --min-prob are not followed and their mass is reported as uncovered (1e-5: "
+            "about 1-2 %% uncovered, about a minute per source on one core)."
+        ),
+    )
+    ks.add_argument("--model", default="local/smollm2", help="default: %(default)s")
+    _symbolic_options(ks)
+    ks.add_argument("--prompt-mode", choices=["fresh", "cached"], default="fresh",
+                    help="see 'dbnb kernel word --help'. Default: %(default)s")
+    _exact_options(ks, min_prob=1e-5)
+    ks.set_defaults(func=_cmd_kernel_symbolic, command="kernel symbolic")
     return p
+
+
+def _symbolic_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", default="mcycle", choices=["mcycle", "nikuradse_2"],
+                   help="regression data (nikuradse_2 needs pmlb and a network once). "
+                   "Default: %(default)s")
+    p.add_argument("--candidates", default=None,
+                   help="file with one expression per line (default: the 121 built-in ones)")
+
+
+def _exact_options(p: argparse.ArgumentParser, min_prob: float = 0.0) -> None:
+    p.add_argument("--min-prob", type=float, default=min_prob,
+                   help="do not follow partial tokenisations less likely than this; their mass "
+                   "is reported as uncovered. Default: %(default)s")
+    p.add_argument("--out", required=True, help="output .npz file")
+    p.add_argument("--checkpoint", default=None,
+                   help="JSON-lines file of finished sources, reused by a rerun "
+                   "(default: OUT with .ckpt.jsonl)")
 
 
 def main(argv: list[str] | None = None) -> int:

