@@ -456,6 +456,14 @@ class TripletCheck:
         return self.chi2 / self.n_triplets if self.n_triplets else float("nan")
 
     @property
+    def rms_affinity(self) -> float:
+        """Root mean square of ``forward - backward`` (natural-log units): the typical cycle
+        affinity, 0 under detailed balance; the statistic for an exactly known kernel."""
+        if not self.n_triplets:
+            return float("nan")
+        return float(np.sqrt(np.mean(self.residual**2)))
+
+    @property
     def pearson_r(self) -> float:
         return _pearson(self.forward, self.backward)
 

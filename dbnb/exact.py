@@ -215,6 +215,8 @@ class _Tree:
         self._pieces = pieces
         self._max_piece = max_piece
         self._ext: dict[int, list[tuple[str, dict]]] = {}
+        self._below: dict[str, np.ndarray] = {}
+        self._sorted = sorted(self._index)
         self.parent: list[int] = [-1]
         self.token: list[int] = [-1]
         self.depth: list[int] = [0]
@@ -268,6 +270,20 @@ class _Tree:
             self._kids[n] = kids
         return kids
 
+    def completions(self, text: str) -> np.ndarray:
+        """Indices of the candidates that start with ``text``."""
+        out = self._below.get(text)
+        if out is None:
+            import bisect
+
+            lo = bisect.bisect_left(self._sorted, text)
+            hi = lo
+            while hi < len(self._sorted) and self._sorted[hi].startswith(text):
+                hi += 1
+            out = np.array([self._index[w] for w in self._sorted[lo:hi]], dtype=np.int64)
+            self._below[text] = out
+        return out
+
     def expand_all(self) -> _Tree:
         """Materialise the whole tree (small candidate sets only)."""
         n = 0
@@ -298,19 +314,21 @@ def _combine(word_lp: list[list[float]]) -> np.ndarray:
 
 def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: int,
           min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None
-          ) -> tuple[np.ndarray, float, int]:
+          ) -> tuple[np.ndarray, np.ndarray, float, int]:
     """Depth-first walk of the token tree: log P(candidate) under the grammar sampler.
 
     At every visited node the softmax over the allowed set (the node's children, plus the EOG
     tokens when its text is a complete candidate) gives each child's path probability; a
     complete candidate collects ``P(path) * P(EOG | path)``. A child whose path probability is
-    below ``min_prob`` is not followed (its subtree's mass is what the caller reports as
-    uncovered). Logits come from the KV-cache walk (``strategy="reuse"``): the prompt once, then
-    one single-token ``eval`` per visited internal node with the cache holding the prompt and the
-    node's ancestors (depth-first order). ``logits_of`` replaces that (``"naive"``).
+    below ``min_prob`` is not followed: its mass is uncovered, and it bounds what every
+    candidate starting with the child's text can have lost (the upper bounds). Logits come from
+    the KV-cache walk (``strategy="reuse"``): the prompt once, then one single-token ``eval`` per
+    visited internal node with the cache holding the prompt and the node's ancestors
+    (depth-first order). ``logits_of`` replaces that (``"naive"``).
 
-    Returns the log-probabilities, the dead-end mass (prefixes no token extends) and the number
-    of internal nodes visited.
+    Returns the log-probabilities (lower bounds), upper bounds of the probabilities (equal to
+    the lower bounds when nothing was skipped), the dead-end mass (prefixes no token extends)
+    and the number of internal nodes visited.
     """
     llm = m.llm
     if logits_of is None:
@@ -320,6 +338,7 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
     word_lp: list[list[float]] = [[] for _ in range(n_words)]
     stuck = 0.0
     visited = 0
+    skipped: dict[str, float] = {}
     stack = [(0, 0.0)]
     while stack:
         n, lp = stack.pop()
@@ -349,7 +368,14 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
         for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
             if lk >= log_min:
                 stack.append((k, float(lk)))
-    return _combine(word_lp), stuck, visited
+            else:
+                t = tree.text[k]
+                skipped[t] = skipped.get(t, 0.0) + math.exp(lk)
+    lower = _combine(word_lp)
+    upper = np.exp(lower)
+    for t, mass in skipped.items():
+        upper[tree.completions(t)] += mass
+    return lower, np.minimum(upper, 1.0), stuck, visited
 
 
 # ------------------------------------------------------------------------------ logits
@@ -402,12 +428,13 @@ class ExactKernel:
     Attributes
     ----------
     states : tuple of str
-        The candidates (the grammar's words), upper-case.
+        The candidates (the grammar's strings; words upper-case).
     sources : tuple of str
-        The prompt words computed (a subset of ``states``), one column each.
+        The prompts computed (a subset of ``states``), one column each.
     prob : numpy.ndarray, shape (n_states, n_sources)
-        ``prob[g, j] = P(reply = states[g] | prompt = sources[j])``, the prompt word itself
-        included (its entry is the probability of repeating the prompt).
+        ``prob[g, j] = P(reply = states[g] | prompt = sources[j])``, the prompt itself
+        included (its entry is the probability of repeating the prompt). A lower bound when
+        ``info["min_prob"] > 0``.
     logprob : numpy.ndarray
         ``log(prob)`` computed in log space (``-inf`` where a word cannot be produced).
     uncovered : numpy.ndarray, shape (n_sources,)
@@ -420,6 +447,10 @@ class ExactKernel:
         tree when ``min_prob=0``, else the part the pruned walks reached.
     info : dict
         Model path, strategy, llama-cpp-python version, prompt lengths.
+    upper : numpy.ndarray or None, shape (n_states, n_sources)
+        Upper bounds of ``prob``: ``prob`` plus the mass of every skipped partial tokenisation
+        whose text is a prefix of the candidate (all of it could have ended there). Equal to
+        ``prob`` when nothing was skipped; ``None`` in files written before it was recorded.
     """
 
     states: tuple[str, ...]
@@ -430,6 +461,7 @@ class ExactKernel:
     seconds: np.ndarray
     n_nodes: int
     info: dict[str, Any] = field(default_factory=dict)
+    upper: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -441,7 +473,8 @@ class ExactKernel:
         """Write the kernel to a compressed ``.npz`` file (no pickles); see :func:`load_exact`.
 
         Arrays ``states``, ``sources``, ``prob``, ``logprob``, ``uncovered``, ``seconds``,
-        ``n_nodes`` and ``info`` (a JSON string, with the total ``seconds`` added).
+        ``n_nodes``, ``info`` (a JSON string, with the total ``seconds`` added) and, when
+        known, ``upper``.
         """
         import json
 
@@ -460,6 +493,7 @@ class ExactKernel:
             seconds=self.seconds,
             n_nodes=np.int64(self.n_nodes),
             info=np.array(json.dumps(info, sort_keys=True)),
+            **({} if self.upper is None else {"upper": self.upper}),
         )
         return path
 
@@ -474,10 +508,22 @@ class ExactKernel:
         vals = self.prob[idx, np.arange(len(self.sources))]
         return pd.Series(vals, index=pd.Index(self.sources, name="prompt"), name="self")
 
-    def _square(self) -> np.ndarray:
-        """``T[g, f]`` over the sources, diagonal zeroed (self-replies are escapes)."""
+    def log_gap(self) -> np.ndarray:
+        """``log(upper / prob)`` per entry: how far the probability can be from its lower bound
+        (0 when nothing was skipped, ``inf`` where ``prob`` is 0)."""
+        if self.upper is None:
+            raise ValueError("this kernel has no upper bounds (computed before they were "
+                             "recorded); recompute it to bound its entries")
+        with np.errstate(divide="ignore"):
+            return np.log(self.upper) - self.logprob
+
+    def _square(self, max_log_gap: float | None = None) -> np.ndarray:
+        """``T[g, f]`` over the sources, diagonal zeroed (self-replies are escapes); with
+        ``max_log_gap``, entries whose bounds differ by more are zeroed (not measured)."""
         idx = [self.states.index(s) for s in self.sources]
         t = self.prob[idx, :].copy()
+        if max_log_gap is not None:
+            t[self.log_gap()[idx, :] > max_log_gap] = 0.0
         np.fill_diagonal(t, 0.0)
         return t
 
@@ -515,16 +561,25 @@ class ExactKernel:
             source=f"exact-logprob expected counts ({n_calls} calls per source)",
         )
 
-    def to_transition_kernel(self, n_calls: int = 1_000_000) -> TransitionKernel:
+    def to_transition_kernel(self, n_calls: int = 1_000_000, *,
+                             max_log_gap: float | None = None) -> TransitionKernel:
         """A :class:`dbnb.kernels.TransitionKernel` (method ``"exact-logprob"``) over the sources.
 
         ``T(g <- f) = prob[g, f]`` for sources ``g != f``; self-replies and replies outside the
         sources are escapes (``T[f, f] = 0``). The kernel's ``counts`` (for tables) are the
         integer :meth:`expected_counts` at ``n_calls`` per source and ``n0 = n_calls``; the
         kernel itself is exact, not rounded.
+
+        ``max_log_gap`` keeps only entries known to that precision, ``log(upper / prob) <=
+        max_log_gap`` (see :meth:`log_gap`); the others are left out of the kernel, as
+        transitions not measured. Use it when rare tokenisations were skipped
+        (``info["min_prob"] > 0``): a candidate whose probability is comparable to the skipped
+        mass below its prefixes is not determined by the walk.
         """
+        if max_log_gap is not None and not max_log_gap >= 0:
+            raise ValueError(f"max_log_gap must be >= 0, got {max_log_gap!r}")
         counts = self.expected_counts(n_calls)
-        t = self._square()
+        t = self._square(max_log_gap)
         mat = sp.csr_array(t)
         mat.eliminate_zeros()
         n0 = np.full(len(self.sources), float(n_calls))
@@ -538,6 +593,9 @@ def _digest(obj: Any) -> str:
     import json
 
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
+
+
+_CHECKPOINT_FORMAT = 2  # 2: rows carry "upper"
 
 
 class _Checkpoint:
@@ -659,12 +717,14 @@ def exact_replies(
         raise ValueError("min_prob > 0 needs strategy='reuse'")
 
     m = load_model(model)
-    key = _digest([cands, m.path.name, strategy, prompt_mode, float(min_prob)])
+    key = _digest([_CHECKPOINT_FORMAT, cands, m.path.name, strategy, prompt_mode,
+                   float(min_prob)])
     tree = _Tree(cands, m.pieces, m.max_piece)
     if strategy == "naive":
         tree.expand_all()
     n = len(cands)
     logprob = np.full((n, len(srcs)), -np.inf)
+    upper = np.zeros((n, len(srcs)))
     uncovered = np.zeros(len(srcs))
     seconds = np.zeros(len(srcs))
     prompt_lengths, visited = [], []
@@ -682,22 +742,25 @@ def exact_replies(
             raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
         row = done.get((f, _digest(prompt)))
         if row is not None:  # computed by an earlier (interrupted) run with the same settings
-            lp, secs, k = np.asarray(row["logprob"], dtype=float), row["seconds"], row["visited"]
+            lp, up = (np.asarray(row[c], dtype=float) for c in ("logprob", "upper"))
+            secs, k = row["seconds"], row["visited"]
         else:
             logits_of = (_logits_naive(m, prompt, tree, prompt_mode) if strategy == "naive"
                          else None)
-            lp, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of)
+            lp, up, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of)
             secs = time.perf_counter() - t0
             if checkpoint is not None:
                 _Checkpoint(checkpoint, key).append(
                     {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
-                     "seconds": secs, "visited": k})
+                     "upper": up.tolist(), "seconds": secs, "visited": k})
         logprob[:, j] = lp
+        upper[:, j] = up
         uncovered[j] = 1.0 - math.fsum(np.exp(lp))
         seconds[j] = secs
         visited.append(k)
     prob = np.exp(logprob)
-    for a in (prob, logprob, uncovered, seconds):
+    upper = np.maximum(upper, prob)  # equal when nothing was skipped (guards rounding)
+    for a in (prob, logprob, upper, uncovered, seconds):
         a.setflags(write=False)
     import llama_cpp
 
@@ -709,6 +772,7 @@ def exact_replies(
         uncovered=uncovered,
         seconds=seconds,
         n_nodes=tree.size,
+        upper=upper,
         info={
             "model": str(m.path),
             "model_file": m.path.name,
@@ -811,6 +875,7 @@ def load_exact(path: str | Path) -> ExactKernel:
         if missing:
             raise ValueError(f"{str(path)!r} is not an exact-kernel file; missing {missing}")
         d = {k: z[k] for k in _NPZ_KEYS}
+        upper = np.asarray(z["upper"], dtype=float) if "upper" in z.files else None
     states = tuple(str(s) for s in d["states"])
     sources = tuple(str(s) for s in d["sources"])
     shape = (len(states), len(sources))
@@ -821,6 +886,12 @@ def load_exact(path: str | Path) -> ExactKernel:
     if not set(sources) <= set(states):
         raise ValueError(f"{str(path)!r}: sources are not all states")
     arrays = [np.asarray(d[k], dtype=float) for k in ("prob", "logprob", "uncovered", "seconds")]
+    if upper is not None:
+        if upper.shape != shape:
+            raise ValueError(f"{str(path)!r}: upper shape {upper.shape}, expected {shape}")
+        if np.any(upper < arrays[0] * (1 - 1e-12)):
+            raise ValueError(f"{str(path)!r}: upper bounds below the probabilities")
+        arrays.append(upper)
     for a in arrays:
         a.setflags(write=False)
     return ExactKernel(
@@ -832,4 +903,5 @@ def load_exact(path: str | Path) -> ExactKernel:
         seconds=arrays[3],
         n_nodes=int(d["n_nodes"]),
         info=json.loads(str(d["info"])),
+        upper=upper,
     )

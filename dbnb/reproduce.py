@@ -30,6 +30,7 @@ RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
 EXACT30 = "runs/word_exact30.npz"
 EXACT100 = "runs/word_exact100.npz"
 SYM_EXACT = "runs/symbolic_exact.npz"
+SYM_MAX_LOG_GAP = 0.1  # keep exact symbolic entries with log(upper / lower) <= this
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
 
 
@@ -155,14 +156,15 @@ class Sources:
     def symbolic_exact_fit(self) -> PotentialFit:
         ek = self.symbolic_exact
         return _fit_exact(ek, f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} expressions "
-                              f"(mcycle)")
+                              f"(mcycle)", max_log_gap=SYM_MAX_LOG_GAP)
 
     @cached_property
     def symbolic_exact_pair(self):
         """(sampled kernel of the 7,260-call run, exact kernel) over the same expressions."""
         from .kernels import estimate_kernel
 
-        return estimate_kernel(self.symbolic, "exact"), self.symbolic_exact.to_transition_kernel()
+        return (estimate_kernel(self.symbolic, "exact"),
+                self.symbolic_exact.to_transition_kernel(max_log_gap=SYM_MAX_LOG_GAP))
 
     @cached_property
     def symbolic(self) -> TransitionCounts:
@@ -209,14 +211,16 @@ class Sources:
         return counts._replace(source=f"{LOCAL_MODEL}, free words, Letter schedule")
 
 
-def _fit_exact(ek, label: str) -> PotentialFit:
+def _fit_exact(ek, label: str, max_log_gap: float | None = None) -> PotentialFit:
     """Least-action fit to an exact kernel (self-replies are escapes), labelled with the
-    largest uncovered mass (the skipped rare tokenisations)."""
+    largest uncovered mass (the skipped rare tokenisations); with ``max_log_gap`` only the
+    entries whose bounds agree to that precision (:meth:`dbnb.exact.ExactKernel.log_gap`)."""
     from .kernels import TransitionKernel
 
-    tk = ek.to_transition_kernel(n_calls=10**9)
+    tk = ek.to_transition_kernel(n_calls=10**9, max_log_gap=max_log_gap)
+    gap = "" if max_log_gap is None else f", entries known to {max_log_gap:g} in log"
     counts = tk.counts._replace(
-        source=f"{label} (uncovered mass <= {float(ek.uncovered.max()):.1e})")
+        source=f"{label} (uncovered mass <= {float(ek.uncovered.max()):.1e}{gap})")
     return fit_potential(TransitionKernel(counts=counts, matrix=tk.matrix, n0=tk.n0,
                                           method=tk.method))
 
@@ -342,6 +346,10 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                  f"Beyond the Letter: Fig. 5, potential vs MSE ({s})",
                  lambda: plots.fig_potential_vs_score(balance.potential_vs_score(
                      src.symbolic_exact_fit, src.symbolic.metadata["mse"]))),
+            Item("figE6_symbolic_exact_triplets", f"Beyond the Letter: Fig. 8, closed triplets "
+                 f"({s})",
+                 lambda: plots.fig_triplets(balance.triplets(src.symbolic_exact_fit),
+                                            fraction=0.01, errors=False)),
             Item("figE5_symbolic_exact_vs_sampled",
                  "Beyond the Letter: sampled vs exact pair log-ratios (symbolic agent)",
                  lambda: plots.fig_exact_comparison(
@@ -474,9 +482,13 @@ def _headlines(src: Sources) -> list[str]:
         pc = balance.pairs(fit)
         shares = balance.potential_vs_score(fit, src.symbolic.metadata["mse"]).shares()
         cmp = balance.compare_to_exact(*src.symbolic_exact_pair)
+        gap = ek.log_gap()
+        off = ~np.eye(*gap.shape, dtype=bool)
+        known = float(np.mean(gap[off] <= SYM_MAX_LOG_GAP))
         lines.append(
             f"symbolic exact kernel ({len(ek.states)} expressions, uncovered mass mean "
-            f"{float(ek.uncovered.mean()):.1%}, max {float(ek.uncovered.max()):.1%}): "
+            f"{float(ek.uncovered.mean()):.1%}, max {float(ek.uncovered.max()):.1%}; "
+            f"{known:.0%} of transitions known to {SYM_MAX_LOG_GAP:g} in log): "
             f"{pc.n_pairs} pairs, R^2 = {pc.r_squared:.3f}, action {fit.action:.3f}; Fig. 5 "
             f"down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/{shares['flat']:.0%}; "
             f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "

@@ -15,9 +15,14 @@ Exact: the kernel P(g | f) of the same grammar-constrained sampler over the same
        split in PARTS parts, one one-thread process per core; each part checkpoints every
        finished prompt, so a rerun resumes.
 
+Free:  the Letter's protocol: free replies (the first valid expression of the reply is the new
+       state), prompts uniform over the expressions found so far, from param1*times+param2;
+       data/runs/symbolic_free_letter.jsonl.gz.
+
 Usage:
 
     python scripts/run_local_symbolic.py --calls 60
+    python scripts/run_local_symbolic.py --free 2000
     python scripts/run_local_symbolic.py --exact-part 0 &
     python scripts/run_local_symbolic.py --exact-part 1
     python scripts/run_local_symbolic.py --merge
@@ -30,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from dbnb.agents import symbolic
-from dbnb.agents.run import local_server, run_fixed_design
+from dbnb.agents.run import local_server, run_fixed_design, run_letter_schedule
 from dbnb.exact import ExactKernel, load_exact
 from dbnb.store import JsonlStore, compact
 
@@ -40,6 +45,7 @@ MODEL = "local/smollm2"
 CALLS_PER_STATE = 60
 ROUND = 1
 LIVE = RUNS / "symbolic_constrained_fixed.jsonl"
+FREE = RUNS / "symbolic_free_letter.jsonl"
 EXACT = RUNS / "symbolic_exact.npz"
 
 
@@ -56,6 +62,17 @@ def run(calls: int) -> None:
             print(f"[{time.strftime('%H:%M:%S')}] round {k}/{calls}: {c!r}, escapes "
                   f"{int(c.escapes.sum())}, {time.time() - t0:.0f} s", flush=True)
     compact(LIVE, LIVE.with_suffix(".jsonl.gz"))
+
+
+def free(calls: int) -> None:
+    """The Letter's protocol: free replies, prompts uniform over the expressions found so far."""
+    agent = symbolic.SymbolicAgent(mode="free")
+    start = symbolic.parse_expression("param1*times+param2", agent.variable).text
+    store = JsonlStore(FREE)
+    recs = run_letter_schedule(agent, calls, model=MODEL, store=store, start=start, seed=0)
+    c = agent.counts(recs)
+    print(f"{c!r}, escapes {int(c.escapes.sum())}")
+    compact(FREE, FREE.with_suffix(".jsonl.gz"))
 
 
 MIN_PROB = 1e-5
@@ -101,6 +118,8 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=None,
                     help=f"run the sampled design with this many calls per expression "
                          f"(shipped: {CALLS_PER_STATE})")
+    ap.add_argument("--free", type=int, default=None,
+                    help="run the free-mode Letter schedule with this many calls (shipped: 2000)")
     ap.add_argument("--exact-part", type=int, default=None, choices=range(PARTS),
                     help="compute one part of the exact kernel")
     ap.add_argument("--merge", action="store_true", help="merge the exact-kernel parts")
@@ -108,6 +127,8 @@ def main() -> None:
     RUNS.mkdir(parents=True, exist_ok=True)
     if args.calls is not None:
         run(args.calls)
+    if args.free is not None:
+        free(args.free)
     if args.exact_part is not None:
         exact(args.exact_part)
     if args.merge:

@@ -177,6 +177,7 @@ def test_triplets_exact_detailed_balance(reversible):
     assert tc.n_triplets == len(brute_triangles(adj)) > 10
     np.testing.assert_allclose(tc.forward, tc.backward, atol=1e-9)
     assert tc.within_1sigma == 1.0
+    assert tc.rms_affinity < 1e-9
 
 
 def test_triplets_cycle_affinity_and_errors():
@@ -191,6 +192,7 @@ def test_triplets_cycle_affinity_and_errors():
     assert tc.forward[0] == pytest.approx(fwd)
     assert tc.backward[0] == pytest.approx(bwd)
     assert tc.residual[0] == pytest.approx(np.log(50 * 40 * 30 / (10 * 20 * 25)))
+    assert tc.rms_affinity == pytest.approx(abs(tc.residual[0]))
     var_f = 1 / 50 + 1 / 100 + 1 / 40 + 1 / 200 + 1 / 30 + 1 / 400
     var_b = 1 / 10 + 1 / 200 + 1 / 20 + 1 / 400 + 1 / 25 + 1 / 100
     assert tc.sigma_forward[0] == pytest.approx(np.sqrt(var_f))

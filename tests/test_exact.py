@@ -207,6 +207,10 @@ def test_pruning_gives_lower_bounds_and_reports_the_skipped_mass():
     # what pruning removed is exactly what it reports as uncovered
     assert np.sum(full.prob - cut.prob) == pytest.approx(cut.uncovered[0], abs=1e-9)
     assert cut.uncovered[0] > 0 and cut.info["min_prob"] == 1e-3
+    # the upper bounds hold the true probabilities, and are tight without pruning
+    assert np.all(cut.upper >= full.prob - 1e-12)
+    np.testing.assert_allclose(full.upper, full.prob, rtol=1e-12, atol=0)
+    assert np.any(cut.upper > cut.prob * 1.001)
     with pytest.raises(ValueError, match="min_prob"):
         exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1.5)
 
@@ -263,18 +267,24 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
             n = tree.parent[n]
         return logits(tuple(path[::-1]))
 
-    lp, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob,
-                               logits_of)
+    lp, up, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob,
+                                   logits_of)
     want = _brute_force(cands, pieces, logits)
     got = dict(zip(cands, np.exp(lp), strict=True))
+    hi = dict(zip(cands, up, strict=True))
     assert stuck == 0.0 and visited > 0
     if min_prob == 0:
         for c in cands:
             assert got[c] == pytest.approx(want[c], rel=1e-12), c
+            assert hi[c] == pytest.approx(want[c], rel=1e-12), c
         assert sum(got.values()) == pytest.approx(1.0, abs=1e-12)
-    else:  # lower bounds; something was really skipped
-        assert all(got[c] <= want[c] + 1e-15 for c in cands)
+    else:  # bounds on both sides; something was really skipped
+        for c in cands:
+            assert got[c] <= want[c] + 1e-15 and want[c] <= hi[c] + 1e-15, c
         assert sum(got.values()) < 1.0 - 1e-3
+        assert any(hi[c] > got[c] * 1.01 for c in cands)
+        # the upper bounds are not vacuous: the extra mass is at most what was skipped
+        assert sum(hi.values()) - sum(got.values()) <= len(cands) * (1 - sum(got.values()))
 
 
 def test_tree_is_built_lazily_and_completely():
@@ -343,3 +353,38 @@ def test_exact_replies_checks_its_arguments():
         exact_replies("ab", _short_messages, progress=False)
     with pytest.raises(ValueError, match="min_prob"):
         exact_replies(["a"], _short_messages, min_prob=True, progress=False)
+
+
+def _hand_kernel(upper=True):
+    from dbnb.exact import ExactKernel
+
+    prob = np.array([[0.5, 0.2, 1e-6], [0.3, 0.6, 0.3], [0.1, 0.1, 0.6]])
+    up = prob.copy()
+    up[2, 0] = 0.3  # skipped mass below a prefix of state C: P(C | A) in [0.1, 0.3]
+    return ExactKernel(states=("A", "B", "C"), sources=("A", "B", "C"), prob=prob,
+                       logprob=np.log(prob), uncovered=1 - prob.sum(0), seconds=np.ones(3),
+                       n_nodes=9, info={"min_prob": 1e-3}, upper=up if upper else None)
+
+
+def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
+    ek = _hand_kernel()
+    gap = ek.log_gap()
+    assert gap[2, 0] == pytest.approx(np.log(3)) and gap[1, 0] == 0
+    full = ek.to_transition_kernel().matrix.toarray()
+    kept = ek.to_transition_kernel(max_log_gap=0.5).matrix.toarray()
+    assert full[2, 0] == pytest.approx(0.1) and kept[2, 0] == 0
+    np.testing.assert_array_equal(np.delete(kept.ravel(), 6), np.delete(full.ravel(), 6))
+    with pytest.raises(ValueError, match="max_log_gap"):
+        ek.to_transition_kernel(max_log_gap=-1)
+    with pytest.raises(ValueError, match="no upper bounds"):
+        _hand_kernel(upper=False).to_transition_kernel(max_log_gap=0.1)
+    # saved and read back; an upper bound below the probability is rejected
+    k2 = load_exact(ek.save(tmp_path / "k.npz"))
+    np.testing.assert_array_equal(k2.upper, ek.upper)
+    assert load_exact(_hand_kernel(upper=False).save(tmp_path / "old.npz")).upper is None
+    with np.load(tmp_path / "k.npz") as z:
+        d = dict(z)
+    d["upper"] = d["prob"] / 2
+    np.savez(tmp_path / "bad.npz", **d)
+    with pytest.raises(ValueError, match="upper bounds below"):
+        load_exact(tmp_path / "bad.npz")

@@ -132,6 +132,13 @@ def test_fig_triplets(chain_fit):
     assert any(ln.get_gid() == "diagonal" for ln in ax.get_lines())
     stats = next(t for t in ax.texts if t.get_gid() == "stats").get_text()
     assert f"$N$ = {check.n_triplets}" in stats
+    assert len(ax.collections) > 0  # error bars
+    # an exact kernel: no error bars, the rms cycle affinity instead of chi^2
+    fig = plots.fig_triplets(check, fraction=0.5, errors=False)
+    ax = fig.axes[0]
+    stats = next(t for t in ax.texts if t.get_gid() == "stats").get_text()
+    assert "rms affinity" in stats and "chi" not in stats
+    assert len(ax.collections) == 0
 
 
 def test_fig_potential_vs_score(chain_fit):
