@@ -26,6 +26,7 @@ __all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown
 WORD_RUN = "runs/word_constrained_fixed.jsonl.gz"
 FREE_RUN = "runs/word_free_letter.jsonl.gz"
 SYM_RUN = "runs/symbolic_constrained_fixed.jsonl.gz"
+SYM_FREE_RUN = "runs/symbolic_free_letter.jsonl.gz"
 RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
 EXACT30 = "runs/word_exact30.npz"
 EXACT100 = "runs/word_exact100.npz"
@@ -75,7 +76,8 @@ class Sources:
                 return (self.data / EXACT100).is_file()
             if what == "symbolic_exact":
                 return all((self.data / r).is_file() for r in (SYM_RUN, SYM_EXACT))
-            rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN}[what]
+            rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN,
+                   "symbolic_free": SYM_FREE_RUN}[what]
             return (self.data / rel).is_file()
         if self.source == "paper":
             key = {"words": "word", "symbolic": "ideasearch"}.get(what)
@@ -183,6 +185,26 @@ class Sources:
             source=f"{LOCAL_MODEL}, symbolic regression of mcycle (MASS), 121 expressions"
         )
 
+    @cached_property
+    def symbolic_free(self) -> TransitionCounts:
+        """The free-mode symbolic run on the Letter's schedule (shipped source only)."""
+        from .agents.run import counts_from_store
+        from .agents.symbolic import SymbolicAgent
+
+        counts = counts_from_store(self.data / SYM_FREE_RUN, agent=SymbolicAgent(mode="free"))
+        return counts._replace(source=f"{LOCAL_MODEL}, free expressions, Letter schedule")
+
+    def symbolic_free_reasons(self) -> pd.Series:
+        """Calls of the free symbolic run by outcome: ``"valid state"`` or the escape reason."""
+        from .agents.symbolic import SymbolicAgent
+        from .store import JsonlStore
+
+        agent = SymbolicAgent(mode="free")
+        out = [agent.parse(r.get("reply"), r["meta"]["prompt"]).reason or "valid state"
+               for r in JsonlStore(self.data / SYM_FREE_RUN, read_only=True)
+               if not r.get("error")]
+        return pd.Series(out, dtype=object).value_counts().rename("calls")
+
     @property
     def symbolic_variable(self) -> str:
         return "log_v_k_nu" if self.source == "paper" else "times"
@@ -285,7 +307,9 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
     if src.available("free"):
         stats["words, free, Letter schedule (local)"] = src.words_free
     if src.available("symbolic"):
-        stats["symbolic"] = src.symbolic
+        stats["symbolic, constrained (local)"] = src.symbolic
+    if src.available("symbolic_free"):
+        stats["symbolic, free, Letter schedule (local)"] = src.symbolic_free
     if src.available("words") or src.available("symbolic"):
         def table4():
             fits = {}
@@ -475,6 +499,16 @@ def _headlines(src: Sources) -> list[str]:
             f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
             f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
             f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}"
+        )
+    if src.available("symbolic_free"):
+        reasons = src.symbolic_free_reasons()
+        st = src.symbolic_free.statistics()
+        top = ", ".join(f"{k} {v}" for k, v in reasons.drop("valid state", errors="ignore")
+                        .head(3).items())
+        lines.append(
+            f"symbolic agent, free replies, Letter schedule: {int(reasons.sum())} calls, "
+            f"{int(reasons.get('valid state', 0))} valid expressions, {int(st['states'])} "
+            f"states, {int(st['samples'])} transitions; escapes: {top}"
         )
     if src.available("symbolic_exact"):
         ek = src.symbolic_exact

@@ -70,6 +70,20 @@ print(fit)
 pd.concat([plots.table3_statistics({"symbolic (ours)": counts}), dbnb.letter.table3()])
 
 # %% [markdown]
+# ## Free replies: the Letter's protocol, and why the main run is constrained
+# With free replies (the first valid expression in the reply becomes the new state) and the
+# Letter's schedule (prompt uniform over the expressions found so far, from
+# `param1*times+param2`), the 135M model mostly answers with prose: the outcomes of the shipped
+# 2,000 calls, by escape reason.
+
+# %%
+if src.available("symbolic_free"):
+    print(src.symbolic_free)
+    display(src.symbolic_free_reasons().to_frame())
+else:
+    print(f"no free symbolic run in source {SOURCE!r}")
+
+# %% [markdown]
 # The model piles onto a few attractor expressions: only the states that are also reached
 # *from* those attractors form the main strongly connected component; the others are left and
 # never re-entered, so their potential is $+\infty$ relative to it (as TURKEY and BUZZY for
