@@ -26,13 +26,14 @@ Sampling stops at the first EOG token. So the reply ``g`` has probability
                prod_i softmax_{allowed(t_<i)}(logits)[t_i] * softmax_{allowed(t_1..t_k)}[EOG]
 
 where every softmax is over the allowed set only. The token tree of all tokenisations is walked
-depth first once per prompt, its nodes created as the walk reaches them (long candidates have
-millions of tokenisations; ``min_prob`` stops the walk at rare ones and reports the mass it did
+depth first once per prompt, its nodes created as the walk reaches them. Long candidates have
+millions of tokenisations: ``min_prob`` stops the walk at rare ones and reports the mass it did
 not follow as ``uncovered``; that mass, added to every candidate that starts with the skipped
-text, gives an upper bound for each probability, ``ExactKernel.upper``). The probability that a path reaches a dead end (a prefix that is
-not a word and that no token extends; never happens when all single characters are tokens) is
-also ``uncovered``. The model's prompt is rendered exactly as the server renders it: the GGUF's
-chat template through ``Jinja2ChatFormatter``, tokenised with ``special=True`` and no extra BOS.
+text, gives an upper bound for each probability (``ExactKernel.upper``). The probability that a
+path reaches a dead end (a prefix that is not a word and that no token extends; never happens
+when all single characters are tokens) is also ``uncovered``. The model's prompt is rendered
+exactly as the server renders it: the GGUF's chat template through ``Jinja2ChatFormatter``,
+tokenised with ``special=True`` and no extra BOS.
 
 Numerics: why one token at a time
 --------------------------------
