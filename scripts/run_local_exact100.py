@@ -44,7 +44,9 @@ def main() -> None:
         ek = ExactKernel(
             states=tuple(vocab), sources=tuple(vocab), prob=pick("prob"),
             logprob=pick("logprob"), uncovered=pick("uncovered"), seconds=pick("seconds"),
-            n_nodes=parts[0].n_nodes, info={**parts[0].info, "parts": PARTS},
+            n_nodes=parts[0].n_nodes,
+            info={**parts[0].info, "parts": PARTS,
+                  "prompt_tokens": [parts[i].info["prompt_tokens"][j] for i, j in cols]},
         )
         ek.save(RUNS / f"word_exact{N_WORDS}.npz")
         print(ek, "uncovered: max", ek.uncovered.max(), "mean", ek.uncovered.mean())
