@@ -314,9 +314,12 @@ def _combine(word_lp: list[list[float]]) -> np.ndarray:
     return out
 
 
+LADDER = (10.0, 100.0)  # cut-offs, as multiples of min_prob, recorded for convergence checks
+
+
 def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: int,
           min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None
-          ) -> tuple[np.ndarray, np.ndarray, float, int]:
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Depth-first walk of the token tree: log P(candidate) under the grammar sampler.
 
     At every visited node the softmax over the allowed set (the node's children, plus the EOG
@@ -329,8 +332,11 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
     (depth-first order). ``logits_of`` replaces that (``"naive"``).
 
     Returns the log-probabilities (lower bounds), upper bounds of the probabilities (equal to
-    the lower bounds when nothing was skipped), the dead-end mass (prefixes no token extends)
-    and the number of internal nodes visited.
+    the lower bounds when nothing was skipped), the log-probabilities the walk would have found
+    with the cut-off 10 and 100 times higher (shape ``(2, n_words)``; a candidate's share from a
+    node of path probability ``p`` counts at every cut-off ``<= p``, as path probabilities only
+    fall along a path), the dead-end mass (prefixes no token extends) and the number of internal
+    nodes visited.
     """
     llm = m.llm
     if logits_of is None:
@@ -338,6 +344,7 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
     n0 = len(prompt)
     log_min = math.log(min_prob) if min_prob > 0 else -math.inf
     word_lp: list[list[float]] = [[] for _ in range(n_words)]
+    gate: list[list[float]] = [[] for _ in range(n_words)]  # path log-prob of the node
     stuck = 0.0
     visited = 0
     skipped: dict[str, float] = {}
@@ -349,6 +356,7 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
         if not kids:  # EOG is the only allowed token: P = 1 (or a dead end)
             if complete:
                 word_lp[tree.word[n]].append(lp)
+                gate[tree.word[n]].append(lp)
             else:
                 stuck += math.exp(lp)
             continue
@@ -365,6 +373,7 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
             xe = lg[m.eog]
             lse = _lse(np.concatenate([x, xe]))
             word_lp[tree.word[n]].append(lp + _lse(xe) - lse)
+            gate[tree.word[n]].append(lp)
         else:
             lse = _lse(x)
         for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
@@ -377,7 +386,15 @@ def _walk(m: _Model, prompt: list[int], tree: _Tree, prompt_mode: str, n_words: 
     upper = np.exp(lower)
     for t, mass in skipped.items():
         upper[tree.completions(t)] += mass
-    return lower, np.minimum(upper, 1.0), stuck, visited
+    ladder = np.full((len(LADDER), n_words), -np.inf)
+    if min_prob > 0:
+        for r, factor in enumerate(LADDER):
+            cut = math.log(min_prob * factor)
+            ladder[r] = _combine([[c for c, g in zip(cs, gs, strict=True) if g >= cut]
+                                  for cs, gs in zip(word_lp, gate, strict=True)])
+    else:
+        ladder[:] = lower
+    return lower, np.minimum(upper, 1.0), ladder, stuck, visited
 
 
 # ------------------------------------------------------------------------------ logits
@@ -453,6 +470,10 @@ class ExactKernel:
         Upper bounds of ``prob``: ``prob`` plus the mass of every skipped partial tokenisation
         whose text is a prefix of the candidate (all of it could have ended there). Equal to
         ``prob`` when nothing was skipped; ``None`` in files written before it was recorded.
+    ladder : numpy.ndarray or None, shape (2, n_states, n_sources)
+        ``prob`` as the walk would have found it with the cut-off ``info["ladder_cuts"]``
+        (10 and 100 times ``min_prob``): how the lower bounds converge as the cut-off falls
+        (see :meth:`last_step`). ``None`` in files written before it was recorded.
     """
 
     states: tuple[str, ...]
@@ -464,6 +485,7 @@ class ExactKernel:
     n_nodes: int
     info: dict[str, Any] = field(default_factory=dict)
     upper: np.ndarray | None = None
+    ladder: np.ndarray | None = None
 
     def __repr__(self) -> str:
         return (
@@ -476,7 +498,7 @@ class ExactKernel:
 
         Arrays ``states``, ``sources``, ``prob``, ``logprob``, ``uncovered``, ``seconds``,
         ``n_nodes``, ``info`` (a JSON string, with the total ``seconds`` added) and, when
-        known, ``upper``.
+        known, ``upper`` and ``ladder``.
         """
         import json
 
@@ -496,6 +518,7 @@ class ExactKernel:
             n_nodes=np.int64(self.n_nodes),
             info=np.array(json.dumps(info, sort_keys=True)),
             **({} if self.upper is None else {"upper": self.upper}),
+            **({} if self.ladder is None else {"ladder": self.ladder}),
         )
         return path
 
@@ -519,13 +542,27 @@ class ExactKernel:
         with np.errstate(divide="ignore"):
             return np.log(self.upper) - self.logprob
 
-    def _square(self, max_log_gap: float | None = None) -> np.ndarray:
+    def last_step(self) -> np.ndarray:
+        """``log(prob / prob at a 10x higher cut-off)`` per entry: what the last decade of
+        ``min_prob`` added. Small steps mean converged lower bounds (each decade of the cut-off
+        adds a geometrically shrinking share in practice); ``inf`` where the entry appeared
+        only in the last decade; 0 without pruning."""
+        if self.ladder is None:
+            raise ValueError("this kernel has no convergence ladder (computed before it was "
+                             "recorded); recompute it")
+        with np.errstate(divide="ignore"):
+            return self.logprob - np.log(self.ladder[0])
+
+    def _square(self, max_log_gap: float | None = None,
+                max_last_step: float | None = None) -> np.ndarray:
         """``T[g, f]`` over the sources, diagonal zeroed (self-replies are escapes); with
         ``max_log_gap``, entries whose bounds differ by more are zeroed (not measured)."""
         idx = [self.states.index(s) for s in self.sources]
         t = self.prob[idx, :].copy()
         if max_log_gap is not None:
             t[self.log_gap()[idx, :] > max_log_gap] = 0.0
+        if max_last_step is not None:
+            t[self.last_step()[idx, :] > max_last_step] = 0.0
         np.fill_diagonal(t, 0.0)
         return t
 
@@ -564,7 +601,8 @@ class ExactKernel:
         )
 
     def to_transition_kernel(self, n_calls: int = 1_000_000, *,
-                             max_log_gap: float | None = None) -> TransitionKernel:
+                             max_log_gap: float | None = None,
+                             max_last_step: float | None = None) -> TransitionKernel:
         """A :class:`dbnb.kernels.TransitionKernel` (method ``"exact-logprob"``) over the sources.
 
         ``T(g <- f) = prob[g, f]`` for sources ``g != f``; self-replies and replies outside the
@@ -576,12 +614,16 @@ class ExactKernel:
         max_log_gap`` (see :meth:`log_gap`); the others are left out of the kernel, as
         transitions not measured. Use it when rare tokenisations were skipped
         (``info["min_prob"] > 0``): a candidate whose probability is comparable to the skipped
-        mass below its prefixes is not determined by the walk.
+        mass below its prefixes is not determined by the walk. The bound is rigorous but loose
+        (the skipped mass is counted in full for every candidate it could reach).
+        ``max_last_step`` is the empirical criterion: keep entries whose last decade of the
+        cut-off added at most that much in log (:meth:`last_step`).
         """
-        if max_log_gap is not None and not max_log_gap >= 0:
-            raise ValueError(f"max_log_gap must be >= 0, got {max_log_gap!r}")
+        for name, val in (("max_log_gap", max_log_gap), ("max_last_step", max_last_step)):
+            if val is not None and not val >= 0:
+                raise ValueError(f"{name} must be >= 0, got {val!r}")
         counts = self.expected_counts(n_calls)
-        t = self._square(max_log_gap)
+        t = self._square(max_log_gap, max_last_step)
         mat = sp.csr_array(t)
         mat.eliminate_zeros()
         n0 = np.full(len(self.sources), float(n_calls))
@@ -597,7 +639,7 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
 
 
-_CHECKPOINT_FORMAT = 2  # 2: rows carry "upper"
+_CHECKPOINT_FORMAT = 3  # 2: rows carry "upper"; 3: and "ladder"
 
 
 class _Checkpoint:
@@ -727,6 +769,7 @@ def exact_replies(
     n = len(cands)
     logprob = np.full((n, len(srcs)), -np.inf)
     upper = np.zeros((n, len(srcs)))
+    ladder = np.full((len(LADDER), n, len(srcs)), -np.inf)
     uncovered = np.zeros(len(srcs))
     seconds = np.zeros(len(srcs))
     prompt_lengths, visited = [], []
@@ -744,25 +787,30 @@ def exact_replies(
             raise ValueError(f"the prompt for {f!r} has {len(prompt)} token(s); need >= 2")
         row = done.get((f, _digest(prompt)))
         if row is not None:  # computed by an earlier (interrupted) run with the same settings
-            lp, up = (np.asarray(row[c], dtype=float) for c in ("logprob", "upper"))
+            lp, up, lad = (np.asarray(row[c], dtype=float) for c in ("logprob", "upper",
+                                                                      "ladder"))
             secs, k = row["seconds"], row["visited"]
         else:
             logits_of = (_logits_naive(m, prompt, tree, prompt_mode) if strategy == "naive"
                          else None)
-            lp, up, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of)
+            lp, up, lad, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob,
+                                           logits_of)
             secs = time.perf_counter() - t0
             if checkpoint is not None:
                 _Checkpoint(checkpoint, key).append(
                     {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
-                     "upper": up.tolist(), "seconds": secs, "visited": k})
+                     "upper": up.tolist(), "ladder": lad.tolist(), "seconds": secs,
+                     "visited": k})
         logprob[:, j] = lp
         upper[:, j] = up
+        ladder[:, :, j] = lad
         uncovered[j] = 1.0 - math.fsum(np.exp(lp))
         seconds[j] = secs
         visited.append(k)
     prob = np.exp(logprob)
     upper = np.maximum(upper, prob)  # equal when nothing was skipped (guards rounding)
-    for a in (prob, logprob, upper, uncovered, seconds):
+    ladder = np.exp(ladder)
+    for a in (prob, logprob, upper, ladder, uncovered, seconds):
         a.setflags(write=False)
     import llama_cpp
 
@@ -775,6 +823,7 @@ def exact_replies(
         seconds=seconds,
         n_nodes=tree.size,
         upper=upper,
+        ladder=ladder,
         info={
             "model": str(m.path),
             "model_file": m.path.name,
@@ -785,6 +834,7 @@ def exact_replies(
             "eog_tokens": m.eog.tolist(),
             "prompt_tokens": prompt_lengths,
             "visited_nodes": visited,
+            "ladder_cuts": [min_prob * f for f in LADDER],
             "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
             **(info or {}),
         },
@@ -878,6 +928,7 @@ def load_exact(path: str | Path) -> ExactKernel:
             raise ValueError(f"{str(path)!r} is not an exact-kernel file; missing {missing}")
         d = {k: z[k] for k in _NPZ_KEYS}
         upper = np.asarray(z["upper"], dtype=float) if "upper" in z.files else None
+        ladder = np.asarray(z["ladder"], dtype=float) if "ladder" in z.files else None
     states = tuple(str(s) for s in d["states"])
     sources = tuple(str(s) for s in d["sources"])
     shape = (len(states), len(sources))
@@ -893,8 +944,13 @@ def load_exact(path: str | Path) -> ExactKernel:
             raise ValueError(f"{str(path)!r}: upper shape {upper.shape}, expected {shape}")
         if np.any(upper < arrays[0] * (1 - 1e-12)):
             raise ValueError(f"{str(path)!r}: upper bounds below the probabilities")
-        arrays.append(upper)
-    for a in arrays:
+    if ladder is not None:
+        if ladder.ndim != 3 or ladder.shape[1:] != shape:
+            raise ValueError(f"{str(path)!r}: ladder shape {ladder.shape}, expected (k, *{shape})")
+        if np.any(ladder > arrays[0] * (1 + 1e-12)):
+            raise ValueError(f"{str(path)!r}: ladder above the probabilities (a higher cut-off "
+                             "cannot find more)")
+    for a in arrays + [x for x in (upper, ladder) if x is not None]:
         a.setflags(write=False)
     return ExactKernel(
         states=states,
@@ -906,4 +962,5 @@ def load_exact(path: str | Path) -> ExactKernel:
         n_nodes=int(d["n_nodes"]),
         info=json.loads(str(d["info"])),
         upper=upper,
+        ladder=ladder,
     )
