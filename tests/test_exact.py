@@ -267,8 +267,8 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
             n = tree.parent[n]
         return logits(tuple(path[::-1]))
 
-    lp, up, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob,
-                                   logits_of)
+    lp, up, ladder, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands),
+                                           min_prob, logits_of)
     want = _brute_force(cands, pieces, logits)
     got = dict(zip(cands, np.exp(lp), strict=True))
     hi = dict(zip(cands, up, strict=True))
@@ -285,6 +285,34 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
         assert any(hi[c] > got[c] * 1.01 for c in cands)
         # the upper bounds are not vacuous: the extra mass is at most what was skipped
         assert sum(hi.values()) - sum(got.values()) <= len(cands) * (1 - sum(got.values()))
+
+
+def test_walk_ladder_is_the_walk_at_higher_cut_offs():
+    from dbnb.exact import LADDER, _Tree, _walk
+
+    pieces = {"a": [1], "b": [2], "c": [3], "ab": [4], "bc": [5], "abc": [6], "ca": [7, 8]}
+    cands = ["ab", "abc", "ca", "cab", "bca"]
+    logits = _fake_logits(9)
+
+    def run(min_prob):
+        tree = _Tree(cands, pieces, max_piece=3)
+
+        def logits_of(n):
+            path = []
+            while n > 0:
+                path.append(tree.token[n])
+                n = tree.parent[n]
+            return logits(tuple(path[::-1]))
+
+        return _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob, logits_of)
+
+    lp, _, ladder, _, _ = run(0.002)
+    assert ladder.shape == (len(LADDER), len(cands))
+    for r, factor in enumerate(LADDER):
+        np.testing.assert_array_equal(ladder[r], run(0.002 * factor)[0])
+    assert np.all(ladder[0] <= lp) and np.any(ladder[1] < ladder[0])
+    lp0, _, ladder0, _, _ = run(0.0)
+    np.testing.assert_array_equal(ladder0, np.stack([lp0, lp0]))
 
 
 def test_tree_is_built_lazily_and_completely():
@@ -361,9 +389,12 @@ def _hand_kernel(upper=True):
     prob = np.array([[0.5, 0.2, 1e-6], [0.3, 0.6, 0.3], [0.1, 0.1, 0.6]])
     up = prob.copy()
     up[2, 0] = 0.3  # skipped mass below a prefix of state C: P(C | A) in [0.1, 0.3]
+    ladder = np.stack([prob * 0.99, prob * 0.9])
+    ladder[0, 1, 0] = 0.15  # P(B | A) doubled in the last decade of the cut-off
     return ExactKernel(states=("A", "B", "C"), sources=("A", "B", "C"), prob=prob,
                        logprob=np.log(prob), uncovered=1 - prob.sum(0), seconds=np.ones(3),
-                       n_nodes=9, info={"min_prob": 1e-3}, upper=up if upper else None)
+                       n_nodes=9, info={"min_prob": 1e-3}, upper=up if upper else None,
+                       ladder=ladder if upper else None)
 
 
 def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
@@ -378,9 +409,17 @@ def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
         ek.to_transition_kernel(max_log_gap=-1)
     with pytest.raises(ValueError, match="no upper bounds"):
         _hand_kernel(upper=False).to_transition_kernel(max_log_gap=0.1)
+    # the empirical criterion: what the last decade of the cut-off added
+    step = ek.last_step()
+    assert step[1, 0] == pytest.approx(np.log(2)) and step[0, 1] == pytest.approx(-np.log(0.99))
+    conv = ek.to_transition_kernel(max_last_step=0.1).matrix.toarray()
+    assert conv[1, 0] == 0 and conv[2, 0] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="no convergence ladder"):
+        _hand_kernel(upper=False).to_transition_kernel(max_last_step=0.1)
     # saved and read back; an upper bound below the probability is rejected
     k2 = load_exact(ek.save(tmp_path / "k.npz"))
     np.testing.assert_array_equal(k2.upper, ek.upper)
+    np.testing.assert_array_equal(k2.ladder, ek.ladder)
     assert load_exact(_hand_kernel(upper=False).save(tmp_path / "old.npz")).upper is None
     with np.load(tmp_path / "k.npz") as z:
         d = dict(z)
@@ -388,3 +427,8 @@ def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
     np.savez(tmp_path / "bad.npz", **d)
     with pytest.raises(ValueError, match="upper bounds below"):
         load_exact(tmp_path / "bad.npz")
+    d = dict(np.load(tmp_path / "k.npz"))
+    d["ladder"] = d["ladder"] * 2
+    np.savez(tmp_path / "bad2.npz", **d)
+    with pytest.raises(ValueError, match="ladder above"):
+        load_exact(tmp_path / "bad2.npz")
