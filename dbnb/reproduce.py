@@ -31,8 +31,8 @@ RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
 EXACT30 = "runs/word_exact30.npz"
 EXACT100 = "runs/word_exact100.npz"
 SYM_EXACT = "runs/symbolic_exact.npz"
-SYM_MAX_LOG_GAP = 0.1  # exact symbolic entries with log(upper / lower) <= this are bounded
-SYM_MAX_LAST_STEP = 0.01  # ... whose last decade of the cut-off added <= this are converged
+SYM_MAX_LOG_GAP = 0.1  # exact symbolic entries used: rigorous bounds agree to this in log
+SYM_MAX_LAST_STEP = 0.1  # (reported) entries whose last decade of the cut-off added <= this
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
 
 
@@ -159,7 +159,7 @@ class Sources:
     def symbolic_exact_fit(self) -> PotentialFit:
         ek = self.symbolic_exact
         return _fit_exact(ek, f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} expressions "
-                              f"(mcycle)", max_last_step=SYM_MAX_LAST_STEP)
+                              f"(mcycle)", max_log_gap=SYM_MAX_LOG_GAP)
 
     @cached_property
     def symbolic_exact_pair(self):
@@ -167,7 +167,7 @@ class Sources:
         from .kernels import estimate_kernel
 
         return (estimate_kernel(self.symbolic, "exact"),
-                self.symbolic_exact.to_transition_kernel(max_last_step=SYM_MAX_LAST_STEP))
+                self.symbolic_exact.to_transition_kernel(max_log_gap=SYM_MAX_LOG_GAP))
 
     @cached_property
     def symbolic(self) -> TransitionCounts:
@@ -234,14 +234,14 @@ class Sources:
         return counts._replace(source=f"{LOCAL_MODEL}, free words, Letter schedule")
 
 
-def _fit_exact(ek, label: str, max_last_step: float | None = None) -> PotentialFit:
+def _fit_exact(ek, label: str, max_log_gap: float | None = None) -> PotentialFit:
     """Least-action fit to an exact kernel (self-replies are escapes), labelled with the
-    largest uncovered mass (the skipped rare tokenisations); with ``max_last_step`` only the
-    converged entries (:meth:`dbnb.exact.ExactKernel.last_step`)."""
+    largest uncovered mass (the skipped rare tokenisations); with ``max_log_gap`` only the
+    entries whose bounds agree to that precision (:meth:`dbnb.exact.ExactKernel.log_gap`)."""
     from .kernels import TransitionKernel
 
-    tk = ek.to_transition_kernel(n_calls=10**9, max_last_step=max_last_step)
-    gap = "" if max_last_step is None else f", entries converged to {max_last_step:g} in log"
+    tk = ek.to_transition_kernel(n_calls=10**9, max_log_gap=max_log_gap)
+    gap = "" if max_log_gap is None else f", entries bounded to {max_log_gap:g} in log"
     counts = tk.counts._replace(
         source=f"{label} (uncovered mass <= {float(ek.uncovered.max()):.1e}{gap})")
     return fit_potential(TransitionKernel(counts=counts, matrix=tk.matrix, n0=tk.n0,
@@ -529,8 +529,8 @@ def _headlines(src: Sources) -> list[str]:
         lines.append(
             f"symbolic exact kernel ({len(ek.states)} expressions, uncovered mass mean "
             f"{float(ek.uncovered.mean()):.1%}, max {float(ek.uncovered.max()):.1%}; "
-            f"transitions converged to {SYM_MAX_LAST_STEP:g} in log: {converged:.0%}, "
-            f"rigorously bounded to {SYM_MAX_LOG_GAP:g}: {bounded:.0%}): "
+            f"transitions bounded to {SYM_MAX_LOG_GAP:g} in log (used): {bounded:.0%}, last "
+            f"decade of the cut-off added <= {SYM_MAX_LAST_STEP:g}: {converged:.0%}): "
             f"{pc.n_pairs} pairs, R^2 = {pc.r_squared:.3f}, action {fit.action:.3f}; Fig. 5 "
             f"down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/{shares['flat']:.0%}; "
             f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "
