@@ -214,7 +214,7 @@ else:
 # %%
 if src.available("symbolic_exact"):
     epc = balance.pairs(efit)
-    egraph = balance.potential_vs_score(efit, counts.metadata["mse"])
+    egraph = src.symbolic_exact_graph  # every expression, transitions with T > 0.05
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     plots.fig_pairs(epc, ax=axes[0], fraction=0.1, errors=False)
     plots.fig_potential_vs_score(egraph, ax=axes[1])
