@@ -411,3 +411,14 @@ def test_exact_kernel_small():
         S.exact_kernel(agent.candidates, object(), **kw)
     with pytest.raises(ValueError, match="distinct"):
         S.exact_kernel(["param1*x", "param1 * x"], agent, **kw)
+
+
+def test_model_output_that_python_warns_about_is_a_quiet_escape():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a SyntaxWarning would fail the test
+        for text in ["1985s+x", "2x", "0777x"]:
+            with pytest.raises(S.InvalidExpression) as exc:
+                S.parse_expression(text, "x")
+            assert exc.value.reason == "syntax"

@@ -41,6 +41,7 @@ import ast
 import math
 import re
 import time
+import warnings
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -256,6 +257,14 @@ def parse_expression(text: str, variable: str = "x") -> Expression:
     return _parse_cached(text, variable)
 
 
+def _ast_parse(text: str) -> ast.Expression:
+    """``ast.parse`` in eval mode, silencing the SyntaxWarnings that model output such as
+    ``1985s`` ("invalid decimal literal") triggers."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SyntaxWarning)
+        return ast.parse(text, mode="eval")
+
+
 @lru_cache(maxsize=65536)
 def _parse_cached(text: str, variable: str) -> Expression:
     spaced = " ".join(text.split())  # parsed as written (so "import os" is a syntax error)
@@ -267,7 +276,7 @@ def _parse_cached(text: str, variable: str) -> Expression:
     if not s.isascii():
         raise InvalidExpression("disallowed", "non-ASCII characters")
     try:
-        tree = ast.parse(spaced, mode="eval")
+        tree = _ast_parse(spaced)
     except (SyntaxError, ValueError) as exc:  # ValueError: null bytes
         msg = getattr(exc, "msg", None) or str(exc)
         raise InvalidExpression("syntax", f"not an expression: {msg}") from None
@@ -280,7 +289,7 @@ def _parse_cached(text: str, variable: str) -> Expression:
         raise InvalidExpression("too_deep", "nested too deeply") from None
     if spaced != s:  # the label must mean what was written
         try:
-            same = ast.dump(ast.parse(s, mode="eval")) == ast.dump(tree)
+            same = ast.dump(_ast_parse(s)) == ast.dump(tree)
         except SyntaxError:
             same = False
         if not same:
