@@ -432,6 +432,8 @@ def markdown_table(df: pd.DataFrame, floatfmt: str = ".4g") -> str:
 
     def cell(x) -> str:
         if isinstance(x, float | np.floating):
+            if float(x).is_integer() and abs(x) < 1e15:  # counts stored as floats
+                return str(int(x))
             return format(float(x), floatfmt)
         return str(x)
 

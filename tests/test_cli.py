@@ -121,3 +121,13 @@ def test_kernel_symbolic_small(tmp_path, capsys):
     assert ek.info["min_prob"] == 1e-2
     assert np.allclose(ek.prob.sum(axis=0) + ek.uncovered, 1.0)
     assert (tmp_path / "k.ckpt.jsonl").is_file()  # default checkpoint beside the output
+
+
+def test_markdown_table_formats_counts_as_integers():
+    from dbnb.reproduce import markdown_table
+
+    df = pd.DataFrame({"samples": [15740.0, 7260.0], "share": [0.12345, 2.0e-7]},
+                      index=pd.Index(["a", "b"], name="data set"))
+    md = markdown_table(df)
+    assert "| a | 15740 | 0.1235 |" in md and "| b | 7260 | 2e-07 |" in md
+    assert md.splitlines()[1] == "|---|---|---|"

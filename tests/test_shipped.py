@@ -51,3 +51,13 @@ def test_every_reproduce_item_has_its_data():
                  "figE4_symbolic_exact_potential_vs_mse", "figE5_symbolic_exact_vs_sampled",
                  "fig05_symbolic_potential_vs_mse", "table5_feature_potential"):
         assert name in names
+
+
+def test_free_symbolic_run_is_complete_and_replayable():
+    src = reproduce.shipped_sources()
+    reasons = src.symbolic_free_reasons()
+    assert int(reasons.sum()) == 2000  # every call answered, none failed
+    counts = src.symbolic_free
+    # every valid reply is a transition (self-replies included); escapes are the rest
+    assert int(counts.statistics()["samples"]) == int(reasons["valid state"])
+    assert int(counts.escapes.sum()) == 2000 - int(reasons["valid state"])

@@ -439,8 +439,10 @@ def fit_expression(
     if k == 0:
         r = values(np.zeros(0)) - y
         nfev = 1
-        if np.isfinite(r).all():
-            best_mse, best_p = float(np.mean(r * r)), np.zeros(0)
+        with np.errstate(over="ignore"):
+            mse = float(np.mean(r * r)) if np.isfinite(r).all() else math.inf
+        if math.isfinite(mse):
+            best_mse, best_p = mse, np.zeros(0)
     else:
         max_nfev = max_nfev or 100 * (k + 1)
         for p0 in _starts(k, restarts, zlib.crc32(expr.text.encode())):
