@@ -371,7 +371,7 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         s = f"symbolic agent, exact kernel over {len(src.symbolic_exact.states)} expressions"
         out += [
             Item("figE3_symbolic_exact_pairs", f"Beyond the Letter: pairs ({s})",
-                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_exact_fit), fraction=0.1,
+                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_exact_fit), fraction=1.0,
                                          errors=False)),
             Item("figE4_symbolic_exact_potential_vs_mse",
                  f"Beyond the Letter: Fig. 5, potential vs MSE ({s})",
@@ -379,7 +379,7 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
             Item("figE6_symbolic_exact_triplets", f"Beyond the Letter: Fig. 8, closed triplets "
                  f"({s})",
                  lambda: plots.fig_triplets(balance.triplets(src.symbolic_exact_fit),
-                                            fraction=0.01, errors=False)),
+                                            fraction=1.0, errors=False)),
             Item("figE5_symbolic_exact_vs_sampled",
                  "Beyond the Letter: sampled vs exact pair log-ratios (symbolic agent)",
                  lambda: plots.fig_exact_comparison(

@@ -217,7 +217,7 @@ if src.available("symbolic_exact"):
     epc = balance.pairs(efit)
     egraph = src.symbolic_exact_graph  # every expression, transitions with T > 0.05
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
-    plots.fig_pairs(epc, ax=axes[0], fraction=0.1, errors=False)
+    plots.fig_pairs(epc, ax=axes[0], fraction=1.0, errors=False)
     plots.fig_potential_vs_score(egraph, ax=axes[1])
     fig.tight_layout()
     print(f"{epc.n_pairs} pairs, R^2 = {epc.r_squared:.3f}; Fig. 5 shares "
