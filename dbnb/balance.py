@@ -133,10 +133,16 @@ def _slope(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def _sample(n: int, size: int | float | None, seed: int) -> np.ndarray:
-    """Sorted indices of a reproducible random subset: ``size`` rows, or a fraction if < 1."""
+    """Sorted indices of a reproducible random subset: an int is a number of rows, a float a
+    fraction in ``[0, 1]`` (``1.0`` = all), ``None`` all."""
+    if isinstance(size, bool):
+        raise ValueError(f"sample size must be an int, a fraction or None, got {size!r}")
+    if isinstance(size, (float, np.floating)) and not 0.0 <= size <= 1.0:
+        raise ValueError(f"a sample fraction must be in [0, 1], got {size!r}; pass an int "
+                         "for a number of rows")
     if size is None or n == 0:
         return np.arange(n)
-    k = int(n * size) if 0 < size < 1 else int(size)
+    k = int(n * size) if isinstance(size, (float, np.floating)) else int(size)
     if k < 0:
         raise ValueError(f"sample size must be non-negative, got {size!r}")
     if k >= n:

@@ -546,12 +546,13 @@ class ExactKernel:
         """``log(prob / prob at a 10x higher cut-off)`` per entry: what the last decade of
         ``min_prob`` added. Small steps mean converged lower bounds (each decade of the cut-off
         adds a geometrically shrinking share in practice); ``inf`` where the entry appeared
-        only in the last decade; 0 without pruning."""
+        only in the last decade or not at all; 0 without pruning."""
         if self.ladder is None:
             raise ValueError("this kernel has no convergence ladder (computed before it was "
                              "recorded); recompute it")
-        with np.errstate(divide="ignore"):
-            return self.logprob - np.log(self.ladder[0])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = self.logprob - np.log(self.ladder[0])
+        return np.where(np.isnan(step), np.inf, step)  # never reached: not determined
 
     def _square(self, max_log_gap: float | None = None,
                 max_last_step: float | None = None) -> np.ndarray:

@@ -415,13 +415,16 @@ def _feature_table(src: Sources, exact: bool = False) -> pd.DataFrame:
     from .agents.symbolic import feature_potential
 
     fit = src.symbolic_exact_fit if exact else src.symbolic_fit
-    fp = feature_potential(fit, variable=src.symbolic_variable)
+    # exact kernel: the bounded entries leave most expressions upstream of the main component,
+    # whose one-way edges would push the weights to the ridge scale; fit the main component
+    fp = feature_potential(fit, variable=src.symbolic_variable, main_only=exact)
     table = fp.table().copy()
     table.attrs["note"] = (
         f"action: feature potential {fp.action:.4f}, free least action {fp.action_free:.4f}, "
         f"flat potential {fp.action_flat:.4f}"
-        + ("; exact kernel: the standard errors are those of 10^9 calls per expression, i.e. "
-           "no sampling noise; what remains is the features' misfit" if exact else "")
+        + (f"; exact kernel, the {fp.n_states} expressions of the main component: the standard "
+           "errors are those of 10^9 calls per expression, i.e. no sampling noise; what "
+           "remains is the features' misfit" if exact else "")
     )
     return table
 

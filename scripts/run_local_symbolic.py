@@ -108,7 +108,8 @@ def merge() -> None:
             "prompt_fn": "SymbolicAgent(mode='constrained').messages (mcycle)"}
     ek = ExactKernel(states=tuple(cands), sources=tuple(cands), prob=pick("prob"),
                      logprob=pick("logprob"), uncovered=pick("uncovered"),
-                     seconds=pick("seconds"), n_nodes=max(p.n_nodes for p in parts), info=info)
+                     seconds=pick("seconds"), n_nodes=max(p.n_nodes for p in parts), info=info,
+                     upper=pick("upper"), ladder=pick("ladder"))
     ek.save(EXACT)
     print(f"{ek!r}; uncovered mean {ek.uncovered.mean():.4f} max {ek.uncovered.max():.4f}")
 

@@ -135,6 +135,11 @@ def test_pairs_sampled_chain_statistics():
     idx = pc.sample(0.2, seed=42)
     assert idx.size == int(0.2 * pc.n_pairs)
     np.testing.assert_array_equal(idx, pc.sample(0.2, seed=42))
+    # a float is a fraction (1.0 = every pair), an int a number of pairs
+    assert pc.sample(1.0).size == pc.n_pairs and pc.sample(1).size == 1
+    assert pc.sample(None).size == pc.n_pairs
+    with pytest.raises(ValueError, match="fraction"):
+        pc.sample(1.5)
 
 
 # ---------------------------------------------------------------------------- triplets

@@ -233,10 +233,11 @@ if src.available("symbolic_exact"):
     print(cmp.by_min_count().round(2).to_string())
 
 # %% [markdown]
-# The explicit potential refitted to the exact kernel: no sampling noise and all 121 states.
+# The explicit potential refitted to the exact kernel (no sampling noise), over the expressions
+# of its main strongly connected component.
 
 # %%
 if src.available("symbolic_exact"):
-    efp = S.feature_potential(efit, variable=src.symbolic_variable)
+    efp = S.feature_potential(efit, variable=src.symbolic_variable, main_only=True)
     print(efp)
     efp.table().round(3)
