@@ -213,7 +213,8 @@ else:
 # scatter about the diagonal is the model's own departure from detailed balance, up to the 0.1
 # of the bounds. The 135M model is further from detailed balance on expressions (R^2 about 0.4)
 # than on words (0.93, notebook 04), and almost every strong transition goes down in V, to a
-# single attractor.
+# pair of attractor expressions at the bottom of V (two spellings of the same rational function,
+# `(param1*times+param2)/(times+param3)` and `(param1+param2*times)/(1+param3*times)`).
 
 # %%
 if src.available("symbolic_exact"):
