@@ -116,33 +116,38 @@ def _cmd_serve_local(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_sample_word(args: argparse.Namespace) -> int:
-    from .agents import word
-    from .agents.run import WordAgent, run_fixed_design, run_letter_schedule
+def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | None) -> int:
+    """The sampling flow shared by ``sample word`` and ``sample symbolic``: the Letter's
+    schedule from ``start``, or a fixed design over ``states``; a summary of the counts."""
+    from .agents.run import run_fixed_design, run_letter_schedule
     from .store import JsonlStore
 
-    vocab = None if args.vocab is None else _read_vocab(args.vocab)
-    if args.mode == "constrained" and vocab is None:
-        vocab = list(word.vocabulary(200))
-    agent = WordAgent(vocab, mode=args.mode)
-    store = JsonlStore(args.store)
-    kw = {"model": args.model, "store": store, "concurrency": args.concurrency,
-          "offline": args.offline}
+    kw = {"model": args.model, "store": JsonlStore(args.store),
+          "concurrency": args.concurrency, "offline": args.offline}
     if args.rpm:
         kw["rpm"] = args.rpm
     if args.schedule == "letter":
-        recs = run_letter_schedule(agent, args.calls, start=args.start.upper(), seed=args.seed,
-                                   **kw)
+        recs = run_letter_schedule(agent, args.calls, start=start, seed=args.seed, **kw)
     else:
-        if vocab is None:
-            raise ValueError("--schedule fixed needs --vocab (a word list or a number of words)")
-        per = max(1, args.calls // len(vocab))
-        recs = run_fixed_design(agent, vocab, per, **kw)
+        per = max(1, args.calls // len(states))
+        recs = run_fixed_design(agent, states, per, **kw)
     counts = agent.counts(recs, source=Path(args.store).name)
     failed = sum(1 for r in recs if r.get("error"))
     print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
     print(counts)
     return 0
+
+
+def _cmd_sample_word(args: argparse.Namespace) -> int:
+    from .agents import word
+    from .agents.run import WordAgent
+
+    vocab = None if args.vocab is None else _read_vocab(args.vocab)
+    if args.mode == "constrained" and vocab is None:
+        vocab = list(word.vocabulary(200))
+    if args.schedule == "fixed" and vocab is None:
+        raise ValueError("--schedule fixed needs --vocab (a word list or a number of words)")
+    return _sample(args, WordAgent(vocab, mode=args.mode), args.start.upper(), vocab)
 
 
 def _local_model(arg: str) -> str:
@@ -206,32 +211,18 @@ def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample_symbolic(args: argparse.Namespace) -> int:
-    from .agents.run import run_fixed_design, run_letter_schedule
-    from .store import JsonlStore
+    from .agents.symbolic import parse_expression
 
     agent = _symbolic_agent(args, args.mode)
-    store = JsonlStore(args.store)
-    kw = {"model": args.model, "store": store, "concurrency": args.concurrency,
-          "offline": args.offline}
-    if args.rpm:
-        kw["rpm"] = args.rpm
-    if args.schedule == "letter":
-        from .agents.symbolic import parse_expression
-
-        start = args.start or f"param1*{agent.variable}+param2"
-        start = parse_expression(start, agent.variable).text  # as replies are normalised
-        recs = run_letter_schedule(agent, args.calls, start=start, seed=args.seed, **kw)
-    else:
-        if agent.candidates is None:
-            raise ValueError("--schedule fixed needs a finite state space: --mode constrained "
-                             "or --candidates FILE")
-        per = max(1, args.calls // len(agent.candidates))
-        recs = run_fixed_design(agent, agent.candidates, per, **kw)
-    counts = agent.counts(recs, source=Path(args.store).name)
-    failed = sum(1 for r in recs if r.get("error"))
-    print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
-    print(counts)
-    return 0
+    if args.schedule == "fixed" and agent.candidates is None:
+        raise ValueError("--schedule fixed needs a finite state space: --mode constrained "
+                         "or --candidates FILE")
+    start = ""
+    if args.schedule == "letter":  # normalised, as replies are
+        start = parse_expression(args.start or f"param1*{agent.variable}+param2",
+                                 agent.variable).text
+    return _sample(args, agent, start, None if agent.candidates is None
+                   else list(agent.candidates))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -323,9 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
             "local/smollm2 (started automatically)."
         ),
     )
-    w.add_argument("--model", default="local/smollm2", help="default: %(default)s")
-    w.add_argument("--calls", type=int, required=True, help="number of calls")
-    w.add_argument("--store", required=True, help="response store (.jsonl)")
+    _sample_options(w)
     w.add_argument("--schedule", choices=["letter", "fixed"], default="letter",
                    help="letter: prompt uniform over words found so far (from --start); "
                    "fixed: every --vocab word gets calls/len(vocab) calls. Default: %(default)s")
@@ -334,10 +323,6 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--vocab", default=None,
                    help="word-list file, or N for the N most frequent shipped words")
     w.add_argument("--start", default="BUZZY", help="first prompt word (default: %(default)s)")
-    w.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
-    w.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
-    w.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
-    w.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
     w.set_defaults(func=_cmd_sample_word, command="sample word")
 
     sy = agents.add_parser(
@@ -350,9 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
             "candidate list; grammar: a grammar of the whole expression language."
         ),
     )
-    sy.add_argument("--model", default="local/smollm2", help="default: %(default)s")
-    sy.add_argument("--calls", type=int, required=True, help="number of calls")
-    sy.add_argument("--store", required=True, help="response store (.jsonl)")
+    _sample_options(sy)
     sy.add_argument("--schedule", choices=["letter", "fixed"], default="letter",
                     help="letter: prompt uniform over expressions found so far (from --start); "
                     "fixed: every candidate gets calls/len(candidates) calls. "
@@ -363,10 +346,6 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--start", default=None,
                     help="first expression, in the data set's variable (default: "
                     "param1*VAR+param2)")
-    sy.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
-    sy.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
-    sy.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
-    sy.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
     sy.set_defaults(func=_cmd_sample_symbolic, command="sample symbolic")
 
     k = sub.add_parser("kernel", help="exact transition kernels of a local model")
@@ -409,6 +388,17 @@ def build_parser() -> argparse.ArgumentParser:
     _exact_options(ks, min_prob=1e-5)
     ks.set_defaults(func=_cmd_kernel_symbolic, command="kernel symbolic")
     return p
+
+
+def _sample_options(p: argparse.ArgumentParser) -> None:
+    """Options of every ``sample`` command: model, size, store and how calls go out."""
+    p.add_argument("--model", default="local/smollm2", help="default: %(default)s")
+    p.add_argument("--calls", type=int, required=True, help="number of calls")
+    p.add_argument("--store", required=True, help="response store (.jsonl)")
+    p.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
+    p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
+    p.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
 
 
 def _symbolic_options(p: argparse.ArgumentParser) -> None:
