@@ -779,7 +779,8 @@ def exact_replies(
         from tqdm.auto import tqdm
 
         it = tqdm(srcs, desc=f"{desc} ({strategy}, {prompt_mode})", unit="prompt")
-    done = {} if checkpoint is None else _Checkpoint(checkpoint, key).read()
+    ckpt = None if checkpoint is None else _Checkpoint(checkpoint, key)
+    done = {} if ckpt is None else ckpt.read()
     for j, f in enumerate(it):
         t0 = time.perf_counter()
         prompt = m.prompt_tokens(prompt_fn(f))
@@ -797,8 +798,8 @@ def exact_replies(
             lp, up, lad, _stuck, k = _walk(m, prompt, tree, prompt_mode, n, min_prob,
                                            logits_of)
             secs = time.perf_counter() - t0
-            if checkpoint is not None:
-                _Checkpoint(checkpoint, key).append(
+            if ckpt is not None:
+                ckpt.append(
                     {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
                      "upper": up.tolist(), "ladder": lad.tolist(), "seconds": secs,
                      "visited": k})

@@ -193,20 +193,24 @@ class Sources:
         )
 
     @cached_property
+    def _symbolic_free_agent(self):
+        from .agents.symbolic import SymbolicAgent
+
+        return SymbolicAgent(mode="free")  # one agent: its fits are cached across uses
+
+    @cached_property
     def symbolic_free(self) -> TransitionCounts:
         """The free-mode symbolic run on the Letter's schedule (shipped source only)."""
         from .agents.run import counts_from_store
-        from .agents.symbolic import SymbolicAgent
 
-        counts = counts_from_store(self.data / SYM_FREE_RUN, agent=SymbolicAgent(mode="free"))
+        counts = counts_from_store(self.data / SYM_FREE_RUN, agent=self._symbolic_free_agent)
         return counts._replace(source=f"{LOCAL_MODEL}, free expressions, Letter schedule")
 
     def symbolic_free_reasons(self) -> pd.Series:
         """Calls of the free symbolic run by outcome: ``"valid state"`` or the escape reason."""
-        from .agents.symbolic import SymbolicAgent
         from .store import JsonlStore
 
-        agent = SymbolicAgent(mode="free")
+        agent = self._symbolic_free_agent
         out = [agent.parse(r.get("reply"), r["meta"]["prompt"]).reason or "valid state"
                for r in JsonlStore(self.data / SYM_FREE_RUN, read_only=True)
                if not r.get("error")]

@@ -250,15 +250,16 @@ def _fake_logits(n_vocab):
     return f
 
 
-@pytest.mark.parametrize("min_prob", [0.0, 0.05])
-def test_walk_matches_brute_force_over_token_paths(min_prob):
+# strings with several tokenisations each, one a prefix of another ("ab" / "abc")
+_PIECES = {"a": [1], "b": [2], "c": [3], "ab": [4], "bc": [5], "abc": [6], "ca": [7, 8]}
+_CANDS = ["ab", "abc", "ca", "cab", "bca"]
+
+
+def _fake_walk(min_prob, logits):
+    """``_walk`` over ``_CANDS`` with logits that depend on the token path only."""
     from dbnb.exact import _Tree, _walk
 
-    # strings with several tokenisations each, one a prefix of another ("ab" / "abc")
-    pieces = {"a": [1], "b": [2], "c": [3], "ab": [4], "bc": [5], "abc": [6], "ca": [7, 8]}
-    cands = ["ab", "abc", "ca", "cab", "bca"]
-    logits = _fake_logits(9)
-    tree = _Tree(cands, pieces, max_piece=3)
+    tree = _Tree(_CANDS, _PIECES, max_piece=3)
 
     def logits_of(n):
         path = []
@@ -267,8 +268,14 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
             n = tree.parent[n]
         return logits(tuple(path[::-1]))
 
-    lp, up, ladder, stuck, visited = _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands),
-                                           min_prob, logits_of)
+    return _walk(_FakeModel(), [0, 0], tree, "fresh", len(_CANDS), min_prob, logits_of)
+
+
+@pytest.mark.parametrize("min_prob", [0.0, 0.05])
+def test_walk_matches_brute_force_over_token_paths(min_prob):
+    pieces, cands = _PIECES, _CANDS
+    logits = _fake_logits(9)
+    lp, up, ladder, stuck, visited = _fake_walk(min_prob, logits)
     want = _brute_force(cands, pieces, logits)
     got = dict(zip(cands, np.exp(lp), strict=True))
     hi = dict(zip(cands, up, strict=True))
@@ -288,23 +295,13 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
 
 
 def test_walk_ladder_is_the_walk_at_higher_cut_offs():
-    from dbnb.exact import LADDER, _Tree, _walk
+    from dbnb.exact import LADDER
 
-    pieces = {"a": [1], "b": [2], "c": [3], "ab": [4], "bc": [5], "abc": [6], "ca": [7, 8]}
-    cands = ["ab", "abc", "ca", "cab", "bca"]
+    cands = _CANDS
     logits = _fake_logits(9)
 
     def run(min_prob):
-        tree = _Tree(cands, pieces, max_piece=3)
-
-        def logits_of(n):
-            path = []
-            while n > 0:
-                path.append(tree.token[n])
-                n = tree.parent[n]
-            return logits(tuple(path[::-1]))
-
-        return _walk(_FakeModel(), [0, 0], tree, "fresh", len(cands), min_prob, logits_of)
+        return _fake_walk(min_prob, logits)
 
     lp, _, ladder, _, _ = run(0.002)
     assert ladder.shape == (len(LADDER), len(cands))
