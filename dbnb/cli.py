@@ -180,8 +180,11 @@ def _cmd_kernel_word(args: argparse.Namespace) -> int:
     return 0
 
 
-def _symbolic_agent(args: argparse.Namespace, mode: str):
+def _symbolic_agent(args: argparse.Namespace, mode: str, scores_from: str | None = None):
+    """The agent of a symbolic command; prompts show the MSE recorded in ``scores_from`` (a
+    store) where it recorded one, so a resumed or replayed run never depends on a refit."""
     from .agents import symbolic
+    from .store import JsonlStore
     from .symdata import load_dataset
 
     cands = None
@@ -191,7 +194,11 @@ def _symbolic_agent(args: argparse.Namespace, mode: str):
             raise ValueError(f"--candidates {args.candidates!r}: no such file")
         cands = [ln.strip() for ln in path.read_text().splitlines()
                  if ln.strip() and not ln.startswith("#")]
-    return symbolic.SymbolicAgent(load_dataset(args.dataset), mode=mode, candidates=cands)
+    scores = None
+    if scores_from is not None and Path(scores_from).exists():
+        scores = symbolic.recorded_scores(JsonlStore(scores_from, read_only=True))
+    return symbolic.SymbolicAgent(load_dataset(args.dataset), mode=mode, candidates=cands,
+                                  scores=scores)
 
 
 def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
@@ -199,7 +206,9 @@ def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
 
     model = _local_model(args.model)
     ckpt = _check_out(args)
-    agent = _symbolic_agent(args, "constrained")
+    if args.scores is not None and not Path(args.scores).is_file():
+        raise ValueError(f"--scores {args.scores!r}: no such store")
+    agent = _symbolic_agent(args, "constrained", args.scores)
     ek = symbolic.exact_kernel(agent.candidates, agent, model=model, min_prob=args.min_prob,
                                prompt_mode=args.prompt_mode, checkpoint=ckpt)
     ek.save(args.out)
@@ -213,7 +222,7 @@ def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
 def _cmd_sample_symbolic(args: argparse.Namespace) -> int:
     from .agents.symbolic import parse_expression
 
-    agent = _symbolic_agent(args, args.mode)
+    agent = _symbolic_agent(args, args.mode, args.store)
     if args.schedule == "fixed" and agent.candidates is None:
         raise ValueError("--schedule fixed needs a finite state space: --mode constrained "
                          "or --candidates FILE")
@@ -385,6 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
     _symbolic_options(ks)
     ks.add_argument("--prompt-mode", choices=["fresh", "cached"], default="fresh",
                     help="see 'dbnb kernel word --help'. Default: %(default)s")
+    ks.add_argument("--scores", default=None, metavar="STORE",
+                    help="a sampled run's store: prompts show the MSE it recorded for each "
+                    "expression (the run's exact prompts), instead of a fit on this machine")
     _exact_options(ks, min_prob=1e-5)
     ks.set_defaults(func=_cmd_kernel_symbolic, command="kernel symbolic")
     return p

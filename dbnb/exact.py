@@ -97,7 +97,9 @@ __all__ = [
     "load_exact",
     "load_model",
     "model_path",
+    "machine_info",
     "render_prompt",
+    "same_machine",
 ]
 
 Strategy = Literal["reuse", "naive"]
@@ -132,6 +134,9 @@ class _Model:
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
+        from .local import plain_cpu_kernels
+
+        plain_cpu_kernels()  # the server's arithmetic (see dbnb.local)
         self.path = path
         # One thread for batches too (see the module docstring): 17 s vs 2.3 s for the prompt.
         self.llm = llama_cpp.Llama(
@@ -172,6 +177,84 @@ class _Model:
         r = self.formatter(messages=messages)
         add_bos = not r.added_special
         return self.llm.tokenize(r.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+
+#: CPU features that change llama.cpp's arithmetic (its ggml kernels are chosen by them).
+_ARITH_KEYS = ("cpu", "llama_cpp_system", "llama_cpp_version", "n_threads", "n_threads_batch",
+               "extra_buffer_types", "model_sha256")
+
+
+@lru_cache(maxsize=4)
+def _sha256(path: str) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.lower().startswith(("model name", "hardware", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(model: str | Path = "smollm2", *, n_threads: int = 1) -> dict[str, Any]:
+    """What a log-probability kernel's last digits depend on: CPU, llama.cpp build, threads.
+
+    The same GGUF and settings give logits that differ from one CPU or build to another
+    (llama.cpp picks its kernels by the CPU's vector features; measured: up to 0.36 in a word's
+    log-probability between an AVX-512 and an AVX2 machine). Two kernels are comparable bit
+    for bit only when these entries agree (:func:`same_machine`).
+
+    Returns
+    -------
+    dict
+        ``cpu`` (model name), ``arch`` (``platform.machine()``), ``llama_cpp_system`` (the
+        build's CPU feature line, ``llama_print_system_info``), ``llama_cpp_version``,
+        ``n_threads`` and ``n_threads_batch``, ``extra_buffer_types`` (always ``False``: no AMX
+        or repacked weights, :func:`dbnb.local.plain_cpu_kernels`), ``model_sha256`` of the
+        GGUF file.
+    """
+    import platform
+
+    import llama_cpp
+
+    system = llama_cpp.llama_print_system_info()
+    if isinstance(system, bytes):
+        system = system.decode("utf-8", "replace")
+    return {
+        "cpu": _cpu_name(),
+        "arch": platform.machine(),
+        "llama_cpp_system": " ".join(system.split()),
+        "llama_cpp_version": llama_cpp.__version__,
+        "n_threads": n_threads,
+        "n_threads_batch": n_threads,
+        "extra_buffer_types": False,  # dbnb.local.plain_cpu_kernels
+        "model_sha256": _sha256(str(model_path(model).resolve())),
+    }
+
+
+def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
+    """Whether two kernels' ``info`` say they were computed with the same arithmetic.
+
+    ``True`` when CPU, llama.cpp build and version, thread counts and model file all agree,
+    ``False`` when any differs, ``None`` when either kernel did not record its machine
+    (``info["machine"]`` missing).
+    """
+    ma, mb = a.get("machine"), b.get("machine")
+    if not isinstance(ma, dict) or not isinstance(mb, dict):
+        return None
+    return all(ma.get(k) == mb.get(k) for k in _ARITH_KEYS)
 
 
 @lru_cache(maxsize=2)
@@ -570,9 +653,14 @@ class ExactKernel:
     def expected_counts(self, n_calls: int) -> TransitionCounts:
         """Integer expected counts for ``n_calls`` calls per source (largest remainders).
 
-        Each column of ``n_calls * prob`` over the sources, plus one escape bucket (self-replies,
-        replies outside the sources, uncovered mass) is rounded so that it sums exactly to
-        ``n_calls``. ``calls_kind="exact"``; the diagonal holds the rounded self-replies.
+        Per source ``f``, the vector ``n_calls * prob[g, f]`` over the sources ``g`` (the
+        prompt itself included) plus one escape bucket (replies outside the sources and
+        uncovered mass) is floored, and the units still missing to ``n_calls`` go to the
+        entries with the largest fractional parts (ties: first in order). So every count is
+        ``n_calls * prob`` rounded down or up, never further, and each column sums to
+        ``n_calls`` exactly; an entry is *not* ``round(n_calls * prob)`` in general
+        (``0.6`` can become 0 when larger remainders take the missing units).
+        ``calls_kind="exact"``; the diagonal holds the rounded self-replies.
         """
         if isinstance(n_calls, bool) or not isinstance(n_calls, (int, np.integer)) or n_calls < 1:
             raise ValueError(f"n_calls must be a positive integer, got {n_calls!r}")
@@ -582,8 +670,6 @@ class ExactKernel:
         mat = np.zeros((k, k), dtype=np.int64)
         esc = np.zeros(k, dtype=np.int64)
         for j in range(k):
-            off = p[:, j].copy()
-            off[j] = 0.0
             col = np.append(p[:, j], max(0.0, 1.0 - p[:, j].sum()))
             x = col * n_calls
             base = np.floor(x).astype(np.int64)
@@ -833,6 +919,7 @@ def exact_replies(
             "prompt_mode": prompt_mode,
             "min_prob": min_prob,
             "llama_cpp_version": llama_cpp.__version__,
+            "machine": machine_info(m.path, n_threads=1),
             "eog_tokens": m.eog.tolist(),
             "prompt_tokens": prompt_lengths,
             "visited_nodes": visited,

@@ -26,6 +26,17 @@ The server's own defaults (temperature 0.8, top_k 40, top_p 0.95, min_p 0.05, re
 1.1) truncate the distribution and set rare transitions to exactly zero. Requests to ``local/*``
 models therefore default to temperature 1.0 and no truncation (:data:`LOCAL_DEFAULTS`); all of
 it is part of each request's parameters, hence of its key and record.
+
+CPU arithmetic
+--------------
+Every llama.cpp model dbnb loads, in-process (:mod:`dbnb.exact`) or in the server it starts,
+is loaded without llama.cpp's "extra" CPU buffer types (:func:`plain_cpu_kernels`): no AMX
+tiles and no weight repacking, only the plain matrix kernels of the CPU's vector unit. Two
+reasons, both measured: llama-cpp-python built from source on an Intel Xeon whose CPUID
+advertises AMX but whose virtual machine does not run it crashes at the first matrix product
+(general protection fault at ``ldtilecfg`` in ``ggml_backend_amx_mul_mat``); and the sampler
+and the exact kernel must use the same arithmetic, which is simplest when it is the same plain
+path on every machine.
 """
 
 from __future__ import annotations
@@ -54,6 +65,7 @@ __all__ = [
     "MODELS",
     "LocalServer",
     "model_path",
+    "plain_cpu_kernels",
     "resolve_model",
     "sampling_defaults",
     "merge_params",
@@ -160,10 +172,37 @@ def _free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def plain_cpu_kernels() -> None:
+    """Make every llama.cpp model this process loads use the plain CPU kernels.
+
+    Sets ``use_extra_bufts = False`` in the model parameters that ``llama_cpp.Llama`` starts
+    from (llama-cpp-python 0.3.36 reads them from ``llama_model_default_params`` at every
+    load): no AMX tile kernels, no repacked weights. Idempotent; see the module docstring.
+    """
+    import llama_cpp.llama_cpp as lc
+
+    if getattr(lc.llama_model_default_params, "_dbnb_plain", False):
+        return
+    default = lc.llama_model_default_params
+
+    def params():
+        p = default()
+        p.use_extra_bufts = False
+        return p
+
+    params._dbnb_plain = True
+    lc.llama_model_default_params = params
+
+
+#: The server process: llama-cpp-python's server after :func:`plain_cpu_kernels`.
+_SERVER_MAIN = ("import runpy; from dbnb.local import plain_cpu_kernels; plain_cpu_kernels(); "
+                "runpy.run_module('llama_cpp.server', run_name='__main__')")
+
+
 def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int,
                  n_threads: int | None = None) -> list[str]:
     argv = [
-        sys.executable, "-m", "llama_cpp.server",
+        sys.executable, "-c", _SERVER_MAIN,
         "--model", str(gguf), "--host", host, "--port", str(port),
         "--n_ctx", str(n_ctx), "--model_alias", alias,
     ]  # fmt: skip

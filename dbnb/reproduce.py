@@ -186,7 +186,7 @@ class Sources:
         from .agents.run import counts_from_store
         from .agents.symbolic import SymbolicAgent
 
-        agent = SymbolicAgent(mode="constrained")
+        agent = SymbolicAgent(mode="constrained")  # the store's recorded MSEs label its states
         counts = counts_from_store(self.data / SYM_RUN, agent=agent)
         return counts._replace(
             source=f"{LOCAL_MODEL}, symbolic regression of mcycle (MASS), 121 expressions"
@@ -194,9 +194,12 @@ class Sources:
 
     @cached_property
     def _symbolic_free_agent(self):
-        from .agents.symbolic import SymbolicAgent
+        from .agents.symbolic import SymbolicAgent, recorded_scores
+        from .store import JsonlStore
 
-        return SymbolicAgent(mode="free")  # one agent: its fits are cached across uses
+        # one agent: its fits are cached across uses; prompts as the run recorded them
+        scores = recorded_scores(JsonlStore(self.data / SYM_FREE_RUN, read_only=True))
+        return SymbolicAgent(mode="free", scores=scores)
 
     @cached_property
     def symbolic_free(self) -> TransitionCounts:

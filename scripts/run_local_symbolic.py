@@ -49,8 +49,17 @@ FREE = RUNS / "symbolic_free_letter.jsonl"
 EXACT = RUNS / "symbolic_exact.npz"
 
 
+def recorded(store: Path) -> dict:
+    """The MSE each prompt of a run showed (its live ``.jsonl`` or shipped ``.jsonl.gz``), so a
+    resumed run and the exact kernel use the run's own prompts, never a refit."""
+    for path in (store, store.with_suffix(".jsonl.gz")):
+        if path.exists():
+            return symbolic.recorded_scores(JsonlStore(path, read_only=True))
+    return {}
+
+
 def run(calls: int) -> None:
-    agent = symbolic.SymbolicAgent(mode="constrained")
+    agent = symbolic.SymbolicAgent(mode="constrained", scores=recorded(LIVE))
     store = JsonlStore(LIVE)
     with local_server(MODEL):
         for k in range(ROUND, calls + ROUND, ROUND):
@@ -66,7 +75,7 @@ def run(calls: int) -> None:
 
 def free(calls: int) -> None:
     """The Letter's protocol: free replies, prompts uniform over the expressions found so far."""
-    agent = symbolic.SymbolicAgent(mode="free")
+    agent = symbolic.SymbolicAgent(mode="free", scores=recorded(FREE))
     start = symbolic.parse_expression("param1*times+param2", agent.variable).text
     store = JsonlStore(FREE)
     recs = run_letter_schedule(agent, calls, model=MODEL, store=store, start=start, seed=0)
@@ -85,7 +94,7 @@ def part_path(i: int, suffix: str = ".npz") -> Path:
 
 def exact(part: int) -> None:
     """Sources ``cands[part::PARTS]`` (one process per core; resumable from a checkpoint)."""
-    agent = symbolic.SymbolicAgent(mode="constrained")
+    agent = symbolic.SymbolicAgent(mode="constrained", scores=recorded(LIVE))
     cands = list(agent.candidates)
     ek = symbolic.exact_kernel(cands, agent, sources=cands[part::PARTS], min_prob=MIN_PROB,
                                checkpoint=part_path(part, ".ckpt.jsonl"))
@@ -105,7 +114,8 @@ def merge() -> None:
     info = {**parts[0].info, "parts": PARTS,
             "visited_nodes": [parts[i].info["visited_nodes"][j] for i, j in cols],
             "prompt_tokens": [parts[i].info["prompt_tokens"][j] for i, j in cols],
-            "prompt_fn": "SymbolicAgent(mode='constrained').messages (mcycle)"}
+            "prompt_fn": "SymbolicAgent(mode='constrained', scores=<recorded in "
+                         "symbolic_constrained_fixed>).messages (mcycle)"}
     ek = ExactKernel(states=tuple(cands), sources=tuple(cands), prob=pick("prob"),
                      logprob=pick("logprob"), uncovered=pick("uncovered"),
                      seconds=pick("seconds"), n_nodes=max(p.n_nodes for p in parts), info=info,

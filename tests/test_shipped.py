@@ -61,3 +61,67 @@ def test_free_symbolic_run_is_complete_and_replayable():
     # every valid reply is a transition (self-replies included); escapes are the rest
     assert int(counts.statistics()["samples"]) == int(reasons["valid state"])
     assert int(counts.escapes.sum()) == 2000 - int(reasons["valid state"])
+
+
+def _shipped_runs():
+    """Every shipped store with the agent and schedule that made it (scripts/run_local_*.py)."""
+    from dbnb.agents import symbolic, word
+    from dbnb.agents.run import WordAgent
+
+    def sym(mode):
+        store = JsonlStore(RUNS / f"symbolic_{mode}.jsonl.gz", read_only=True)
+        m = "constrained" if mode.startswith("constrained") else "free"
+        return symbolic.SymbolicAgent(mode=m, scores=symbolic.recorded_scores(store))
+
+    def constrained(n):
+        return WordAgent(word.vocabulary(n), mode="constrained"), list(word.vocabulary(n))
+
+    return {
+        "word_constrained_fixed": lambda: (
+            (v := constrained(200))[0], ("fixed", v[1], 100)),
+        "word_constrained_rr30": lambda: (
+            (v := constrained(30))[0], ("fixed", v[1], 100)),
+        "word_free_letter": lambda: (
+            WordAgent(mode="free"), ("letter", "BUZZY", 2000, 2)),
+        "symbolic_constrained_fixed": lambda: (
+            (a := sym("constrained_fixed")), ("fixed", list(a.candidates), 60)),
+        "symbolic_free_letter": lambda: (
+            sym("free_letter"), ("letter", "param1*times+param2", 2000, 4)),
+    }
+
+
+def test_every_shipped_store_is_covered():
+    shipped = {p.name.removesuffix(".jsonl.gz") for p in RUNS.glob("*.jsonl.gz")}
+    assert shipped == set(_shipped_runs())
+
+
+@pytest.mark.parametrize("name", sorted(_shipped_runs()))
+def test_every_prompt_of_a_shipped_store_is_regenerated(name):
+    """The agent rebuilds every stored request (same key) from the run itself, on the versions
+    installed here, and the run's schedule replays offline with no call missing: no prompt
+    depends on this machine's least-squares fits."""
+    from dbnb.agents.run import _merge, _request, run_fixed_design, run_letter_schedule
+
+    agent, schedule = _shipped_runs()[name]()
+    store = JsonlStore(RUNS / f"{name}.jsonl.gz", read_only=True)
+    params = _merge(agent.params(), None)
+    model = next(iter(store))["model"]
+    rebuilt = {
+        _request(agent, model, r["meta"]["prompt"], r["sample"], params, "").key
+        for r in store
+    }
+    assert rebuilt == set(store.keys())
+    complete = _refuse  # offline: a miss raises before any call
+    if schedule[0] == "fixed":
+        _, states, per = schedule
+        recs = run_fixed_design(agent, states, per, model=model, store=store, offline=True,
+                                complete=complete, progress=False)
+    else:
+        _, start, n, batch = schedule
+        recs = run_letter_schedule(agent, n, model=model, store=store, start=start, seed=0,
+                                   batch=batch, offline=True, complete=complete, progress=False)
+    assert len(recs) == len(store)
+
+
+def _refuse(*args, **kwargs):
+    raise AssertionError("a shipped run must replay without calling a model")

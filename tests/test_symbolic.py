@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 
 import numpy as np
@@ -422,3 +424,68 @@ def test_model_output_that_python_warns_about_is_a_quiet_escape():
             with pytest.raises(S.InvalidExpression) as exc:
                 S.parse_expression(text, "x")
             assert exc.value.reason == "syntax"
+
+
+def test_fit_budget_is_evaluations_not_seconds(monkeypatch):
+    """A slow clock (a loaded machine) must not change the fit: the budget is evaluations."""
+    import time as _time
+
+    x = np.linspace(0, 4, 60)
+    y = 2.0 * np.sin(1.5 * x + 0.3) * np.exp(-0.2 * x)
+    expr = "param1*sin(param2*x+param3)*exp(-param4*x)"
+    calm = S.fit_expression(expr, x, y, restarts=5)
+    clock = itertools.count(0.0, 100.0)  # every reading 100 s after the last
+    monkeypatch.setattr(_time, "perf_counter", lambda: next(clock))
+    busy = S.fit_expression(expr, x, y, restarts=5)
+    assert busy.nfev == calm.nfev and busy.mse == calm.mse and busy.params == calm.params
+
+
+def test_runs_record_the_shown_mse_and_replay_from_it():
+    """A run keeps the MSE each prompt showed; an agent whose own fit would differ (another
+    machine) rebuilds the same prompts from the record and replays without a call."""
+    from dbnb.agents.run import run_fixed_design
+    from dbnb.store import MemoryStore
+
+    class Replies:
+        async def __call__(self, *, model, messages, **params):
+            return {"choices": [{"message": {"content": "param1*x"}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    data = _tiny_data()
+    states = ["param1*x+param2", "param1*exp(x)+param2", "log(-1-x*x)"]
+    agent = S.SymbolicAgent(data, mode="free", candidates=states)
+    store = MemoryStore()
+    recs = run_fixed_design(agent, states, 2, model="fake/m", store=store, complete=Replies(),
+                            concurrency=1, progress=False)
+    shown = S.recorded_scores(recs)
+    assert set(shown) == set(states)
+    assert shown["param1*x+param2"] == agent.fit("param1*x+param2").mse
+    assert shown["log(-1-x*x)"] is None  # "could not be evaluated"
+
+    class OtherMachine(S.SymbolicAgent):
+        def fit(self, expression):  # a least-squares result that moved
+            f = super().fit(expression)
+            return dataclasses.replace(f, mse=f.mse * 1.7 + 1.0)
+
+    other = OtherMachine(data, mode="free", candidates=states)
+    assert other.messages(states[0]) != agent.messages(states[0])
+    replay = OtherMachine(data, mode="free", candidates=states, scores=shown)
+    assert [replay.messages(s) for s in states] == [agent.messages(s) for s in states]
+    again = run_fixed_design(replay, states, 2, model="fake/m", store=store, offline=True,
+                             complete=None, concurrency=1, progress=False)
+    assert [r["key"] for r in again] == [r["key"] for r in recs]
+    # counts label states with what the prompts showed, not with today's fit
+    c = other.counts(recs)
+    assert c.metadata.loc["param1*x+param2", "mse"] == shown["param1*x+param2"]
+
+
+def test_recorded_scores_checks_its_input():
+    recs = [{"meta": {"prompt": "param1*x", "mse": 2.0}},
+            {"meta": {"prompt": "param1*x", "mse": 3.0}}]
+    with pytest.raises(ValueError, match="disagree.*param1\\*x"):
+        S.recorded_scores(recs)
+    assert S.recorded_scores([{"meta": {"prompt": "x"}}]) == {}  # nothing recorded
+    with pytest.raises(ValueError, match="scores\\['x'\\]"):
+        S.SymbolicAgent(_tiny_data(), scores={"x": -1.0})
+    with pytest.raises(ValueError, match="scores\\['x'\\]"):
+        S.SymbolicAgent(_tiny_data(), scores={"x": float("nan")})

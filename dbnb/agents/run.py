@@ -5,7 +5,9 @@ An *agent* is anything with
 * ``name`` (str),
 * ``messages(state) -> list[dict]``: the chat prompt for a state,
 * ``parse(reply, state) -> Parsed``: the next state or an escape with a reason,
-* ``params() -> dict``: sampling parameters it needs (e.g. a grammar, ``max_tokens``).
+* ``params() -> dict``: sampling parameters it needs (e.g. a grammar, ``max_tokens``),
+* optionally ``prompt_meta(state) -> dict``: what the record keeps beside the prompt (the
+  symbolic agent's shown MSE, so the prompt can be rebuilt from the run itself).
 
 Two schedules, as in the Letter (METHOD §6):
 
@@ -15,7 +17,8 @@ Two schedules, as in the Letter (METHOD §6):
   so far, starting from one word. The choice depends on earlier replies, so calls go out in
   small batches; a rerun with the same seed replays the same decisions from the store.
 
-Both return the store records (with ``meta = {"agent", "prompt", "schedule"}``);
+Both return the store records (with ``meta = {"agent", "prompt", "schedule"}`` and the agent's
+``prompt_meta``);
 :func:`counts_from_store` turns any store into :class:`~dbnb.counts.TransitionCounts` with exact
 ``N0``.
 """
@@ -106,6 +109,10 @@ class WordAgent:
     def params(self) -> dict[str, Any]:
         return reply_params(self.max_tokens, self._grammar)
 
+    def prompt_meta(self, state: str) -> dict[str, Any]:
+        """Nothing beyond the prompt word: the word prompt is a function of the word alone."""
+        return {}
+
     def counts(self, records, *, source: str = "") -> TransitionCounts:
         """Counts with exact N0 from this agent's records."""
         return self._word.counts_from_records(
@@ -158,12 +165,14 @@ def _merge(agent_params: Mapping[str, Any], params: Mapping[str, Any] | None) ->
 
 
 def _request(agent: Agent, model: str, state: str, k: int, params: dict, schedule: str):
+    extra = agent.prompt_meta(state) if hasattr(agent, "prompt_meta") else {}
     return Request(
         model,
         agent.messages(state),
         params=params,
         sample=k,
-        meta={"agent": agent.name, "prompt": state, "schedule": schedule},
+        meta={**extra, "agent": agent.name, "prompt": state,
+              "schedule": schedule},
     )
 
 

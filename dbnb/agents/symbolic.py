@@ -33,6 +33,12 @@ IdeaSearchFitter score read backwards (:func:`dbnb.datasets.score_to_mse`),
 ``score = 20 - 15 log10(MSE / 0.0602...)``; MSE is in the squared units of the data set's
 target. An expression whose residuals are non-finite at every start is the escape
 ``"non_finite"``.
+
+The MSE a prompt shows is part of the run's record: every call stores it in ``meta["mse"]``
+(:meth:`SymbolicAgent.prompt_meta`), and an agent built with ``scores=recorded_scores(store)``
+shows those values instead of refitting. Least squares on an ill-conditioned expression
+(``param1*exp(times)+param2``: ``exp(times)`` reaches 1e25) lands on different minima with
+other library versions or CPUs, so replaying a run must never depend on today's fit.
 """
 
 from __future__ import annotations
@@ -79,6 +85,7 @@ __all__ = [
     "parse_expression",
     "parse_reply",
     "prompt_messages",
+    "recorded_scores",
     "score_to_mse",
 ]
 
@@ -385,7 +392,6 @@ def fit_expression(
     variable: str = "x",
     restarts: int = 5,
     max_nfev: int | None = None,
-    time_limit: float = 2.0,
 ) -> ExpressionFit:
     r"""Fit the parameters of ``expr`` to ``y ≈ expr(x)`` by least squares.
 
@@ -399,9 +405,9 @@ def fit_expression(
         Starts: all ones, all 0.1, then normal draws of scale 1, 0.1, 3 in turn, seeded by a
         CRC32 of the expression (so a fit is reproducible).
     max_nfev : int, optional
-        Evaluations per start; default ``100 * (k + 1)`` for ``k`` parameters.
-    time_limit : float
-        No new start after this many seconds.
+        Evaluations per start; default ``100 * (k + 1)`` for ``k`` parameters. The budget is
+        counted in evaluations, never in seconds, so the result does not depend on the
+        machine's load.
 
     Returns
     -------
@@ -446,8 +452,6 @@ def fit_expression(
     else:
         max_nfev = max_nfev or 100 * (k + 1)
         for p0 in _starts(k, restarts, zlib.crc32(expr.text.encode())):
-            if nfev and time.perf_counter() - t0 > time_limit:
-                break
             try:
                 with np.errstate(all="ignore"):
                     res = least_squares(residuals, p0, method="trf", max_nfev=max_nfev,
@@ -868,6 +872,10 @@ class SymbolicAgent:
         Reply length cap.
     restarts : int
         Least-squares starts per expression (:func:`fit_expression`).
+    scores : mapping of str to float or None, optional
+        The MSE each expression's prompt showed in an earlier run (:func:`recorded_scores`;
+        ``None`` for "could not be evaluated"). Prompts of these expressions show the recorded
+        value, so the run replays from its store on any machine; other expressions are fitted.
 
     Notes
     -----
@@ -885,6 +893,7 @@ class SymbolicAgent:
         candidates: Sequence[str] | None = None,
         max_tokens: int | None = None,
         restarts: int = 5,
+        scores: Mapping[str, float | None] | None = None,
     ) -> None:
         from ..symdata import RegressionData, load_dataset
 
@@ -921,6 +930,14 @@ class SymbolicAgent:
         else:
             self._grammar = None
         self._fits: dict[str, ExpressionFit] = {}
+        self.scores: dict[str, float | None] = {}
+        for expr, mse in (scores or {}).items():
+            if mse is not None and (isinstance(mse, bool) or not isinstance(mse, (int, float))
+                                    or not math.isfinite(mse) or mse < 0):
+                raise ValueError(f"scores[{expr!r}] must be a finite MSE >= 0 or None, "
+                                 f"got {mse!r}")
+            self.scores[parse_expression(expr, self.variable).text] = (
+                None if mse is None else float(mse))
 
     def __repr__(self) -> str:
         n = "no" if self.candidates is None else len(self.candidates)
@@ -935,13 +952,28 @@ class SymbolicAgent:
             self._fits[e.text] = fit
         return fit
 
-    def messages(self, state: str) -> list[dict[str, str]]:
+    def shown_mse(self, state: str) -> float | None:
+        """The MSE the prompt of ``state`` shows: the recorded one (``scores``) or a fit.
+
+        ``None`` when the expression cannot be parsed or fitted (the prompt then says its fit
+        could not be evaluated).
+        """
         try:
-            mse = self.fit(state).mse
+            text = parse_expression(state, self.variable).text
         except InvalidExpression:
-            mse = None
-        return prompt_messages(state, variable=self.variable, mse=mse,
+            return None
+        if text in self.scores:
+            return self.scores[text]
+        mse = self.fit(text).mse
+        return mse if math.isfinite(mse) else None
+
+    def messages(self, state: str) -> list[dict[str, str]]:
+        return prompt_messages(state, variable=self.variable, mse=self.shown_mse(state),
                                description=self.data.description.split(";")[0])
+
+    def prompt_meta(self, state: str) -> dict[str, Any]:
+        """What a call's record keeps beside its prompt: the MSE the prompt showed."""
+        return {"mse": self.shown_mse(state)}
 
     def _check(self, e: Expression) -> str | None:
         return self.fit(e.text).reason
@@ -982,10 +1014,14 @@ def counts_from_records(
     Returns
     -------
     TransitionCounts
-        ``calls_kind="exact"``, escapes per source. Metadata: ``first_seen``, ``mse``,
-        ``score``, ``n_params``, ``length`` and one ``escape_<reason>`` column per reason.
+        ``calls_kind="exact"``, escapes per source. Metadata: ``first_seen``, ``mse`` and
+        ``score`` (as the run's prompts showed them, ``meta["mse"]``; states never prompted
+        as the agent would show them, :meth:`SymbolicAgent.shown_mse`),
+        ``n_params``, ``length`` and one ``escape_<reason>`` column per reason.
     """
     agent = agent or SymbolicAgent()
+    records = list(records)
+    shown = {**recorded_scores(records)}  # what the run's prompts showed, where it recorded it
     sources: list[str] = []
     targets: list[str | None] = []
     reasons: list[str | None] = []
@@ -1011,9 +1047,10 @@ def counts_from_records(
     counts = TransitionCounts.from_pairs(sources, targets, calls=calls, calls_kind="exact",
                                          source=source)
     meta = counts.metadata.copy()
-    fits = [agent.fit(s) for s in counts.states]
-    meta["mse"] = [ft.mse for ft in fits]
-    meta["score"] = [ft.score for ft in fits]
+    mse = np.array([np.nan if (v := shown[s] if s in shown else agent.shown_mse(s)) is None
+                    else v for s in counts.states])
+    meta["mse"] = mse
+    meta["score"] = mse_to_score(mse)
     meta["n_params"] = [len(parse_expression(s, agent.variable).params) for s in counts.states]
     meta["length"] = [len(s) for s in counts.states]
     esc = pd.crosstab(
@@ -1026,6 +1063,37 @@ def counts_from_records(
     return TransitionCounts(states=counts.states, matrix=counts.matrix, calls=counts.calls,
                             calls_kind="exact", escapes=counts.escapes, metadata=meta,
                             source=source)
+
+
+def recorded_scores(records: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
+    """The MSE each prompt showed, as a run recorded it (``meta["mse"]`` of its calls).
+
+    Parameters
+    ----------
+    records : iterable of mappings
+        Store records (or a store) of the symbolic agent.
+
+    Returns
+    -------
+    dict
+        expression -> MSE (``None``: the prompt said the fit could not be evaluated). Records
+        without ``meta["mse"]`` are skipped.
+
+    Raises
+    ------
+    ValueError
+        When two records of one prompt recorded different values.
+    """
+    out: dict[str, float | None] = {}
+    for rec in records:
+        meta = rec.get("meta") or {}
+        if "mse" not in meta or not isinstance(meta.get("prompt"), str):
+            continue
+        f, v = meta["prompt"], meta["mse"]
+        if f in out and out[f] != v:
+            raise ValueError(f"records disagree on the MSE shown for {f!r}: {out[f]!r} and {v!r}")
+        out[f] = v
+    return out
 
 
 # ---------------------------------------------------------------------------- features
