@@ -28,7 +28,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-from scipy.sparse import csgraph
+
+from .graph import component_members, strong_components
 
 __all__ = ["TransitionCounts", "ESCAPE_LABELS"]
 
@@ -535,40 +536,12 @@ class TransitionCounts:
         )
 
     def strongly_connected_components(self) -> list[np.ndarray]:
-        """Strongly connected components as arrays of state indices, largest first.
+        """Strongly connected components as arrays of state indices, main component first.
 
-        Ties are broken by the total number of transitions inside the component, then by the
-        smallest first-seen index. A thin wrapper around
-        :func:`scipy.sparse.csgraph.connected_components` with ``connection="strong"``.
+        Ranked by the one rule of :func:`dbnb.graph.strong_components` (size, then edges
+        inside, then the smallest first-seen index), the rule every fit uses too.
         """
-        labels = scc_labels(self.adjacency())
-        return _components_from_labels(labels, self)
-
-
-def scc_labels(adjacency: sp.spmatrix | sp.sparray) -> np.ndarray:
-    """Strong-component label of every node of a directed graph (row = source)."""
-    n = adjacency.shape[0]
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    _, labels = csgraph.connected_components(
-        sp.csr_matrix(adjacency), directed=True, connection="strong"
-    )
-    return labels.astype(np.int64)
-
-
-def _components_from_labels(labels: np.ndarray, counts: TransitionCounts) -> list[np.ndarray]:
-    if labels.size == 0:
-        return []
-    f, g, c = counts.edges()
-    inside = labels[f] == labels[g]
-    weight = np.bincount(labels[f[inside]], weights=c[inside], minlength=labels.max() + 1)
-    size = np.bincount(labels)
-    first = np.full(labels.max() + 1, labels.size)
-    np.minimum.at(first, labels, np.arange(labels.size))
-    order = np.lexsort((first, -weight, -size))
-    by_label = np.argsort(labels, kind="stable")
-    groups = np.split(by_label, np.cumsum(size)[:-1])
-    return [groups[k] for k in order]
+        return component_members(strong_components(self.adjacency()))
 
 
 def entries(matrix: sp.spmatrix | sp.sparray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -1229,40 +1229,26 @@ class FeaturePotential:
 
 def _feature_newton(d: np.ndarray, t: np.ndarray, n: int, kernel: str, ridge: float,
                     tol: float, max_iter: int):
-    from ..potential import _kernel_terms
+    """Minimise ``(1/n) sum_e t_e K((D w)_e) + ridge/2 |w|^2`` over the weights ``w``."""
+    from ..action import violation_terms
+    from ..newton import minimise, solve_spd
 
     p = d.shape[1]
-    w = np.zeros(p)
 
-    def obj(w):
-        k, _, _ = _kernel_terms(kernel, d @ w)
+    def objective(w):
+        k, _, _ = violation_terms(kernel, d @ w)
         return float(t @ k) / n + 0.5 * ridge * float(w @ w)
 
-    cur = obj(w)
-    it, converged = 0, False
-    for it in range(1, max_iter + 1):  # noqa: B007
-        x = d @ w
-        _, k1, k2 = _kernel_terms(kernel, x)
+    def derivatives(w):
+        _, k1, k2 = violation_terms(kernel, d @ w)
         grad = d.T @ (t * k1) / n + ridge * w
         hess = (d.T * (t * k2)) @ d / n + ridge * np.eye(p)
-        scale = d.T.__abs__() @ (t * np.abs(k1)) / n + 1e-300
-        if np.max(np.abs(grad) / scale) < tol:
-            converged = True
-            break
-        try:
-            step = np.linalg.solve(hess, -grad)
-        except np.linalg.LinAlgError:
-            step = -np.linalg.pinv(hess) @ grad
-        a = 1.0
-        while a > 1e-12:
-            new = obj(w + a * step)
-            if new <= cur + 1e-4 * a * float(grad @ step):
-                break
-            a *= 0.5
-        else:
-            break
-        w, cur = w + a * step, new
-    return w, it, converged
+        scale = np.abs(d.T) @ (t * np.abs(k1)) / n + ridge * np.abs(w) + np.finfo(float).tiny
+        return grad, grad / scale, hess
+
+    r = minimise(objective, derivatives, np.zeros(p), solve=solve_spd, tol=tol,
+                 max_iter=max_iter)
+    return r.x, r.iterations, r.converged
 
 
 def feature_potential(
@@ -1313,8 +1299,9 @@ def feature_potential(
     -------
     FeaturePotential
     """
+    from ..action import violation_terms as _kernel_terms
     from ..kernels import TransitionKernel
-    from ..potential import PotentialFit, _kernel_terms, fit_potential
+    from ..potential import PotentialFit, fit_potential
 
     if isinstance(data, PotentialFit):
         fit = data
@@ -1323,7 +1310,7 @@ def feature_potential(
     else:
         raise TypeError("data must be a PotentialFit, TransitionKernel or TransitionCounts, "
                         f"got {type(data).__name__}")
-    kernel = kernel or fit.kernel
+    kernel = kernel or fit.violation
     if not (np.isfinite(ridge) and ridge >= 0):
         raise ValueError(f"ridge must be a finite number >= 0, got {ridge!r}")
     if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 0:

@@ -1,0 +1,141 @@
+"""One damped Newton solver, shared by every convex fit in dbnb.
+
+The least-action fit (:func:`dbnb.potential.fit_potential`, Eq. 8) and the feature potential
+(:func:`dbnb.feature_potential.feature_potential`, Supplement E) minimise convex sums of
+violation terms. Both hand :func:`minimise` their objective, their derivatives and a linear
+solver for the Newton system; the iteration, the line search and the convergence rule live
+here once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+__all__ = ["ConvergenceError", "NewtonResult", "minimise", "solve_spd", "DIRECT_SOLVE_MAX"]
+
+log = logging.getLogger(__name__)
+
+#: Largest sparse Newton system solved by LU; larger ones use preconditioned CG.
+DIRECT_SOLVE_MAX = 2000
+
+
+class ConvergenceError(RuntimeError):
+    """An iteration or a linear solve did not reach its tolerance."""
+
+
+@dataclass(frozen=True)
+class NewtonResult:
+    """Where :func:`minimise` stopped.
+
+    ``x`` the minimiser, ``iterations`` Newton steps taken, ``gradient_norm`` the largest
+    relative gradient component there, ``converged`` whether it is ``<= tol``.
+    """
+
+    x: np.ndarray
+    iterations: int
+    gradient_norm: float
+    converged: bool
+
+
+def minimise(
+    objective: Callable[[np.ndarray], float],
+    derivatives: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, object]],
+    x0: np.ndarray,
+    *,
+    solve: Callable[[object, np.ndarray, float], np.ndarray],
+    tol: float,
+    max_iter: int,
+) -> NewtonResult:
+    """Minimise a smooth convex function by damped, inexact Newton steps.
+
+    Parameters
+    ----------
+    objective : callable
+        ``x -> f(x)``.
+    derivatives : callable
+        ``x -> (grad, grad_rel, hess)``: the gradient, the gradient relative to the magnitude
+        of the terms that make up each component (the convergence measure, independent of
+        scale), and the Hessian in whatever form ``solve`` takes.
+    x0 : array
+        Start.
+    solve : callable
+        ``(hess, rhs, rtol) -> step`` solving ``hess step = rhs`` to relative residual
+        ``rtol`` (the forcing term: loose far from the minimum, tight near it).
+    tol, max_iter
+        Stop when ``max |grad_rel| <= tol``, or after ``max_iter`` steps.
+
+    Notes
+    -----
+    Backtracking (Armijo, factor 1/2) from the full step. At the rounding floor of the
+    objective the Armijo test cannot tell a better point from a worse one; the full step is
+    then taken if it lowers the relative gradient (the quadratic-convergence region).
+    """
+    x = np.asarray(x0, dtype=float).copy()
+    obj = objective(x)
+    gnorm = np.inf
+    it = 0
+    for it in range(1, max_iter + 1):
+        grad, grad_rel, hess = derivatives(x)
+        gnorm = float(np.max(np.abs(grad_rel), initial=0.0))
+        if gnorm <= tol:
+            return NewtonResult(x, it - 1, gnorm, True)
+        step = solve(hess, -grad, min(0.1, max(gnorm, 1e-12)))
+        slope = float(np.dot(grad, step))
+        if not slope < 0:  # numerical breakdown: steepest descent
+            step, slope = -grad, -float(np.dot(grad, grad))
+        t = 1.0
+        while True:
+            trial = x + t * step
+            new = objective(trial)
+            if new <= obj + 1e-4 * t * slope:
+                break
+            if t == 1.0 and abs(new - obj) <= 64 * np.finfo(float).eps * max(abs(obj), 1.0):
+                if np.max(np.abs(derivatives(trial)[1]), initial=0.0) < gnorm:
+                    break
+            if t < 1e-12:
+                break
+            t *= 0.5
+        if t < 1e-12:
+            break
+        x, obj = trial, new
+        log.debug("newton %d: obj %.17g gnorm %.3g step %.3g", it, obj, gnorm, t)
+    gnorm = float(np.max(np.abs(derivatives(x)[1]), initial=0.0))
+    return NewtonResult(x, it, gnorm, gnorm <= tol)
+
+
+def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
+    """Solve the symmetric positive-definite system ``a x = b``; raise if it fails.
+
+    Dense arrays: Cholesky, with a least-squares fallback for a singular matrix. Sparse: LU
+    up to :data:`DIRECT_SOLVE_MAX` unknowns, Jacobi-preconditioned conjugate gradients to
+    relative residual ``rtol`` beyond (fill-in makes LU slow on random graphs); the solver's
+    status is checked and a failure raises :class:`ConvergenceError`.
+    """
+    if not sp.issparse(a):
+        try:
+            c = np.linalg.cholesky(a)
+            return np.linalg.solve(c.T, np.linalg.solve(c, b))
+        except np.linalg.LinAlgError:
+            return np.linalg.lstsq(a, b, rcond=None)[0]
+    n = a.shape[0]
+    if n <= DIRECT_SOLVE_MAX:
+        try:
+            x = spla.spsolve(a, b, permc_spec="MMD_AT_PLUS_A")
+        except RuntimeError as exc:  # singular factor
+            raise ConvergenceError(f"sparse solve failed: {exc}") from exc
+        if np.all(np.isfinite(x)):
+            return x
+        log.debug("direct solve gave non-finite values; trying conjugate gradients")
+    d = a.diagonal()
+    if (d <= 0).any():
+        raise ConvergenceError("Newton system has a non-positive diagonal: the graph is broken")
+    x, info = spla.cg(a, b, rtol=rtol, atol=0.0, maxiter=20 * n, M=sp.diags(1.0 / d))
+    if info != 0:
+        raise ConvergenceError(f"conjugate gradients did not converge (info={info}, n={n})")
+    return x
