@@ -1,0 +1,464 @@
+r"""The reversible maximum-likelihood potential: detailed balance as a statistical model.
+
+Given how often a pair of states was seen in total, ``m = N(g <- f) + N(f <- g)``, the split
+between the two directions carries everything detailed balance says. With ``N0(f)`` calls from
+``f``, ``E N(g <- f) = N0(f) T(g <- f)``, and detailed balance
+``T(g <- f) / T(f <- g) = exp(beta V(f) - beta V(g))`` (Eq. 5) give
+
+.. math::
+
+    N(g \leftarrow f) \mid m \sim \mathrm{Binomial}(m, p_{fg}), \qquad
+    \operatorname{logit} p_{fg} = \beta V(f) - \beta V(g) + \log \frac{N_0(f)}{N_0(g)} .
+
+The symmetric part of the kernel (how often the pair occurs at all) drops out, and an unseen
+reverse transition enters as a count of zero, not as ``T = 0``. :func:`fit_likelihood`
+maximises this conditional likelihood over ``beta V`` (a Bradley-Terry model with an offset):
+its Hessian is the weighted Laplacian of the pair graph with weights ``m p (1 - p)``, solved by
+the same Newton (:func:`dbnb.newton.minimise`) as the least-action fit.
+
+Penalty
+-------
+``penalty="firth"`` (default) maximises ``log L + (1/2) log det I`` (Firth 1993), which removes
+the ``O(1/m)`` bias of the maximum-likelihood estimate and keeps every potential finite: it
+adds ``h_e / 2`` pseudo-counts to each direction of pair ``e``, ``h_e`` the pair's leverage
+(its weight times the effective resistance between its states), refitted until the ``h_e``
+settle. For one isolated pair ``h = 1``: half a count each way, ``log (y + 1/2) /
+(m - y + 1/2)``. ``penalty="jeffreys"`` adds that half count to every pair regardless of the
+graph (it over-shrinks large differences where pairs share states); ``penalty=None`` is the
+plain likelihood, finite only inside strongly connected components (``+-inf`` elsewhere, as in
+:func:`dbnb.fit_potential`).
+
+Uncertainty
+-----------
+The observed information ``I = D^T W D`` (grounded at one state per component) gives the
+covariance of ``beta V(f) - beta V(ground)``: :attr:`LikelihoodFit.stderr` and
+:meth:`LikelihoodFit.interval` (Wald intervals). The ground is ``reference`` when named, else
+the state with the smallest potential in the component (the gauge ``min beta V = 0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from scipy import stats
+from scipy.special import expit
+
+from . import graph
+from .action import violation_terms
+from .counts import TransitionCounts
+from .kernels import Estimator, TransitionKernel, estimate_kernel
+from .newton import ConvergenceError, minimise, solve_spd
+from .potential import PotentialFit
+
+__all__ = ["LikelihoodFit", "PairData", "fit_likelihood", "pair_data"]
+
+PENALTIES = ("firth", "jeffreys", None)
+
+
+@dataclass(frozen=True)
+class PairData:
+    """The observed pairs of a counts object, each once (``i < j``), with their offsets.
+
+    ``i, j`` state indices; ``y = N(j <- i)``, ``m = N(j <- i) + N(i <- j) > 0``;
+    ``offset = log N0(i) / N0(j)``; ``n_states``; ``transitions`` the kernel whose ``N0``
+    was used.
+    """
+
+    i: np.ndarray
+    j: np.ndarray
+    y: np.ndarray
+    m: np.ndarray
+    offset: np.ndarray
+    n_states: int
+    transitions: TransitionKernel
+
+    @property
+    def n_pairs(self) -> int:
+        return int(self.i.size)
+
+    def components(self) -> np.ndarray:
+        """Connected components of the undirected pair graph (ranked as in :mod:`dbnb.graph`)."""
+        return graph.strong_components(_pair_adjacency(self))
+
+
+def _pair_adjacency(d: PairData) -> sp.csr_array:
+    """The pair graph, each observed pair an edge both ways."""
+    return sp.csr_array((np.ones(2 * d.n_pairs, bool), (np.concatenate([d.i, d.j]),
+                                                        np.concatenate([d.j, d.i]))),
+                        shape=(d.n_states, d.n_states))
+
+
+def pair_data(counts: TransitionCounts | TransitionKernel, *, estimator: Estimator = "auto",
+              min_calls: int | None = None, n0: float | None = None) -> PairData:
+    """Collect the observed pairs of ``counts`` (see :class:`PairData`).
+
+    ``N0`` comes from :func:`dbnb.kernels.estimate_kernel` with ``estimator``, ``min_calls``
+    and ``n0`` (recorded calls when known), so the offsets follow the same convention as the
+    least-action fit. A :class:`~dbnb.kernels.TransitionKernel` is taken as it is.
+    """
+    if isinstance(counts, TransitionKernel):
+        tk = counts
+    elif isinstance(counts, TransitionCounts):
+        tk = estimate_kernel(counts, estimator, min_calls=min_calls, n0=n0)
+    else:
+        raise TypeError(
+            f"counts must be TransitionCounts or TransitionKernel, got {type(counts).__name__}"
+        )
+    f, g, _, c = tk.edges()
+    keep = c > 0
+    f, g, c = f[keep], g[keep], c[keep].astype(float)
+    lo, hi = np.minimum(f, g), np.maximum(f, g)
+    n = tk.n_states
+    key = lo * n + hi
+    uniq, inv = np.unique(key, return_inverse=True)
+    m = np.bincount(inv, weights=c, minlength=uniq.size)
+    y = np.bincount(inv, weights=np.where(f == lo, c, 0.0), minlength=uniq.size)
+    i, j = uniq // n, uniq % n
+    with np.errstate(divide="ignore"):
+        offset = np.log(tk.n0[i]) - np.log(tk.n0[j])
+    if not np.all(np.isfinite(offset)):
+        raise ValueError("N0 must be positive for every state of an observed pair")
+    return PairData(i=i.astype(np.int64), j=j.astype(np.int64), y=y, m=m, offset=offset,
+                    n_states=n, transitions=tk)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class LikelihoodFit(PotentialFit):
+    """Result of :func:`fit_likelihood`: a :class:`~dbnb.potential.PotentialFit` with errors.
+
+    Extra attributes: ``pairs`` (the :class:`PairData` fitted), ``penalty``, ``ground`` (the
+    state index each component's errors are relative to), ``log_likelihood`` (the plain
+    conditional log-likelihood at the estimate, binomial coefficients omitted). ``action`` is
+    the Eq. 8 action of the fitted potential on the kernel ``T = N / N0`` (exp violation), for
+    comparison with the least-action fit.
+    """
+
+    pairs: PairData | None = None
+    penalty: str | None = "firth"
+    ground: np.ndarray | None = None
+    log_likelihood: float = float("nan")
+
+    def __repr__(self) -> str:
+        counts = self.status.value_counts()
+        parts = ", ".join(f"{k}={v}" for k, v in counts.items())
+        return (f"LikelihoodFit(penalty={self.penalty!r}, {self.pairs.n_pairs} pairs, "
+                f"log L={self.log_likelihood:.6g}, {parts})")
+
+    def _p(self) -> np.ndarray:
+        d = self.pairs
+        v = self.relative.to_numpy()
+        return expit(v[d.i] - v[d.j] + d.offset)
+
+    @cached_property
+    def information(self) -> sp.csc_array:
+        """Observed information of ``beta V`` (the Laplacian ``D^T W D``, not grounded)."""
+        d = self.pairs
+        same = self.component.to_numpy()[d.i] == self.component.to_numpy()[d.j]
+        p = self._p()
+        w = np.where(same, d.m * p * (1 - p), 0.0)
+        return _laplacian(d.i, d.j, w, d.n_states)
+
+    @cached_property
+    def stderr(self) -> pd.Series:
+        """Standard error of ``beta V(f) - beta V(ground)`` per state (0 at the ground, NaN
+        where the potential is not finite).
+
+        With recorded calls (``calls_kind="exact"``: a fixed number ``N0(f)`` of calls per
+        source, the replies of one source multinomial) the sandwich ``I^-1 J I^-1`` with
+        ``J = I - L^T diag(1/N0) L`` the multinomial variance of the score at the fitted
+        conditional means (``L`` the rows of the information Laplacian, one per source);
+        otherwise the model-based ``I^-1`` (independent Poisson counts). ``I^-1`` alone
+        over-states the error under multinomial sampling, because the replies of one source
+        compete for the same calls: for a single pair the variance of the log-ratio is
+        ``1/N(g<-f) + 1/N(f<-g) - 1/N0(f) - 1/N0(g)`` to first order.
+        """
+        design = "multinomial" if self.transitions.counts.calls_kind == "exact" else "model"
+        return self.standard_errors(design)
+
+    def standard_errors(self, design: str = "model") -> pd.Series:
+        """``stderr`` under a named sampling design: ``"model"`` (``I^-1``, Poisson counts) or
+        ``"multinomial"`` (fixed calls per source, the sandwich; see :attr:`stderr`)."""
+        if design not in ("model", "multinomial"):
+            raise ValueError(f"design must be 'model' or 'multinomial', got {design!r}")
+        n = self.pairs.n_states
+        free = np.ones(n, dtype=bool)
+        free[self.ground] = False
+        h = sp.csc_matrix(sp.csc_array(self.information)[free][:, free])
+        var = np.zeros(n)
+        if design == "model":
+            var[free] = _inverse_diagonal(h)
+        else:
+            rows = sp.csr_matrix(sp.csc_array(self.information)[:, free])  # sources x free
+            n0 = self.transitions.n0
+            inv_n0 = np.where(n0 > 0, 1.0 / np.where(n0 > 0, n0, 1.0), 0.0)
+
+            def j_times(x):
+                return h @ x - rows.T @ (inv_n0[:, None] * (rows @ x))
+
+            var[free] = _sandwich_diagonal(h, j_times)
+        se = np.sqrt(np.clip(var, 0.0, None))
+        se[~np.isfinite(self.potential.to_numpy())] = np.nan
+        return pd.Series(se, index=self.potential.index, name="stderr")
+
+    def interval(self, level: float = 0.95) -> pd.DataFrame:
+        """Wald intervals ``beta V +- z stderr`` per state (columns ``beta_V``, ``stderr``,
+        ``low``, ``high``), in the fit's gauge."""
+        if not 0 < level < 1:
+            raise ValueError(f"level must be in (0, 1), got {level!r}")
+        z = float(stats.norm.ppf(0.5 + level / 2))
+        v, se = self.potential, self.stderr
+        return pd.DataFrame({"beta_V": v, "stderr": se, "low": v - z * se, "high": v + z * se})
+
+
+def _laplacian(i, j, w, n) -> sp.csc_array:
+    rows = np.concatenate([i, j, i, j])
+    cols = np.concatenate([j, i, i, j])
+    vals = np.concatenate([-w, -w, w, w])
+    return sp.csc_array((vals, (rows, cols)), shape=(n, n))
+
+
+def _inverse_diagonal(h: sp.csc_matrix, block: int = 512) -> np.ndarray:
+    """``diag(h^-1)`` of a sparse SPD matrix by one LU factorisation and blocked solves."""
+    n = h.shape[0]
+    if n == 0:
+        return np.zeros(0)
+    lu = spla.splu(h)
+    out = np.empty(n)
+    for s in range(0, n, block):
+        e = np.zeros((n, min(block, n - s)))
+        e[np.arange(s, s + e.shape[1]), np.arange(e.shape[1])] = 1.0
+        x = lu.solve(e)
+        out[s:s + e.shape[1]] = x[np.arange(s, s + e.shape[1]), np.arange(e.shape[1])]
+    return out
+
+
+def _sandwich_diagonal(h: sp.csc_matrix, j_times, block: int = 256) -> np.ndarray:
+    """``diag(h^-1 J h^-1)`` by one LU factorisation of ``h`` and blocked solves
+    (``j_times(X) = J X``)."""
+    n = h.shape[0]
+    if n == 0:
+        return np.zeros(0)
+    lu = spla.splu(h)
+    out = np.empty(n)
+    for s in range(0, n, block):
+        k = min(block, n - s)
+        e = np.zeros((n, k))
+        e[np.arange(s, s + k), np.arange(k)] = 1.0
+        z = lu.solve(np.asarray(j_times(lu.solve(e))))
+        out[s:s + k] = z[np.arange(s, s + k), np.arange(k)]
+    return out
+
+
+#: Largest number of free states for which leverages are computed exactly (dense inverse);
+#: beyond it a seeded random projection with :data:`_PROJECTIONS` vectors estimates them.
+EXACT_LEVERAGE_MAX = 2500
+_PROJECTIONS = 96
+
+
+def _leverages(i, j, w, free, n) -> np.ndarray:
+    """Leverage ``h_e = w_e R_e`` of every pair: ``R_e`` the effective resistance between its
+    states in the graph with conductances ``w`` (grounded states are at potential 0).
+
+    Exact (dense inverse of the grounded Laplacian) up to :data:`EXACT_LEVERAGE_MAX` free
+    states; beyond, the Spielman-Srivastava estimate ``R_e ~ |Z W^1/2 B L^-1 (e_i - e_j)|^2``
+    with a fixed-seed Rademacher ``Z`` (relative error ~ ``sqrt(2 / 96)``, deterministic).
+    """
+    nf = int(free.sum())
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[free] = np.arange(nf)
+    lap = sp.csc_matrix(sp.csc_array(_laplacian(i, j, w, n))[free][:, free])
+    if nf == 0:
+        return np.zeros(i.size)
+    if nf <= EXACT_LEVERAGE_MAX:
+        inv = np.zeros((n, n))
+        inv[np.ix_(free, free)] = np.linalg.inv(lap.toarray())
+        r = inv[i, i] + inv[j, j] - 2 * inv[i, j]
+    else:
+        rng = np.random.default_rng(0)
+        z = rng.choice([-1.0, 1.0], size=(_PROJECTIONS, i.size)) / np.sqrt(_PROJECTIONS)
+        sw = np.sqrt(w)
+        # Y = Z W^1/2 B, with B[e] = e_i - e_j, restricted to the free states
+        y = np.zeros((_PROJECTIONS, n))
+        np.add.at(y.T, i, (z * sw).T)
+        np.add.at(y.T, j, -(z * sw).T)
+        x = np.zeros((n, _PROJECTIONS))
+        x[free] = spla.splu(lap).solve(np.ascontiguousarray(y[:, free].T))
+        r = np.sum((x[i] - x[j]) ** 2, axis=1)
+    return np.clip(w * r, 0.0, 1.0)
+
+
+def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
+    """Newton for the conditional likelihood of pseudo-counts ``y`` out of ``m`` per pair."""
+    def full(x):
+        v = np.zeros(n)
+        v[free] = x
+        return v
+
+    def objective(x):
+        v = full(x)
+        z = v[pi] - v[pj] + off
+        return float(np.sum(m * np.logaddexp(0.0, z) - y * z))
+
+    def derivatives(x):
+        v = full(x)
+        p = expit(v[pi] - v[pj] + off)
+        r = m * p - y
+        grad = np.bincount(pi, r, minlength=n) - np.bincount(pj, r, minlength=n)
+        scale = (np.bincount(pi, m * p + y, minlength=n)
+                 + np.bincount(pj, m * p + y, minlength=n) + np.finfo(float).tiny)
+        lap = _laplacian(pi, pj, m * p * (1 - p), n)
+        hess = sp.csc_matrix(sp.csc_array(lap)[free][:, free])
+        return grad[free], (grad / scale)[free], hess
+
+    if not free.any():
+        return np.zeros(n), 0, 0.0
+    r = minimise(objective, derivatives, v0[free], solve=solve_spd, tol=tol,
+                 max_iter=max_iter)
+    if not r.converged:
+        raise ConvergenceError(
+            f"likelihood Newton stopped after {r.iterations} iterations with relative "
+            f"gradient {r.gradient_norm:.3g} > tol {tol:.3g} ({n} states)"
+        )
+    return full(r.x), r.iterations, r.gradient_norm
+
+
+def _loglik(d: PairData, v: np.ndarray, use: np.ndarray) -> float:
+    """The plain conditional log-likelihood (binomial coefficients omitted)."""
+    x = v[d.i[use]] - v[d.j[use]] + d.offset[use]
+    return float(np.sum(d.y[use] * x - d.m[use] * np.logaddexp(0.0, x)))
+
+
+def fit_likelihood(
+    counts: TransitionCounts | TransitionKernel,
+    *,
+    reference: str | None = None,
+    penalty: str | None = "firth",
+    estimator: Estimator = "auto",
+    min_calls: int | None = None,
+    n0: float | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 100,
+) -> LikelihoodFit:
+    r"""The reversible maximum-likelihood potential ``beta V`` (see the module docstring).
+
+    Parameters
+    ----------
+    counts : TransitionCounts or TransitionKernel
+        Counts with ``N0`` (recorded calls, or the estimator's convention).
+    reference : str, optional
+        Its component is the main one and ``beta V(reference) = 0``; errors are relative to
+        it. Default: the largest component, gauge ``min beta V = 0``.
+    penalty : {"firth", "jeffreys", None}
+        ``"firth"``: Firth's bias-reducing penalty ``(1/2) log det I`` (pseudo-counts
+        ``h_e / 2`` per direction, ``h_e`` the pair's leverage; finite, bias ``O(1/m^2)``).
+        ``"jeffreys"``: half a count per direction of every pair (Firth's penalty of one
+        isolated pair; shrinks more where pairs share states). ``None``: the plain
+        likelihood (finite inside strongly connected components only).
+    estimator, min_calls, n0
+        How ``N0`` is obtained (:func:`dbnb.kernels.estimate_kernel`).
+    tol, max_iter
+        Newton tolerance on the relative gradient, and the iteration cap
+        (:class:`~dbnb.newton.ConvergenceError` if not met).
+
+    Returns
+    -------
+    LikelihoodFit
+        Status ``"main"`` in the main component; with a penalty every other component of
+        the pair graph is ``"unrelated"`` (NaN: no pair links it to the main one); without it,
+        ``"upstream"``/``"downstream"`` (``+-inf``) as in :func:`dbnb.fit_potential`.
+
+    Examples
+    --------
+    >>> from dbnb.counts import TransitionCounts
+    >>> c = TransitionCounts.from_triples(["A", "B"], ["B", "A"], [10, 40]).with_calls(100)
+    >>> fit = fit_likelihood(c, estimator="fixed", penalty=None)
+    >>> round(float(fit.potential["B"] - fit.potential["A"]), 6)  # log(40 / 10)
+    1.386294
+    """
+    if penalty not in PENALTIES:
+        raise ValueError(f"penalty must be one of {PENALTIES}, got {penalty!r}")
+    d = pair_data(counts, estimator=estimator, min_calls=min_calls, n0=n0)
+    tk = d.transitions
+    n = d.n_states
+    index = pd.Index(tk.states, name="state")
+    if d.n_pairs == 0:
+        raise ValueError("no pair of states was observed: the likelihood fit is undefined")
+    if reference is not None and reference not in index:
+        raise KeyError(f"reference state {reference!r} is not among the fitted states")
+    ref = None if reference is None else int(index.get_loc(reference))
+    f, g, _, _ = tk.edges()
+    adjacency = sp.csr_array((np.ones(f.size, bool), (f, g)), shape=(n, n))
+    if penalty is None:
+        comp = graph.strong_components(adjacency, first=ref)
+    else:
+        comp = d.components() if ref is None else graph.strong_components(
+            _pair_adjacency(d), first=ref)
+    use = comp[d.i] == comp[d.j]
+    pi, pj, off, y, m = d.i[use], d.j[use], d.offset[use], d.y[use], d.m[use]
+    first = np.full(int(comp.max()) + 1, n)
+    np.minimum.at(first, comp, np.arange(n))
+    free = np.ones(n, dtype=bool)
+    free[first] = False
+
+    h = np.ones(pi.size) if penalty is not None else np.zeros(pi.size)
+    v = np.zeros(n)
+    for _ in range(50 if penalty == "firth" else 1):
+        v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter)
+        if penalty != "firth":
+            break
+        p = expit(v[pi] - v[pj] + off)
+        h_new = _leverages(pi, pj, m * p * (1 - p), free, n)
+        if np.max(np.abs(h_new - h)) < 1e-8:
+            h = h_new
+            break
+        h = h_new
+    else:
+        raise ConvergenceError("Firth's pseudo-counts did not settle in 50 refits")
+
+    # gauge: min 0 per component; errors relative to the reference or each minimum
+    cmin = np.full(int(comp.max()) + 1, np.inf)
+    np.minimum.at(cmin, comp, v)
+    rel = v - cmin[comp]
+    order = np.lexsort((rel, comp))
+    starts = np.searchsorted(comp[order], np.arange(int(comp.max()) + 1))
+    ground = order[starts].astype(np.int64)
+    main = comp == 0
+    if ref is not None:
+        ground[0] = ref
+    shift = v[ground[0]]
+    status = np.full(n, "unrelated", dtype=object)
+    pot = np.full(n, np.nan)
+    pot[main] = v[main] - shift
+    if penalty is None:
+        seed = np.flatnonzero(main)[:1]
+        up = graph.reachable(adjacency, seed, reverse=True) & ~main
+        down = graph.reachable(adjacency, seed) & ~main
+        status[up], status[down] = "upstream", "downstream"
+        pot[up], pot[down] = np.inf, -np.inf
+    status[main] = "main"
+    # Eq. 8 action of this potential on T = N / N0, terms inside components (as a fit has)
+    ff, gg, tt, _ = tk.edges()
+    inside = comp[ff] == comp[gg]
+    k, _, _ = violation_terms("exp", v[ff[inside]] - v[gg[inside]])
+    s_action = float(np.dot(tt[inside], k) / n)
+    return LikelihoodFit(
+        potential=pd.Series(pot, index=index, name="beta_V"),
+        relative=pd.Series(rel, index=index, name="beta_V_in_component"),
+        component=pd.Series(comp, index=index, name="component"),
+        status=pd.Series(status, index=index, name="status"),
+        action=s_action,
+        violation="exp",
+        transitions=tk,
+        iterations=iters,
+        gradient_norm=gnorm,
+        converged=True,
+        pairs=d,
+        penalty=penalty,
+        ground=ground,
+        log_likelihood=_loglik(d, v, use),
+    )

@@ -1,0 +1,168 @@
+"""The reversible likelihood fit: closed forms, an independent fit, recovery, coverage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+from scipy.special import expit
+
+from dbnb.counts import TransitionCounts
+from dbnb.likelihood import fit_likelihood, pair_data
+from dbnb.potential import fit_potential
+from dbnb.synthetic import reversible_chain, sample_fixed_design, sample_letter_schedule
+
+
+def _pair(y_ab: int, y_ba: int, n0a: int = 100, n0b: int = 100) -> TransitionCounts:
+    return TransitionCounts.from_triples(["A", "B"], ["B", "A"], [y_ab, y_ba]).with_calls(
+        np.array([n0a, n0b]), kind="exact")
+
+
+@pytest.mark.parametrize(("y", "x", "n0a", "n0b"), [(10, 40, 100, 100), (3, 1, 50, 200),
+                                                     (7, 0, 100, 100)])
+def test_two_states_closed_form(y, x, n0a, n0b):
+    """One pair is the saturated model: beta V(A) - beta V(B) = log T(B<-A)/T(A<-B), with half
+    a count added to each direction under the penalty."""
+    c = _pair(y, x, n0a, n0b)
+    pen = fit_likelihood(c, estimator="exact")  # firth: h = 1 for one pair
+    want = np.log((y + 0.5) / n0a) - np.log((x + 0.5) / n0b)
+    assert pen.potential["A"] - pen.potential["B"] == pytest.approx(want, rel=1e-9)
+    # the model-based bar is the binomial one of the split, 1 / sqrt(m p (1 - p)); with the
+    # calls recorded, the multinomial design removes 1/N0 per state (Eq. 5 with N0 known)
+    p = (y + 0.5) / (x + y + 1)
+    model = 1 / ((x + y) * p * (1 - p))
+    assert pen.standard_errors("model").max() == pytest.approx(np.sqrt(model), rel=1e-6)
+    assert pen.stderr.max() == pytest.approx(np.sqrt(model - 1 / n0a - 1 / n0b), rel=1e-6)
+    if x > 0:
+        plain = fit_likelihood(c, estimator="exact", penalty=None)
+        assert plain.potential["A"] - plain.potential["B"] == pytest.approx(
+            np.log(y / n0a) - np.log(x / n0b), rel=1e-9)
+    else:  # one-way: no finite maximum without the penalty
+        plain = fit_likelihood(c, estimator="exact", penalty=None)
+        assert np.isinf(plain.potential).sum() == 1 and set(plain.status) == {"main", "downstream"}
+
+
+def test_matches_an_independent_fit():
+    """BFGS on the same penalised conditional likelihood, written from scratch."""
+    chain = reversible_chain(25, degree=4, sigma=1.0, seed=3)
+    counts = sample_fixed_design(chain, 60, seed=4)
+    fit = fit_likelihood(counts, penalty="jeffreys")
+    d = pair_data(counts)
+    y, m = d.y + 0.5, d.m + 1.0
+
+    def nll(u):
+        v = np.concatenate([[0.0], u])
+        z = v[d.i] - v[d.j] + d.offset
+        return np.sum(m * np.logaddexp(0, z) - y * z)
+
+    def grad(u):
+        v = np.concatenate([[0.0], u])
+        r = m * expit(v[d.i] - v[d.j] + d.offset) - y
+        gfull = np.bincount(d.i, r, minlength=d.n_states) - np.bincount(d.j, r,
+                                                                       minlength=d.n_states)
+        return gfull[1:]
+
+    res = optimize.minimize(nll, np.zeros(d.n_states - 1), jac=grad, method="BFGS",
+                            options={"gtol": 1e-10, "maxiter": 10_000})
+    ours = fit.relative.to_numpy()
+    ref = np.concatenate([[0.0], res.x])
+    np.testing.assert_allclose(ours - ours[0], ref, atol=1e-6)
+
+
+def test_firth_maximises_the_penalised_likelihood():
+    """Firth's estimate maximises log L + (1/2) log det I, checked by a derivative-free search
+    on a small chain with one-way pairs (where the plain maximum does not exist)."""
+    chain = reversible_chain(6, degree=3, sigma=2.0, escape=0.2, seed=5)
+    counts = sample_fixed_design(chain, 15, seed=6)
+    fit = fit_likelihood(counts)
+    d = pair_data(counts)
+    assert fit.status.eq("main").all()
+
+    def neg(u):
+        v = np.concatenate([[0.0], u])
+        z = v[d.i] - v[d.j] + d.offset
+        p = expit(z)
+        lap = np.zeros((d.n_states, d.n_states))
+        w = d.m * p * (1 - p)
+        np.add.at(lap, (d.i, d.j), -w)
+        np.add.at(lap, (d.j, d.i), -w)
+        np.add.at(lap, (d.i, d.i), w)
+        np.add.at(lap, (d.j, d.j), w)
+        logdet = np.linalg.slogdet(lap[1:, 1:])[1]
+        return -(np.sum(d.y * z - d.m * np.logaddexp(0, z)) + 0.5 * logdet)
+
+    res = optimize.minimize(neg, np.zeros(d.n_states - 1), method="Nelder-Mead",
+                            options={"xatol": 1e-9, "fatol": 1e-12, "maxiter": 40_000})
+    ours = fit.relative.to_numpy()
+    np.testing.assert_allclose(ours[1:] - ours[0], res.x, atol=1e-4)
+
+
+def test_recovers_the_true_potential_where_least_action_is_stretched():
+    """Letter's schedule on a sparse reversible chain (heavy-tailed calls per state), on the
+    states both fits place in their main component: the likelihood slope against the true
+    potential is ~1, the least-action slope is inflated (T = 0 for unseen reverse
+    transitions, edges weighted by T rather than by how often they were seen) and its error
+    larger."""
+    stats_ = {"likelihood": [], "least action": []}
+    for seed in range(5):
+        chain = reversible_chain(300, degree=8, sigma=1.0, escape=0.3, seed=seed)
+        counts = sample_letter_schedule(chain, 8000, seed=100 + seed)
+        true = chain.true_potential()
+        fits = {"likelihood": fit_likelihood(counts), "least action": fit_potential(counts)}
+        both = (fits["likelihood"].status == "main") & (fits["least action"].status == "main")
+        for name, fit in fits.items():
+            v = fit.potential[both] - fit.potential[both].mean()
+            t = true[v.index] - true[v.index].mean()
+            stats_[name].append((np.polyfit(t, v, 1)[0], np.sqrt(np.mean((v - t) ** 2))))
+    (sl, el), (sa, ea) = (np.median(stats_[k], axis=0) for k in ("likelihood", "least action"))
+    assert 0.9 < sl < 1.1, sl
+    assert sa > 1.1, sa
+    assert ea > 1.15 * el, (ea, el)
+
+
+def test_intervals_cover_at_their_level():
+    """95 % Wald intervals of beta V(f) - beta V(reference) on a small reversible chain: the
+    coverage over many simulated data sets is within binomial noise of 95 %."""
+    chain = reversible_chain(8, degree=3, sigma=1.0, escape=0.2, seed=11)
+    true = chain.true_potential()
+    ref = chain.index[0]
+    hits, total = 0, 0
+    for seed in range(300):
+        counts = sample_fixed_design(chain, 200, seed=seed)
+        fit = fit_likelihood(counts, reference=ref)
+        iv = fit.interval(0.95).drop(ref)
+        t = (true - true[ref])[iv.index]
+        hits += int(((iv["low"] <= t) & (t <= iv["high"])).sum())
+        total += len(iv)
+    cover = hits / total
+    # binomial sd of a 95 % rate over ~2,100 intervals is ~0.5 %; allow correlation
+    assert 0.935 < cover < 0.965, cover
+
+
+def test_stderr_matches_the_spread_of_refits():
+    chain = reversible_chain(10, degree=3, sigma=1.0, seed=2)
+    ref = chain.index[0]
+    fits = [fit_likelihood(sample_fixed_design(chain, 300, seed=s), reference=ref)
+            for s in range(200)]
+    spread = np.std([f.potential.to_numpy() for f in fits], axis=0)
+    bar = np.mean([f.stderr.to_numpy() for f in fits], axis=0)
+    np.testing.assert_allclose(bar[1:], spread[1:], rtol=0.1)
+
+
+def test_undefined_cases_are_said_not_guessed():
+    none = TransitionCounts.from_triples(["A", "B"], ["A", "B"], [3, 2]).with_calls(10)
+    with pytest.raises(ValueError, match="no pair"):
+        fit_likelihood(none, estimator="fixed")
+    with pytest.raises(ValueError, match="penalty"):
+        fit_likelihood(_pair(1, 1), penalty="ridge")
+    with pytest.raises(KeyError, match="Z"):
+        fit_likelihood(_pair(1, 1), reference="Z")
+    with pytest.raises(ValueError, match="level"):
+        fit_likelihood(_pair(1, 1)).interval(1.5)
+    # two separate pairs: the second is unrelated to the main one (NaN, not a number)
+    c = TransitionCounts.from_triples(["A", "B", "C", "D"], ["B", "A", "D", "C"],
+                                      [5, 5, 9, 1]).with_calls(50)
+    fit = fit_likelihood(c, estimator="fixed")
+    assert fit.status.value_counts().to_dict() == {"main": 2, "unrelated": 2}
+    assert np.isnan(fit.potential[["C", "D"]]).all() and np.isnan(fit.stderr[["C", "D"]]).all()
+    assert stats.norm.ppf(0.975) == pytest.approx(1.959964, abs=1e-6)
