@@ -8,9 +8,14 @@ from scipy import optimize, stats
 from scipy.special import expit
 
 from dbnb.counts import TransitionCounts
-from dbnb.likelihood import fit_likelihood, pair_data
+from dbnb.likelihood import balance_test, fit_likelihood, pair_data
 from dbnb.potential import fit_potential
-from dbnb.synthetic import reversible_chain, sample_fixed_design, sample_letter_schedule
+from dbnb.synthetic import (
+    driven_chain,
+    reversible_chain,
+    sample_fixed_design,
+    sample_letter_schedule,
+)
 
 
 def _pair(y_ab: int, y_ba: int, n0a: int = 100, n0b: int = 100) -> TransitionCounts:
@@ -166,3 +171,68 @@ def test_undefined_cases_are_said_not_guessed():
     assert fit.status.value_counts().to_dict() == {"main": 2, "unrelated": 2}
     assert np.isnan(fit.potential[["C", "D"]]).all() and np.isnan(fit.stderr[["C", "D"]]).all()
     assert stats.norm.ppf(0.975) == pytest.approx(1.959964, abs=1e-6)
+
+
+# ---------------------------------------------------------------------------- balance_test
+def test_balance_test_statistic_against_an_independent_computation():
+    """A triangle seen both ways round: G^2 = 2 (log L_free - log L_DB), dof 1, with the DB
+    maximum found by a derivative-free search."""
+    states = ["A", "B", "C"]
+    src = ["A", "B", "B", "C", "C", "A"]
+    dst = ["B", "A", "C", "B", "A", "C"]
+    c = TransitionCounts.from_triples(src, dst, [30, 10, 25, 12, 8, 20]).with_calls(
+        np.array([100, 100, 100]), kind="exact")
+    res = balance_test(c)
+    assert res.dof == 1 and res.n_pairs == 3
+    d = pair_data(c)
+
+    def nll(u):
+        v = np.array([0.0, *u])
+        z = v[d.i] - v[d.j] + d.offset
+        return -np.sum(d.y * z - d.m * np.logaddexp(0, z))
+
+    db = optimize.minimize(nll, np.zeros(2), method="Nelder-Mead",
+                           options={"xatol": 1e-10, "fatol": 1e-12}).fun
+    p = d.y / d.m
+    free = -np.sum(d.y * np.log(p) + (d.m - d.y) * np.log(1 - p))
+    assert res.statistic == pytest.approx(2 * (db - free), rel=1e-6)
+    assert res.p_value == pytest.approx(stats.chi2.sf(res.statistic, 1))
+    assert set(c.states) == set(states)
+
+
+def test_balance_test_is_calibrated_under_detailed_balance():
+    """p-values on reversible chains: uniform (chi-squared at large counts; the parametric
+    bootstrap at small counts, where the chi-squared p-values are too small)."""
+    big = [balance_test(sample_fixed_design(reversible_chain(20, degree=4, escape=0.2, seed=s),
+                                            1000, seed=s)).p_value for s in range(60)]
+    assert stats.kstest(big, "uniform").pvalue > 0.01
+    assert np.mean(np.array(big) < 0.05) < 0.12
+    small = [balance_test(sample_fixed_design(reversible_chain(12, degree=3, escape=0.2,
+                                                               seed=s), 60, seed=s),
+                          bootstrap=49, seed=s) for s in range(60)]
+    boot = np.array([r.p_bootstrap for r in small if r.reason is None])
+    chi2 = np.array([r.p_asymptotic for r in small if r.reason is None])
+    assert len(boot) >= 50
+    assert 0.4 < boot.mean() < 0.6 and np.mean(boot < 0.1) < 0.2
+    assert np.mean(chi2 < 0.1) >= np.mean(boot < 0.1)  # the asymptotic test is the liberal one
+
+
+def test_balance_test_detects_a_curl_drive():
+    def power(drive):
+        ps = [balance_test(sample_fixed_design(driven_chain(20, degree=4, escape=0.2,
+                                                            drive=drive, seed=s), 1000,
+                                               seed=s)).p_value for s in range(20)]
+        return np.mean(np.array(ps) < 0.05)
+
+    assert power(0.6) >= 0.9
+    assert power(0.0) <= 0.2
+
+
+def test_balance_test_says_when_it_is_undefined():
+    from dbnb.datasets import claude4_table2
+
+    res = balance_test(claude4_table2())
+    assert res.dof == 0 and np.isnan(res.p_value) and "no cycle" in res.reason
+    assert "undefined" in repr(res)
+    with pytest.raises(ValueError, match="bootstrap"):
+        balance_test(claude4_table2(), bootstrap=-1)
