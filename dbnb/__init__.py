@@ -9,6 +9,8 @@ TransitionCounts        immutable counts N(g <- f), N0(f), escapes, per-state me
 estimate_kernel         T(g <- f) with the Letter's N0 conventions (Eqs. 6, 18, 24)
 fit_potential           least-action potential beta V (Eq. 8), SCC-aware
 action                  the normalised action S[V] of a given potential
+feature_potential       an explicit potential on state features (Supplement E)
+schedules               prompt schedules as generators: round robin, the Letter's rule
 datasets                Table II, readers of the Letter's JSON formats
 synthetic               Markov chains with a known potential (ground truth)
 balance                 detailed-balance diagnostics: pairs, triplets, one-way pairs, ...
@@ -17,7 +19,7 @@ Loaded on first use
 -------------------
 plots                   one function per figure and table of the Letter
 llm, store, local       litellm layer, response store, local model server
-agents                  the conditioned-word agent and the schedules that run agents
+agents                  the word and symbolic agents, and the runner that drains a schedule
 exact                   exact transition kernels of a local model from token log-probabilities
 reproduce               the ``dbnb reproduce`` pipeline
 """

@@ -140,7 +140,7 @@ def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | Non
 
 def _cmd_sample_word(args: argparse.Namespace) -> int:
     from .agents import word
-    from .agents.run import WordAgent
+    from .agents.word import WordAgent
 
     vocab = None if args.vocab is None else _read_vocab(args.vocab)
     if args.mode == "constrained" and vocab is None:

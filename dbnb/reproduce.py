@@ -98,8 +98,8 @@ class Sources:
     @cached_property
     def words(self) -> TransitionCounts:
         """Word-agent counts of the chosen source."""
-        from .agents.run import WordAgent, counts_from_store
-        from .agents.word import vocabulary
+        from .agents.run import counts_from_store
+        from .agents.word import WordAgent, vocabulary
 
         if self.source == "paper":
             name = sorted(k for k in self._paper if "word" in k)[0]
@@ -128,8 +128,8 @@ class Sources:
     def exact_pair(self):
         """(sampled kernel, exact kernel) of the 30-word check: 3,000 round-robin calls and the
         exact token-probability kernel over the same words (shipped source only)."""
-        from .agents.run import WordAgent, counts_from_store
-        from .agents.word import vocabulary
+        from .agents.run import counts_from_store
+        from .agents.word import WordAgent, vocabulary
         from .exact import load_exact
         from .kernels import estimate_kernel
 

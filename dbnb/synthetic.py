@@ -17,7 +17,8 @@ Potentials are dimensionless, in units of ``1/beta``: every ``potential`` here i
   antisymmetric orientation ``A = +-1`` whose circulation around every triangle is ``+-1``.
 * :func:`sample_fixed_design` draws a fixed number of calls per state (exact ``N0``);
   :func:`sample_letter_schedule` follows the Letter's design (each call picks its prompt
-  uniformly among the states found so far, starting from one state).
+  uniformly among the states found so far, starting from one state:
+  :func:`dbnb.schedules.letter_schedule`).
 * :meth:`SyntheticChain.kernel` (or :func:`exact_kernel`) gives the exact kernel as a
   :class:`~dbnb.kernels.TransitionKernel`, for fits without sampling noise.
 """
@@ -35,6 +36,7 @@ from scipy.sparse import csgraph
 
 from .counts import TransitionCounts
 from .kernels import TransitionKernel
+from .schedules import letter_schedule
 
 __all__ = [
     "SyntheticChain",
@@ -508,16 +510,18 @@ def sample_letter_schedule(
     cum_list = cum.tolist()
     indptr = m.indptr.tolist()
     target_of = m.indices.tolist()
-    u_prompt = rng.random(n_calls).tolist()
+    u_prompt = iter(rng.random(n_calls).tolist())
     u_reply = rng.random(n_calls).tolist()
+    schedule = letter_schedule(start_idx, n_calls, pick=lambda m: int(next(u_prompt) * m))
 
-    found = [start_idx]
     first_seen = {start_idx: 0}
     sources = [0] * n_calls
     targets = [-1] * n_calls  # -1: escape
     bisect_right = bisect.bisect_right
+    reached = None
     for k in range(n_calls):
-        f = found[int(u_prompt[k] * len(found))]
+        f, _ = schedule.send(reached)
+        reached = None
         sources[k] = f
         lo, hi = indptr[f], indptr[f + 1]
         j = bisect_right(cum_list, u_reply[k] + f, lo, hi)
@@ -526,9 +530,9 @@ def sample_letter_schedule(
             targets[k] = g
             if g not in first_seen:
                 first_seen[g] = k + 1
-                found.append(g)
+                reached = (g,)
 
-    order = np.array(found, dtype=np.int64)  # discovery order
+    order = np.array(list(first_seen), dtype=np.int64)  # discovery order
     local = np.full(n, -1, dtype=np.int64)
     local[order] = np.arange(order.size)
     src = local[np.array(sources, dtype=np.int64)]

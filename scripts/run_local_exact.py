@@ -35,7 +35,8 @@ from scipy import stats
 
 from dbnb import balance
 from dbnb.agents import word
-from dbnb.agents.run import WordAgent, run_fixed_design
+from dbnb.agents.run import run_fixed_design
+from dbnb.agents.word import WordAgent
 from dbnb.counts import TransitionCounts
 from dbnb.exact import ExactKernel, exact_kernel, load_exact
 from dbnb.kernels import estimate_kernel

@@ -15,7 +15,8 @@ import argparse
 from pathlib import Path
 
 from dbnb.agents import word
-from dbnb.agents.run import WordAgent, run_fixed_design, run_letter_schedule
+from dbnb.agents.run import run_fixed_design, run_letter_schedule
+from dbnb.agents.word import WordAgent
 from dbnb.store import JsonlStore, compact
 
 ROOT = Path(__file__).resolve().parent.parent

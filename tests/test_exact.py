@@ -182,7 +182,7 @@ class _ShortPromptAgent:
     name = "word-short"
 
     def __init__(self) -> None:
-        from dbnb.agents.run import WordAgent
+        from dbnb.agents.word import WordAgent
 
         self._agent = WordAgent(SHORT, mode="constrained")
 

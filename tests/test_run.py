@@ -4,7 +4,8 @@ import itertools
 
 import pytest
 
-from dbnb.agents.run import WordAgent, run_fixed_design, run_letter_schedule
+from dbnb.agents.run import run_fixed_design, run_letter_schedule
+from dbnb.agents.word import WordAgent
 from dbnb.store import MemoryStore
 
 

@@ -66,7 +66,7 @@ def test_free_symbolic_run_is_complete_and_replayable():
 def _shipped_runs():
     """Every shipped store with the agent and schedule that made it (scripts/run_local_*.py)."""
     from dbnb.agents import symbolic, word
-    from dbnb.agents.run import WordAgent
+    from dbnb.agents.word import WordAgent
 
     def sym(mode):
         store = JsonlStore(RUNS / f"symbolic_{mode}.jsonl.gz", read_only=True)

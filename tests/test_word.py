@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
-from scipy import stats
 
 from dbnb.agents import word
 from dbnb.agents.word import (
-    START_WORD,
     counts_from_records,
-    design,
     grammar,
     letter_sum,
-    next_prompt,
     parse_reply,
     prompt_messages,
     vocabulary,
@@ -120,27 +115,6 @@ def test_grammar():
 def test_grammar_parses_with_llama_cpp():
     llama_cpp = pytest.importorskip("llama_cpp")
     llama_cpp.LlamaGrammar.from_string(grammar(vocabulary(50)), verbose=False)
-
-
-def test_next_prompt_uniform():
-    rng = np.random.default_rng(12345)
-    found = ["BUZZY", "ATTITUDE", "TURKEY", "PERSONAL", "PROBLEM"]
-    draws = [next_prompt(found, rng) for _ in range(20000)]
-    obs = np.array([draws.count(w) for w in found])
-    chi2, p = stats.chisquare(obs)
-    assert p > 1e-3, (obs, chi2)
-    assert next_prompt([START_WORD], rng) == "BUZZY"
-    with pytest.raises(ValueError, match="found"):
-        next_prompt([], rng)
-    with pytest.raises(ValueError, match="rng"):
-        next_prompt(found, 3)
-
-
-def test_design():
-    d = design(["A", "B"], 3)
-    assert d == [("A", 0), ("A", 1), ("A", 2), ("B", 0), ("B", 1), ("B", 2)]
-    with pytest.raises(ValueError, match="n_calls"):
-        design(["A"], 0)
 
 
 def test_counts_from_records():

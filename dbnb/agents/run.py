@@ -1,15 +1,6 @@
-"""Running an agent: prompt schedules over an LLM, every call kept in a response store.
+"""Running an agent: a prompt schedule drained over an LLM, every call kept in a response store.
 
-An *agent* is anything with
-
-* ``name`` (str),
-* ``messages(state) -> list[dict]``: the chat prompt for a state,
-* ``parse(reply, state) -> Parsed``: the next state or an escape with a reason,
-* ``params() -> dict``: sampling parameters it needs (e.g. a grammar, ``max_tokens``),
-* optionally ``prompt_meta(state) -> dict``: what the record keeps beside the prompt (the
-  symbolic agent's shown MSE, so the prompt can be rebuilt from the run itself).
-
-Two schedules, as in the Letter (METHOD §6):
+Two schedules, as in the Letter (METHOD §6; the generators are in :mod:`dbnb.schedules`):
 
 * :func:`run_fixed_design`: every state of a given list is prompted ``calls_per_state`` times
   (sample indices ``0..N-1``, in round-robin order), so ``N0`` is exact by design;
@@ -17,123 +8,33 @@ Two schedules, as in the Letter (METHOD §6):
   so far, starting from one word. The choice depends on earlier replies, so calls go out in
   small batches; a rerun with the same seed replays the same decisions from the store.
 
-Both return the store records (with ``meta = {"agent", "prompt", "schedule"}`` and the agent's
-``prompt_meta``);
-:func:`counts_from_store` turns any store into :class:`~dbnb.counts.TransitionCounts` with exact
-``N0``.
+Both drain their schedule through :func:`run_schedule` and return the store records (with
+``meta = {"agent", "prompt", "schedule"}`` and the agent's ``prompt_meta``);
+:func:`counts_from_store` turns any store into :class:`~dbnb.counts.TransitionCounts` with
+exact ``N0``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol
-
-import numpy as np
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from .. import local as _local
 from ..counts import TransitionCounts
 from ..llm import Request, sample
-from .word import Parsed
+from ..schedules import letter_schedule, round_robin
+from .base import Agent
+from .word import WordAgent
 
 __all__ = [
-    "Agent",
-    "WordAgent",
+    "run_schedule",
     "run_fixed_design",
     "run_letter_schedule",
     "counts_from_store",
     "local_server",
 ]
-
-
-class Agent(Protocol):
-    name: str
-
-    def messages(self, state: str) -> list[dict[str, str]]: ...
-
-    def parse(self, reply: str | None, state: str) -> Parsed: ...
-
-    def params(self) -> dict[str, Any]: ...
-
-
-class WordAgent:
-    """The Letter's conditioned-word agent (see :mod:`dbnb.agents.word`).
-
-    Parameters
-    ----------
-    vocabulary : sequence of str, optional
-        ``mode="constrained"``: the words the reply is restricted to (GBNF grammar passed to
-        the server as ``extra_body["grammar"]``). ``mode="free"``: an optional dictionary check
-        (``"not_in_dictionary"`` escapes).
-    mode : {"free", "constrained"}
-        Free: the Letter's exact design, any reply. Constrained: token-level grammar.
-    max_tokens : int
-        Reply length cap (a word needs a handful of tokens).
-    """
-
-    name = "word"
-
-    def __init__(
-        self,
-        vocabulary: Sequence[str] | None = None,
-        *,
-        mode: str = "free",
-        max_tokens: int = 12,
-    ) -> None:
-        from . import word
-
-        if mode not in ("free", "constrained"):
-            raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
-        if mode == "constrained" and not vocabulary:
-            raise ValueError("mode='constrained' needs a vocabulary to build the grammar from")
-        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
-        self.mode = mode
-        self.max_tokens = max_tokens
-        self.vocabulary = None if vocabulary is None else tuple(w.upper() for w in vocabulary)
-        self._vocab_set = None if vocabulary is None else frozenset(self.vocabulary)
-        self._grammar = word.grammar(self.vocabulary) if mode == "constrained" else None
-        self._word = word
-
-    def __repr__(self) -> str:
-        n = "no" if self.vocabulary is None else len(self.vocabulary)
-        return f"WordAgent(mode={self.mode!r}, {n} vocabulary words)"
-
-    def messages(self, state: str) -> list[dict[str, str]]:
-        return self._word.prompt_messages(state)
-
-    def parse(self, reply: str | None, state: str) -> Parsed:
-        return self._word.parse_reply(reply, state, vocabulary=self._vocab_set)
-
-    def params(self) -> dict[str, Any]:
-        return reply_params(self.max_tokens, self._grammar)
-
-    def prompt_meta(self, state: str) -> dict[str, Any]:
-        """Nothing beyond the prompt word: the word prompt is a function of the word alone."""
-        return {}
-
-    def counts(self, records, *, source: str = "") -> TransitionCounts:
-        """Counts with exact N0 from this agent's records."""
-        return self._word.counts_from_records(
-            flatten_records(records), vocabulary=self.vocabulary, source=source
-        )
-
-
-def reply_params(max_tokens: int, grammar: str | None = None) -> dict[str, Any]:
-    """Sampling parameters of an agent's call: a reply length cap and, for constrained modes,
-    the GBNF grammar passed to the server as ``extra_body["grammar"]``."""
-    p: dict[str, Any] = {"max_tokens": max_tokens}
-    if grammar is not None:
-        p["extra_body"] = {"grammar": grammar}
-    return p
-
-
-def flatten_records(records) -> Iterator[dict]:
-    """Records with the prompt state lifted from ``meta`` to a top-level ``prompt`` field."""
-    for r in records:
-        meta = r.get("meta") or {}
-        yield {**r, "prompt": meta.get("prompt", r.get("prompt"))}
 
 
 @contextlib.contextmanager
@@ -176,6 +77,87 @@ def _request(agent: Agent, model: str, state: str, k: int, params: dict, schedul
     )
 
 
+def _take(schedule: Iterator, size: int | None, reached: Iterable | None) -> list:
+    """Up to ``size`` prompts (all when None); the first one carries the replies' states."""
+    out = []
+    try:
+        out.append(schedule.send(reached))
+        while size is None or len(out) < size:
+            out.append(next(schedule))
+    except StopIteration:
+        pass
+    return out
+
+
+def run_schedule(
+    agent: Agent,
+    schedule: Iterator[tuple[str, int]],
+    *,
+    model: str,
+    store,
+    label: str,
+    batch: int | None = None,
+    params: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    total: int | None = None,
+    **sample_kwargs,
+) -> list[dict]:
+    """Drain a schedule (:mod:`dbnb.schedules`) through the LLM; return the records.
+
+    Parameters
+    ----------
+    agent : Agent
+        Prompts, parse rule and sampling parameters.
+    schedule : generator of (state, sample)
+        The prompts in order. After each batch the states its replies reached (escapes as
+        None, failed calls left out) are sent back, so adaptive schedules can grow.
+    model, store
+        The model name and the response store (replayed where a request is stored).
+    label : str
+        The schedule's name in each record's ``meta["schedule"]`` (``"fixed"``, ``"letter"``).
+    batch : int, optional
+        Calls per batch: the prompts of a batch are drawn before its replies are known.
+        None: the schedule does not depend on the replies; every request goes out at once.
+    params : mapping, optional
+        Sampling parameters merged over the agent's (``extra_body`` key by key).
+    progress, total
+        A progress bar; ``total`` calls, when known.
+    **sample_kwargs
+        To :func:`dbnb.llm.sample` (``concurrency``, ``offline``, ``complete``, ...).
+    """
+    from tqdm.auto import tqdm
+
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)
+                              or batch < 1):
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    p = _merge(agent.params(), params)
+    server = local_server(model) if sample_kwargs.get("complete") is None \
+        else contextlib.nullcontext()
+    if batch is None:
+        with server:
+            reqs = [_request(agent, model, s, k, p, label) for s, k in _take(schedule, None, None)]
+            return sample(reqs, store=store, progress=progress, **sample_kwargs)
+    sample_kwargs.setdefault("concurrency", min(batch, 4))
+    records: list[dict] = []
+    reached: list[str | None] | None = None
+    found: set[str] = set()
+    escapes = 0
+    with server, tqdm(total=total, disable=not progress, unit="call",
+                      desc=f"{agent.name} ({label} schedule)") as bar:
+        while prompts := _take(schedule, batch, reached):
+            reqs = [_request(agent, model, s, k, p, label) for s, k in prompts]
+            recs = sample(reqs, store=store, progress=False, **sample_kwargs)
+            records.extend(recs)
+            reached = [agent.parse(rec.get("reply"), req.meta["prompt"]).state
+                       for req, rec in zip(reqs, recs, strict=True) if not rec.get("error")]
+            escapes += sum(s is None for s in reached)
+            found.update(s for s, _ in prompts)
+            found.update(s for s in reached if s is not None)
+            bar.update(len(recs))
+            bar.set_postfix(states=len(found), escape=f"{escapes / len(records):.2f}")
+    return records
+
+
 def run_fixed_design(
     agent: Agent,
     states: Sequence[str],
@@ -188,25 +170,12 @@ def run_fixed_design(
 ) -> list[dict]:
     """Prompt every state ``calls_per_state`` times; return the records (replayed when stored).
 
-    ``sample_kwargs`` go to :func:`dbnb.llm.sample` (``concurrency``, ``offline``,
-    ``complete``, ``progress``, ...).
+    The order is round robin (:func:`dbnb.schedules.round_robin`): consecutive calls never
+    repeat a prompt. The order is not part of the store key. ``sample_kwargs`` go to
+    :func:`dbnb.llm.sample` (``concurrency``, ``offline``, ``complete``, ``progress``, ...).
     """
-    if isinstance(calls_per_state, bool) or not isinstance(calls_per_state, int) \
-            or calls_per_state < 1:
-        raise ValueError(f"calls_per_state must be a positive int, got {calls_per_state!r}")
-    states = list(dict.fromkeys(states))
-    if not states:
-        raise ValueError("states is empty")
-    p = _merge(agent.params(), params)
-    # Round-robin order (sample k of every state, then k + 1): consecutive calls never repeat
-    # a prompt. llama-cpp-python re-evaluates a repeated prompt's last token alone, which shifts
-    # the first-token logits (see dbnb.exact); with distinct consecutive prompts every call
-    # sees the fresh-prompt distribution. The order is not part of the store key.
-    reqs = [
-        _request(agent, model, s, k, p, "fixed") for k in range(calls_per_state) for s in states
-    ]
-    with local_server(model) if sample_kwargs.get("complete") is None else contextlib.nullcontext():
-        return sample(reqs, store=store, **sample_kwargs)
+    return run_schedule(agent, round_robin(states, calls_per_state), model=model, store=store,
+                        label="fixed", params=params, **sample_kwargs)
 
 
 def run_letter_schedule(
@@ -222,61 +191,26 @@ def run_letter_schedule(
     progress: bool = True,
     **sample_kwargs,
 ) -> list[dict]:
-    """The Letter's schedule: each prompt uniform over the states found so far.
+    """The Letter's schedule (:func:`dbnb.schedules.letter_schedule`): each prompt uniform over
+    the states found so far.
 
     Calls go out ``batch`` at a time (prompts for a batch are drawn before its replies are
     known; ``batch=1`` is the strictly sequential schedule). The sample index of a call is the
     number of earlier calls from the same prompt, so a rerun with the same ``seed`` and
     ``batch`` replays every decision from the store.
     """
-    from tqdm.auto import tqdm
-
-    if isinstance(n_calls, bool) or not isinstance(n_calls, int) or n_calls < 1:
-        raise ValueError(f"n_calls must be a positive int, got {n_calls!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive int, got {batch!r}")
-    rng = np.random.default_rng(seed)
-    p = _merge(agent.params(), params)
-    found = [start]
-    seen = set(found)
-    calls_from: dict[str, int] = {}
-    records: list[dict] = []
-    escapes = 0
-    sample_kwargs.setdefault("concurrency", min(batch, 4))
-    ctx = local_server(model) if sample_kwargs.get("complete") is None \
-        else contextlib.nullcontext()
-    with ctx, tqdm(total=n_calls, disable=not progress, desc=f"{agent.name} (Letter schedule)",
-                   unit="call") as bar:
-        while len(records) < n_calls:
-            size = min(batch, n_calls - len(records))
-            reqs = []
-            for _ in range(size):
-                f = found[int(rng.integers(len(found)))]
-                k = calls_from.get(f, 0)
-                calls_from[f] = k + 1
-                reqs.append(_request(agent, model, f, k, p, "letter"))
-            recs = sample(reqs, store=store, progress=False, **sample_kwargs)
-            for req, rec in zip(reqs, recs, strict=True):
-                records.append(rec)
-                if rec.get("error"):
-                    continue
-                parsed = agent.parse(rec.get("reply"), req.meta["prompt"])
-                if parsed.state is None:
-                    escapes += 1
-                elif parsed.state not in seen:
-                    seen.add(parsed.state)
-                    found.append(parsed.state)
-            bar.update(size)
-            bar.set_postfix(states=len(found), escape=f"{escapes / len(records):.2f}")
-    return records
+    return run_schedule(agent, letter_schedule(start, n_calls, seed=seed), model=model,
+                        store=store, label="letter", batch=batch, params=params,
+                        progress=progress, total=n_calls, **sample_kwargs)
 
 
 def counts_from_store(path, *, agent: Agent | None = None, **filters) -> TransitionCounts:
     """Counts with exact ``N0`` from a response store file (``.jsonl`` or ``.jsonl.gz``).
 
     Records are selected by ``meta`` fields given as keyword filters (e.g.
-    ``schedule="fixed"``). The agent defaults to a free :class:`WordAgent`; pass the agent
-    used for the run (e.g. a constrained one with its vocabulary) to apply its parse rule.
+    ``schedule="fixed"``). The agent defaults to a free :class:`~dbnb.agents.word.WordAgent`;
+    pass the agent used for the run (e.g. a constrained one with its vocabulary) to apply its
+    parse rule.
     """
     from ..store import JsonlStore
 

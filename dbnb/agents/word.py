@@ -2,7 +2,8 @@
 
 A state is an English word whose letter values (A=1 ... Z=26) sum to 100. A call shows the model
 one such word ``f`` and asks for a *new* word whose letters also sum to 100; the reply ``g`` is
-the next state, or an *escape* when it is not a valid new state.
+the next state, or an *escape* when it is not a valid new state. :class:`WordAgent` bundles
+the prompt, the reply rule and the grammar for :mod:`dbnb.agents.run`.
 
 Reply rule
 ----------
@@ -34,14 +35,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..counts import TransitionCounts
+from .base import Parsed, flatten_records, reply_params
+from .base import counts_from_records as _counts_from_records
 
 __all__ = [
     "ESCAPE_REASONS",
@@ -49,11 +50,10 @@ __all__ = [
     "TARGET_SUM",
     "WORKED_EXAMPLES",
     "Parsed",
+    "WordAgent",
     "counts_from_records",
-    "design",
     "grammar",
     "letter_sum",
-    "next_prompt",
     "parse_reply",
     "prompt_messages",
     "vocabulary",
@@ -124,22 +124,6 @@ def prompt_messages(word: str) -> list[dict[str, str]]:
         "Give a new word whose letters add up to 100%. Answer with only the word."
     )
     return [{"role": "user", "content": content}]
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """A parsed reply: ``state`` (upper-case word) or ``None`` with an escape ``reason``.
-
-    ``word`` is the cleaned-up reply (upper-cased, stripped) whether or not it is a state.
-    """
-
-    state: str | None
-    reason: str | None
-    word: str
-
-    @property
-    def is_escape(self) -> bool:
-        return self.state is None
 
 
 def _clean(reply: str) -> str:
@@ -253,31 +237,65 @@ def grammar(vocabulary: Iterable[str]) -> str:
     return "root ::= (" + " | ".join(f'"{w}"' for w in words) + ")"
 
 
-# ---------------------------------------------------------------------------- schedules
-def next_prompt(found: Sequence[str], rng: np.random.Generator) -> str:
-    """The Letter's schedule: the next prompt word, uniform over the states found so far.
+# ---------------------------------------------------------------------------- the agent
+class WordAgent:
+    """The Letter's conditioned-word agent as an :class:`~dbnb.agents.base.Agent`.
 
-    ``found`` is the list of distinct states found so far, starting with :data:`START_WORD`
-    (pass ``[START_WORD]`` for the first call).
+    Parameters
+    ----------
+    vocabulary : sequence of str, optional
+        ``mode="constrained"``: the words the reply is restricted to (GBNF grammar passed to
+        the server as ``extra_body["grammar"]``). ``mode="free"``: an optional dictionary check
+        (``"not_in_dictionary"`` escapes).
+    mode : {"free", "constrained"}
+        Free: the Letter's exact design, any reply. Constrained: token-level grammar.
+    max_tokens : int
+        Reply length cap (a word needs a handful of tokens).
     """
-    if not isinstance(rng, np.random.Generator):
-        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
-    if len(found) == 0:
-        raise ValueError("found is empty: start from [START_WORD]")
-    return found[int(rng.integers(len(found)))]
 
+    name = "word"
 
-def design(words: Iterable[str], n_calls: int) -> list[tuple[str, int]]:
-    """A fixed design: every word prompted ``n_calls`` times, as ``(word, sample_index)``.
+    def __init__(
+        self,
+        vocabulary: Sequence[str] | None = None,
+        *,
+        mode: str = "free",
+        max_tokens: int = 12,
+    ) -> None:
+        if mode not in ("free", "constrained"):
+            raise ValueError(f"mode must be 'free' or 'constrained', got {mode!r}")
+        if mode == "constrained" and not vocabulary:
+            raise ValueError("mode='constrained' needs a vocabulary to build the grammar from")
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a positive int, got {max_tokens!r}")
+        self.mode = mode
+        self.max_tokens = max_tokens
+        self.vocabulary = None if vocabulary is None else tuple(w.upper() for w in vocabulary)
+        self._vocab_set = None if vocabulary is None else frozenset(self.vocabulary)
+        self._grammar = grammar(self.vocabulary) if mode == "constrained" else None
 
-    The order is word-major (all calls of the first word, then the second...).
-    """
-    if isinstance(n_calls, bool) or not isinstance(n_calls, (int, np.integer)) or n_calls < 1:
-        raise ValueError(f"n_calls must be a positive integer, got {n_calls!r}")
-    ws = [w for w in words]
-    if not ws:
-        raise ValueError("words is empty")
-    return [(w, k) for w in ws for k in range(int(n_calls))]
+    def __repr__(self) -> str:
+        n = "no" if self.vocabulary is None else len(self.vocabulary)
+        return f"WordAgent(mode={self.mode!r}, {n} vocabulary words)"
+
+    def messages(self, state: str) -> list[dict[str, str]]:
+        return prompt_messages(state)
+
+    def parse(self, reply: str | None, state: str) -> Parsed:
+        return parse_reply(reply, state, vocabulary=self._vocab_set)
+
+    def params(self) -> dict[str, Any]:
+        return reply_params(self.max_tokens, self._grammar)
+
+    def prompt_meta(self, state: str) -> dict[str, Any]:
+        """Nothing beyond the prompt word: the word prompt is a function of the word alone."""
+        return {}
+
+    def counts(self, records, *, source: str = "") -> TransitionCounts:
+        """Counts with exact N0 from this agent's records."""
+        return counts_from_records(
+            flatten_records(records), vocabulary=self.vocabulary, source=source
+        )
 
 
 # ---------------------------------------------------------------------------- counts
@@ -313,48 +331,25 @@ def counts_from_records(
         vocab_list = [w.upper() for w in vocabulary]
         check_vocab = frozenset(vocab_list)
     else:
-        vocab_list = list(globals()["vocabulary"]())
+        vocab_list = list(_read_vocabulary(str(vocabulary_path())))
     rank = {w: i + 1 for i, w in enumerate(dict.fromkeys(vocab_list))}
 
-    sources: list[str] = []
-    targets: list[str | None] = []
-    reasons: list[str | None] = []
-    for k, rec in enumerate(records):
-        if not isinstance(rec, Mapping):
-            raise ValueError(f"records[{k}] must be a mapping, got {type(rec).__name__}")
-        if rec.get("error"):
-            continue
-        if "prompt" not in rec:
-            raise ValueError(f"records[{k}] has no 'prompt' field: {dict(rec)!r:.120}")
-        f = rec["prompt"]
+    def state(f, k: int) -> str:
         if not isinstance(f, str) or not _ALPHA.fullmatch(f.strip().upper() or "-"):
             raise ValueError(f"records[{k}]['prompt'] must be a word, got {f!r}")
-        p = parse_reply(rec.get("reply"), f, vocabulary=check_vocab)
-        sources.append(f.strip().upper())
-        targets.append(p.state)
-        reasons.append(p.reason)
-    if not sources:
-        raise ValueError("no successful calls in records (all empty or failed)")
-    calls = pd.Series(sources).value_counts()
-    counts = TransitionCounts.from_pairs(
-        sources, targets, calls=calls, calls_kind="exact", source=source
-    )
-    meta = counts.metadata.copy()
-    meta["letter_sum"] = [letter_sum(s) for s in counts.states]
-    meta["freq_rank"] = [rank.get(s, np.nan) for s in counts.states]
-    esc = pd.crosstab(
-        pd.Series([s for s, r in zip(sources, reasons, strict=True) if r], dtype=object),
-        pd.Series([r for r in reasons if r], dtype=object),
-    ) if any(reasons) else pd.DataFrame()
-    for reason in ESCAPE_REASONS:
-        col = esc[reason] if reason in esc.columns else pd.Series(dtype=float)
-        meta[f"escape_{reason}"] = col.reindex(meta.index).fillna(0).astype(np.int64).to_numpy()
-    return TransitionCounts(
-        states=counts.states,
-        matrix=counts.matrix,
-        calls=counts.calls,
-        calls_kind="exact",
-        escapes=counts.escapes,
-        metadata=meta,
+        return f.strip().upper()
+
+    def metadata(states):
+        return {
+            "letter_sum": [letter_sum(s) for s in states],
+            "freq_rank": [rank.get(s, np.nan) for s in states],
+        }
+
+    return _counts_from_records(
+        records,
+        state=state,
+        parse=lambda reply, f: parse_reply(reply, f, vocabulary=check_vocab),
+        reasons=ESCAPE_REASONS,
+        metadata=metadata,
         source=source,
     )

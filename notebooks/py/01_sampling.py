@@ -24,7 +24,8 @@ import pandas as pd
 
 import dbnb
 from dbnb.agents import word
-from dbnb.agents.run import WordAgent, run_fixed_design
+from dbnb.agents.run import run_fixed_design
+from dbnb.agents.word import WordAgent
 from dbnb.store import JsonlStore
 
 # %% [markdown]
