@@ -236,3 +236,32 @@ def test_balance_test_says_when_it_is_undefined():
     assert "undefined" in repr(res)
     with pytest.raises(ValueError, match="bootstrap"):
         balance_test(claude4_table2(), bootstrap=-1)
+
+
+def _popularity_counts(n: int, calls: int, seed: int) -> TransitionCounts:
+    """A kernel that ignores the prompt: T(g <- f) = q(g) for g != f (the rest escapes)."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    q = rng.dirichlet(np.full(n, 2.0)) * 0.8
+    m = np.zeros((n, n))
+    for f in range(n):
+        qq = q.copy()
+        qq[f] = 0.0
+        m[:, f] = rng.multinomial(calls, np.append(qq, 1 - qq.sum()))[:-1]
+    return TransitionCounts(tuple(f"s{i:02d}" for i in range(n)), sp.csr_array(m),
+                            calls=np.full(n, calls), calls_kind="exact")
+
+
+def test_popularity_against_balance_tells_a_prompt_that_matters():
+    """A popularity-only kernel is in detailed balance trivially: both tests accept it. A
+    reversible chain whose replies depend on the prompt rejects popularity."""
+    pop = [balance_test(_popularity_counts(15, 300, s), bootstrap=39, seed=s)
+           for s in range(12)]
+    assert np.mean([r.p_popularity for r in pop]) > 0.3
+    assert np.mean([r.p_value for r in pop]) > 0.3
+    db = [balance_test(sample_fixed_design(reversible_chain(15, degree=4, escape=0.2, seed=s),
+                                           300, seed=s), bootstrap=39, seed=s)
+          for s in range(4)]
+    assert max(r.p_popularity for r in db) <= 0.05
+    assert all(r.statistic_popularity > r.dof_popularity for r in db)
