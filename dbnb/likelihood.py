@@ -38,6 +38,7 @@ the state with the smallest potential in the component (the gauge ``min beta V =
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -55,8 +56,8 @@ from .kernels import Estimator, TransitionKernel, estimate_kernel
 from .newton import ConvergenceError, minimise, solve_spd
 from .potential import PotentialFit
 
-__all__ = ["BalanceTest", "LikelihoodFit", "PairData", "balance_test", "fit_likelihood",
-           "pair_data"]
+__all__ = ["BalanceTest", "HeldOut", "LikelihoodFit", "PairData", "balance_test",
+           "fit_likelihood", "held_out", "pair_data"]
 
 PENALTIES = ("firth", "jeffreys", None)
 
@@ -701,3 +702,102 @@ def balance_test(
         p_bootstrap=p_boot, n_bootstrap=int(bootstrap), n_pairs=used,
         statistic_popularity=g2_pop, dof_popularity=dof_pop, p_popularity=p_pop,
     )
+
+
+# ---------------------------------------------------------------------------- held out
+@dataclass(frozen=True)
+class HeldOut:
+    """Out-of-sample check of a potential: fitted on half of the calls, scored on the other.
+
+    ``r2``: ``1 - sum w (y - yhat)^2 / sum w y^2`` over the held-out two-way pairs (``y``
+    their log-ratio ``log T(g<-f)/T(f<-g)``, ``yhat = beta V(f) - beta V(g)`` from the fitted
+    half, ``w`` inverse Poisson variances; about the diagonal, since a log-ratio has no
+    orientation). ``r2_popularity``: the same for the popularity model fitted on the same half
+    (the log-ratio a kernel that ignores the prompt predicts). ``r2_noise``: what a perfect
+    potential would score, given the held-out half's own noise (``1 - n_pairs / sum w y^2``).
+    ``n_pairs`` scored.
+    """
+
+    r2: float
+    r2_popularity: float
+    r2_noise: float
+    n_pairs: int
+
+    def __repr__(self) -> str:
+        return (f"HeldOut(R2={self.r2:.3f}, popularity R2={self.r2_popularity:.3f}, "
+                f"noise ceiling {self.r2_noise:.3f}, {self.n_pairs} pairs)")
+
+
+def _split_calls(counts: TransitionCounts, rng: np.random.Generator):
+    """Assign every call to one of two halves at random (binomial thinning of every cell)."""
+    if counts.calls is None:
+        raise ValueError("a held-out check needs the calls per source (counts.calls)")
+    m = sp.csr_array(counts.matrix).tocoo()
+    a = rng.binomial(m.data.astype(np.int64), 0.5)
+    rest = np.asarray(counts.calls).astype(np.int64) - np.bincount(
+        m.col, m.data, minlength=counts.n_states).astype(np.int64)
+    if (rest < 0).any():
+        raise ValueError("counts.calls is smaller than the replies recorded from a source")
+    ra = rng.binomial(rest, 0.5)
+    halves = []
+    for data, other in ((a, ra), (m.data.astype(np.int64) - a, rest - ra)):
+        mat = sp.csr_array((data, (m.row, m.col)), shape=m.shape)
+        calls = np.bincount(m.col, data, minlength=counts.n_states) + other
+        halves.append(TransitionCounts(counts.states, mat, calls=calls, calls_kind="exact",
+                                       source=counts.source))
+    return halves
+
+
+def held_out(
+    counts: TransitionCounts,
+    fit: Callable[[TransitionCounts], PotentialFit] | None = None,
+    *,
+    seed: int | np.random.Generator | None = 0,
+) -> HeldOut:
+    """Fit ``beta V`` on a random half of the calls and score its log-ratios on the other.
+
+    Parameters
+    ----------
+    counts : TransitionCounts
+        With the calls per source recorded.
+    fit : callable, optional
+        ``counts -> PotentialFit``; default :func:`fit_likelihood`.
+    seed : int, Generator or None
+        Which calls go to which half.
+
+    Returns
+    -------
+    HeldOut
+        NaN scores when the held-out half has no two-way pair the fitted half can predict.
+    """
+    fit = fit or fit_likelihood
+    rng = np.random.default_rng(seed)
+    train, test = _split_calls(counts, rng)
+    v = fit(train).potential.reindex(pd.Index(counts.states)).to_numpy(dtype=float)
+    tf, tg, tc = train.edges()
+    out = np.bincount(tf, tc, minlength=counts.n_states).astype(float)
+    inn = np.bincount(tg, tc, minlength=counts.n_states).astype(float)
+    a, b = _popularity_fit(out, inn)
+    n0 = np.asarray(test.calls, dtype=float)
+    f, g, c = test.edges()
+    lo = f < g
+    n = counts.n_states
+    kf, kb = f[lo] * n + g[lo], g[~lo] * n + f[~lo]
+    _, ia, ib = np.intersect1d(kf, kb, assume_unique=True, return_indices=True)
+    i, j = f[lo][ia], g[lo][ia]
+    cij, cji = c[lo][ia].astype(float), c[~lo][ib].astype(float)
+    ok = np.isfinite(v[i]) & np.isfinite(v[j]) & (a[i] > 0) & (a[j] > 0) & (b[i] > 0) \
+        & (b[j] > 0)
+    i, j, cij, cji = i[ok], j[ok], cij[ok], cji[ok]
+    nan = float("nan")
+    if i.size == 0:
+        return HeldOut(nan, nan, nan, 0)
+    y = np.log(cij / n0[i]) - np.log(cji / n0[j])
+    w = 1.0 / (1.0 / cij + 1.0 / cji)
+    yhat = v[i] - v[j]
+    ntrain = np.asarray(train.calls, dtype=float)
+    ypop = (np.log(a[i] * b[j] / ntrain[i]) - np.log(a[j] * b[i] / ntrain[j]))
+    ss = float(np.sum(w * y * y))
+    return HeldOut(r2=1 - float(np.sum(w * (y - yhat) ** 2)) / ss,
+                   r2_popularity=1 - float(np.sum(w * (y - ypop) ** 2)) / ss,
+                   r2_noise=1 - i.size / ss, n_pairs=int(i.size))

@@ -265,3 +265,20 @@ def test_popularity_against_balance_tells_a_prompt_that_matters():
           for s in range(4)]
     assert max(r.p_popularity for r in db) <= 0.05
     assert all(r.statistic_popularity > r.dof_popularity for r in db)
+
+
+def test_held_out_reaches_the_noise_ceiling_only_under_balance():
+    from dbnb.likelihood import held_out
+
+    rev = [held_out(sample_fixed_design(reversible_chain(40, degree=5, escape=0.2, seed=s),
+                                        500, seed=s), seed=s) for s in range(3)]
+    drv = [held_out(sample_fixed_design(driven_chain(40, degree=5, escape=0.2, drive=1.5,
+                                                     seed=s), 500, seed=s), seed=s)
+           for s in range(3)]
+    assert all(abs(r.r2 - r.r2_noise) < 0.08 for r in rev)
+    assert all(r.r2_noise - r.r2 > 0.12 for r in drv)
+    assert all(r.r2 > r.r2_popularity + 0.1 for r in rev)  # the prompt matters here
+    pop = held_out(_popularity_counts(30, 500, 0))
+    assert abs(pop.r2 - pop.r2_popularity) < 0.03  # and here it does not
+    with pytest.raises(ValueError, match="calls"):
+        held_out(_popularity_counts(5, 10, 0)._replace(calls=None, calls_kind=None))
