@@ -16,10 +16,11 @@ balance                 detailed-balance diagnostics: pairs, triplets, one-way p
 Loaded on first use
 -------------------
 plots                   one function per figure and table of the Letter
-llm, store, local       litellm layer, response store, local model server
+llm                     the LLM layer: litellm client, response store, local model server,
+                        log-probability kernels (``llm.logprob``)
 agents                  the conditioned-word agent and the schedules that run agents
-exact                   exact transition kernels of a local model from token log-probabilities
 reproduce               the ``dbnb reproduce`` pipeline
+exact, store            deprecated aliases of ``llm.logprob`` and ``llm.store``
 """
 
 from . import balance, datasets, synthetic
@@ -40,7 +41,7 @@ __all__ = [
     "synthetic",
 ]
 
-_LAZY = {"plots", "llm", "store", "local", "agents", "exact", "reproduce", "cli", "letter"}
+_LAZY = {"plots", "llm", "store", "agents", "exact", "reproduce", "cli", "letter"}
 
 
 def __getattr__(name: str):

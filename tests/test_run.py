@@ -5,7 +5,7 @@ import itertools
 import pytest
 
 from dbnb.agents.run import WordAgent, run_fixed_design, run_letter_schedule
-from dbnb.store import MemoryStore
+from dbnb.llm import MemoryStore
 
 
 class Replies:

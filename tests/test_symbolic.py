@@ -444,7 +444,7 @@ def test_runs_record_the_shown_mse_and_replay_from_it():
     """A run keeps the MSE each prompt showed; an agent whose own fit would differ (another
     machine) rebuilds the same prompts from the record and replays without a call."""
     from dbnb.agents.run import run_fixed_design
-    from dbnb.store import MemoryStore
+    from dbnb.llm import MemoryStore
 
     class Replies:
         async def __call__(self, *, model, messages, **params):

@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .. import local as _local
 from ..counts import TransitionCounts
 from ..llm import Request, sample
+from ..llm import local as _local
 from .word import Parsed
 
 __all__ = [
@@ -145,7 +145,7 @@ def local_server(model: str):
     if not _local.is_local(model) or os.environ.get(_local.ENV_API_BASE):
         yield
         return
-    server = _local.LocalServer(_local._local_name(model))
+    server = _local.LocalServer(_local.local_name(model))
     with server:
         os.environ[_local.ENV_API_BASE] = server.api_base
         try:
@@ -278,7 +278,7 @@ def counts_from_store(path, *, agent: Agent | None = None, **filters) -> Transit
     ``schedule="fixed"``). The agent defaults to a free :class:`WordAgent`; pass the agent
     used for the run (e.g. a constrained one with its vocabulary) to apply its parse rule.
     """
-    from ..store import JsonlStore
+    from ..llm import JsonlStore
 
     store = JsonlStore(path, read_only=True)
     recs = [

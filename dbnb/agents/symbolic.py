@@ -1425,7 +1425,7 @@ def exact_kernel(
         ``states`` = candidates, ``sources`` the prompts; ``info`` names the data set and
         variable.
     """
-    from .. import exact as ex
+    from ..llm import logprob as ex
 
     if not isinstance(agent, SymbolicAgent):
         raise ValueError(f"agent must be a SymbolicAgent, got {type(agent).__name__}")
@@ -1439,7 +1439,7 @@ def exact_kernel(
         if isinstance(sources, str):
             raise ValueError("sources must be a sequence of expressions, not a single string")
         srcs = [parse_expression(s, agent.variable).text for s in sources]
-    return ex.exact_replies(
+    return ex.logprob_replies(
         cands, agent.messages, sources=srcs, model=model, progress=progress,
         prompt_mode=prompt_mode, min_prob=min_prob, checkpoint=checkpoint,
         desc="exact kernel (expressions)",

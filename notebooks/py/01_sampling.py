@@ -25,7 +25,7 @@ import pandas as pd
 import dbnb
 from dbnb.agents import word
 from dbnb.agents.run import WordAgent, run_fixed_design
-from dbnb.store import JsonlStore
+from dbnb.llm import JsonlStore
 
 # %% [markdown]
 # ## The prompt and the parsing rule
