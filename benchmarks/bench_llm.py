@@ -4,7 +4,7 @@ Run with ``python benchmarks/bench_llm.py [--calls 60] [--replay 20000]``. Needs
 ``[local]`` extra for the live part (skipped with a message otherwise).
 
 Live: grammar-constrained one-word replies from ``local/smollm2`` at concurrency 1, 2 and 4,
-through :func:`dbnb.llm.sample` into a :class:`dbnb.store.JsonlStore` (fsync per record).
+through :func:`dbnb.llm.sample` into a :class:`dbnb.llm.store.JsonlStore` (fsync per record).
 Replay: N stored records read from a JSONL (and a gzip) store and replayed with
 ``offline=True``.
 """
@@ -18,9 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from dbnb import local
-from dbnb.llm import Request, sample
-from dbnb.store import JsonlStore, compact
+from dbnb.llm import JsonlStore, Request, compact, local, sample
 
 WORDS = ["apple", "river", "stone", "cloud", "music"]
 GRAMMAR = "root ::= (" + " | ".join(f'"{w}"' for w in WORDS) + ")"

@@ -2,13 +2,13 @@
 
 Usage::
 
-    python benchmarks/bench_machine_spread.py [--kernel word_exact30.npz] [--rows 2]
+    python benchmarks/bench_machine_spread.py [--kernel word_logprob30.npz] [--rows 2]
 
 Recomputes the first ``--rows`` sources of a shipped word kernel with the settings it records
 (same GGUF, ``prompt_mode``, ``strategy``, ``min_prob``, one thread) and prints the largest
 difference in ``log p`` and in ``p`` over the entries both computations resolve
 (``p > 1e-6``), beside what each kernel records of its machine
-(:func:`dbnb.exact.machine_info`). A kernel is exact for the arithmetic that computed it: on
+(:func:`dbnb.llm.logprob.machine_info`). A kernel is exact for the arithmetic that computed it: on
 the machine that wrote the file the difference is 0; elsewhere it measures the spread that
 llama.cpp's CPU-specific kernels introduce.
 """
@@ -21,24 +21,25 @@ import time
 
 import numpy as np
 
+from dbnb.agents.word import word_logprob_kernel
 from dbnb.datasets import data_dir
-from dbnb.exact import exact_kernel, load_exact, machine_info, same_machine
+from dbnb.llm.logprob import load_logprob_kernel, machine_info, same_machine
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kernel", default="word_exact30.npz")
+    ap.add_argument("--kernel", default="word_logprob30.npz")
     ap.add_argument("--rows", type=int, default=2)
     args = ap.parse_args()
-    shipped = load_exact(data_dir() / "runs" / args.kernel)
+    shipped = load_logprob_kernel(data_dir() / "runs" / args.kernel)
     if shipped.info.get("agent", "word") != "word":
         raise SystemExit(f"{args.kernel}: only word kernels are recomputed here")
     srcs = list(shipped.sources[: args.rows])
     t0 = time.perf_counter()
-    new = exact_kernel(list(shipped.states), sources=srcs, progress=False,
-                       strategy=shipped.info.get("strategy", "reuse"),
-                       prompt_mode=shipped.info.get("prompt_mode", "fresh"),
-                       min_prob=float(shipped.info.get("min_prob", 0.0)))
+    new = word_logprob_kernel(list(shipped.states), sources=srcs, progress=False,
+                              strategy=shipped.info.get("strategy", "reuse"),
+                              prompt_mode=shipped.info.get("prompt_mode", "fresh"),
+                              min_prob=float(shipped.info.get("min_prob", 0.0)))
     secs = time.perf_counter() - t0
     cols = [shipped.sources.index(s) for s in srcs]
     a, b = shipped.prob[:, cols], new.prob

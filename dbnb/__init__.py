@@ -18,10 +18,11 @@ balance                 detailed-balance diagnostics: pairs, triplets, one-way p
 Loaded on first use
 -------------------
 plots                   one function per figure and table of the Letter
-llm, store, local       litellm layer, response store, local model server
+llm                     the LLM layer: litellm client, response store, local model server,
+                        log-probability kernels (``llm.logprob``)
 agents                  the word and symbolic agents, and the runner that drains a schedule
-exact                   exact transition kernels of a local model from token log-probabilities
 reproduce               the ``dbnb reproduce`` pipeline
+exact, store            deprecated aliases of ``llm.logprob`` and ``llm.store``
 """
 
 from . import balance, datasets, synthetic
@@ -42,7 +43,7 @@ __all__ = [
     "synthetic",
 ]
 
-_LAZY = {"plots", "llm", "store", "local", "agents", "exact", "reproduce", "cli", "letter"}
+_LAZY = {"plots", "llm", "store", "agents", "exact", "reproduce", "cli", "letter"}
 
 
 def __getattr__(name: str):

@@ -110,7 +110,7 @@ def _read_vocab(arg: str) -> list[str]:
 
 
 def _cmd_serve_local(args: argparse.Namespace) -> int:
-    from .local import serve_forever
+    from .llm.local import serve_forever
 
     serve_forever(args.port, args.model)
     return 0
@@ -120,7 +120,7 @@ def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | Non
     """The sampling flow shared by ``sample word`` and ``sample symbolic``: the Letter's
     schedule from ``start``, or a fixed design over ``states``; a summary of the counts."""
     from .agents.run import run_fixed_design, run_letter_schedule
-    from .store import JsonlStore
+    from .llm import JsonlStore
 
     kw = {"model": args.model, "store": JsonlStore(args.store),
           "concurrency": args.concurrency, "offline": args.offline}
@@ -166,13 +166,13 @@ def _check_out(args: argparse.Namespace) -> str:
 
 
 def _cmd_kernel_word(args: argparse.Namespace) -> int:
-    from .exact import exact_kernel
+    from .agents.word import word_logprob_kernel
 
     model = _local_model(args.model)
     vocab = _read_vocab(args.vocab)
     ckpt = _check_out(args)
-    ek = exact_kernel(vocab, model=model, prompt_mode=args.prompt_mode, min_prob=args.min_prob,
-                      checkpoint=ckpt)
+    ek = word_logprob_kernel(vocab, model=model, prompt_mode=args.prompt_mode,
+                             min_prob=args.min_prob, checkpoint=ckpt)
     ek.save(args.out)
     print(ek)
     print(f"wrote {args.out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s, uncovered "
@@ -184,7 +184,7 @@ def _symbolic_agent(args: argparse.Namespace, mode: str, scores_from: str | None
     """The agent of a symbolic command; prompts show the MSE recorded in ``scores_from`` (a
     store) where it recorded one, so a resumed or replayed run never depends on a refit."""
     from .agents import symbolic
-    from .store import JsonlStore
+    from .llm import JsonlStore
     from .symdata import load_dataset
 
     cands = None
@@ -209,7 +209,7 @@ def _cmd_kernel_symbolic(args: argparse.Namespace) -> int:
     if args.scores is not None and not Path(args.scores).is_file():
         raise ValueError(f"--scores {args.scores!r}: no such store")
     agent = _symbolic_agent(args, "constrained", args.scores)
-    ek = symbolic.exact_kernel(agent.candidates, agent, model=model, min_prob=args.min_prob,
+    ek = symbolic.logprob_kernel(agent.candidates, agent, model=model, min_prob=args.min_prob,
                                prompt_mode=args.prompt_mode, checkpoint=ckpt)
     ek.save(args.out)
     print(ek)

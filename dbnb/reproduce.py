@@ -28,9 +28,9 @@ FREE_RUN = "runs/word_free_letter.jsonl.gz"
 SYM_RUN = "runs/symbolic_constrained_fixed.jsonl.gz"
 SYM_FREE_RUN = "runs/symbolic_free_letter.jsonl.gz"
 RR30_RUN = "runs/word_constrained_rr30.jsonl.gz"
-EXACT30 = "runs/word_exact30.npz"
-EXACT100 = "runs/word_exact100.npz"
-SYM_EXACT = "runs/symbolic_exact.npz"
+EXACT30 = "runs/word_logprob30.npz"
+EXACT100 = "runs/word_logprob100.npz"
+SYM_EXACT = "runs/symbolic_logprob.npz"
 SYM_MAX_LOG_GAP = 0.1  # exact symbolic entries used: rigorous bounds agree to this in log
 SYM_MAX_LAST_STEP = 0.1  # (reported) entries whose last decade of the cut-off added <= this
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
@@ -130,10 +130,10 @@ class Sources:
         exact token-probability kernel over the same words (shipped source only)."""
         from .agents.run import counts_from_store
         from .agents.word import WordAgent, vocabulary
-        from .exact import load_exact
         from .kernels import estimate_kernel
+        from .llm.logprob import load_logprob_kernel
 
-        ek = load_exact(self.data / EXACT30)
+        ek = load_logprob_kernel(self.data / EXACT30)
         agent = WordAgent(vocabulary(len(ek.states)), mode="constrained")
         counts = counts_from_store(self.data / RR30_RUN, agent=agent)
         counts = counts._replace(source=f"{LOCAL_MODEL}, {len(ek.states)} words, round robin")
@@ -143,17 +143,17 @@ class Sources:
     def exact100_fit(self) -> PotentialFit:
         """Least-action fit to the exact kernel over the 100 most frequent words: no sampling
         noise, so the pair check tests detailed balance of the model itself."""
-        from .exact import load_exact
+        from .llm.logprob import load_logprob_kernel
 
-        ek = load_exact(self.data / EXACT100)
+        ek = load_logprob_kernel(self.data / EXACT100)
         return _fit_exact(ek, f"{LOCAL_MODEL}, exact kernel over {len(ek.states)} words")
 
     @cached_property
     def symbolic_exact(self):
         """The exact kernel of the constrained symbolic agent over its 121 expressions."""
-        from .exact import load_exact
+        from .llm.logprob import load_logprob_kernel
 
-        return load_exact(self.data / SYM_EXACT)
+        return load_logprob_kernel(self.data / SYM_EXACT)
 
     @cached_property
     def symbolic_exact_fit(self) -> PotentialFit:
@@ -195,7 +195,7 @@ class Sources:
     @cached_property
     def _symbolic_free_agent(self):
         from .agents.symbolic import SymbolicAgent, recorded_scores
-        from .store import JsonlStore
+        from .llm import JsonlStore
 
         # one agent: its fits are cached across uses; prompts as the run recorded them
         scores = recorded_scores(JsonlStore(self.data / SYM_FREE_RUN, read_only=True))
@@ -211,7 +211,7 @@ class Sources:
 
     def symbolic_free_reasons(self) -> pd.Series:
         """Calls of the free symbolic run by outcome: ``"valid state"`` or the escape reason."""
-        from .store import JsonlStore
+        from .llm import JsonlStore
 
         agent = self._symbolic_free_agent
         out = [agent.parse(r.get("reply"), r["meta"]["prompt"]).reason or "valid state"
@@ -250,7 +250,8 @@ class Sources:
 def _fit_exact(ek, label: str, max_log_gap: float | None = None) -> PotentialFit:
     """Least-action fit to an exact kernel (self-replies are escapes), labelled with the
     largest uncovered mass (the skipped rare tokenisations); with ``max_log_gap`` only the
-    entries whose bounds agree to that precision (:meth:`dbnb.exact.ExactKernel.log_gap`)."""
+    entries whose bounds agree to that precision
+    (:meth:`dbnb.llm.logprob.LogprobKernel.log_gap`)."""
     from .kernels import TransitionKernel
 
     tk = ek.to_transition_kernel(n_calls=10**9, max_log_gap=max_log_gap)
@@ -263,7 +264,7 @@ def _fit_exact(ek, label: str, max_log_gap: float | None = None) -> PotentialFit
 
 def _vocab_size(path: Path) -> int:
     """The vocabulary size a constrained run used, read from its first record's grammar."""
-    from .store import JsonlStore
+    from .llm import JsonlStore
 
     for rec in JsonlStore(path, read_only=True):
         grammar = (rec.get("params") or {}).get("extra_body", {}).get("grammar", "")

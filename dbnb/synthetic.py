@@ -19,7 +19,7 @@ Potentials are dimensionless, in units of ``1/beta``: every ``potential`` here i
   :func:`sample_letter_schedule` follows the Letter's design (each call picks its prompt
   uniformly among the states found so far, starting from one state:
   :func:`dbnb.schedules.letter_schedule`).
-* :meth:`SyntheticChain.kernel` (or :func:`exact_kernel`) gives the exact kernel as a
+* :meth:`SyntheticChain.kernel` (or :func:`true_kernel`) gives the true kernel as a
   :class:`~dbnb.kernels.TransitionKernel`, for fits without sampling noise.
 """
 
@@ -42,7 +42,7 @@ __all__ = [
     "SyntheticChain",
     "reversible_chain",
     "driven_chain",
-    "exact_kernel",
+    "true_kernel",
     "sample_fixed_design",
     "sample_letter_schedule",
 ]
@@ -167,10 +167,10 @@ class SyntheticChain:
     def kernel(self) -> TransitionKernel:
         """The exact kernel as a :class:`~dbnb.kernels.TransitionKernel` (method ``"exact"``).
 
-        Fitting it gives the potential without sampling noise. See :func:`exact_kernel` for
+        Fitting it gives the potential without sampling noise. See :func:`true_kernel` for
         what its ``counts`` and ``n0`` hold.
         """
-        return exact_kernel(self.matrix, self.states, source=self.description)
+        return true_kernel(self.matrix, self.states, source=self.description)
 
     def __repr__(self) -> str:
         return (
@@ -179,7 +179,7 @@ class SyntheticChain:
         )
 
 
-def exact_kernel(
+def true_kernel(
     matrix, states: tuple[str, ...] | list[str] | None = None, *, source: str = "exact kernel"
 ) -> TransitionKernel:
     """Wrap an exact ``T[g, f] = T(g <- f)`` as a :class:`~dbnb.kernels.TransitionKernel`.

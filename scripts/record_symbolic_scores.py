@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from dbnb.agents.symbolic import SymbolicAgent, mse_to_score
-from dbnb.store import JsonlStore, MemoryStore, compact
+from dbnb.llm import JsonlStore, MemoryStore, compact
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "runs"
 STORES = ("symbolic_constrained_fixed.jsonl.gz", "symbolic_free_letter.jsonl.gz")

@@ -6,9 +6,9 @@ Usage::
 
 Three steps, each skipped when its output exists (delete the file to redo it):
 
-1. ``data/runs/word_exact{N}.npz``: the exact kernel (:func:`dbnb.exact.exact_kernel`,
-   ``prompt_mode="fresh"``) over the ``N`` most frequent words of the shipped vocabulary,
-   every one of them a source;
+1. ``data/runs/word_logprob{N}.npz``: the exact kernel
+   (:func:`dbnb.agents.word.word_logprob_kernel`, ``prompt_mode="fresh"``) over the ``N`` most
+   frequent words of the shipped vocabulary, every one of them a source;
 2. ``data/runs/word_constrained_rr{N}.jsonl(.gz)``: a fixed-design run of
    ``WordAgent(vocabulary(N), mode="constrained")``, ``--calls`` calls per word, in
    round-robin order (consecutive prompts differ, so every call sees the fresh-prompt
@@ -38,24 +38,24 @@ from dbnb.agents import word
 from dbnb.agents.run import run_fixed_design
 from dbnb.agents.word import WordAgent
 from dbnb.counts import TransitionCounts
-from dbnb.exact import ExactKernel, exact_kernel, load_exact
 from dbnb.kernels import estimate_kernel
-from dbnb.store import JsonlStore, compact
+from dbnb.llm import JsonlStore, compact
+from dbnb.llm.logprob import LogprobKernel, load_logprob_kernel
 
 RUNS = Path(__file__).resolve().parents[1] / "data" / "runs"
 MODEL = "local/smollm2"
 
 
-def step_exact(words: list[str], path: Path) -> ExactKernel:
+def step_exact(words: list[str], path: Path) -> LogprobKernel:
     """Compute (or load) the exact kernel over ``words``, all of them sources."""
     if path.exists():
-        k = load_exact(path)
+        k = load_logprob_kernel(path)
         if list(k.states) != words or list(k.sources) != words:
             raise ValueError(f"{path} holds other states; delete it to recompute")
         print(f"loaded {path.name}: {k!r}", flush=True)
         return k
     t0 = time.perf_counter()
-    k = exact_kernel(words, sources=words, prompt_mode="fresh", progress=True)
+    k = word.word_logprob_kernel(words, sources=words, prompt_mode="fresh", progress=True)
     k.save(path)
     print(f"exact kernel: {k!r}, wall {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
     return k
@@ -88,7 +88,7 @@ def _observed(counts: TransitionCounts, words: list[str]) -> tuple[np.ndarray, n
     return m, counts.calls[idx].astype(float)
 
 
-def per_transition(exact: ExactKernel, counts: TransitionCounts) -> dict:
+def per_transition(exact: LogprobKernel, counts: TransitionCounts) -> dict:
     """z per transition with ``N0 T >= 5`` and a chi^2 per source, against the exact kernel."""
     words = list(exact.sources)
     sidx = [exact.states.index(w) for w in words]
@@ -125,7 +125,7 @@ def per_transition(exact: ExactKernel, counts: TransitionCounts) -> dict:
     }
 
 
-def step_compare(exact: ExactKernel, words: list[str], path: Path) -> None:
+def step_compare(exact: LogprobKernel, words: list[str], path: Path) -> None:
     agent = WordAgent(words, mode="constrained")
     recs = [r for r in JsonlStore(path, read_only=True)
             if (r.get("meta") or {}).get("schedule") == "fixed"]
@@ -153,7 +153,7 @@ def main() -> None:
     if args.words < 2 or args.calls < 1:
         raise ValueError("--words must be >= 2 and --calls >= 1")
     words = list(word.vocabulary(args.words))
-    npz = RUNS / f"word_exact{args.words}.npz"
+    npz = RUNS / f"word_logprob{args.words}.npz"
     jl = RUNS / f"word_constrained_rr{args.words}.jsonl"
     if args.only == "sample":
         step_sample(words, args.calls, jl)

@@ -6,14 +6,14 @@ Run 1: constrained symbolic agent (GBNF grammar = the 121 expressions of
        truncation. Calls go out in rounds of one call per expression (sample index k for every
        expression, then k + 1), so consecutive calls never repeat a prompt (llama-cpp-python's
        prompt cache would otherwise evaluate the repeated prompt's last token alone, which
-       changes the logits; see dbnb.exact), an interrupted run is balanced, and a rerun
+       changes the logits; see dbnb.llm.logprob.walk), an interrupted run is balanced, and a rerun
        resumes from the store.
-Exact: the kernel P(g | f) of the same grammar-constrained sampler over the same expressions,
-       from token log-probabilities (``symbolic.exact_kernel``; partial tokenisations of path
+Kernel: the kernel P(g | f) of the same grammar-constrained sampler over the same expressions,
+       from token log-probabilities (``symbolic.logprob_kernel``; partial tokenisations of path
        probability below MIN_PROB are not followed, their mass is reported as ``uncovered``),
-       saved as data/runs/symbolic_exact.npz (``dbnb.exact.load_exact``). The prompts are
-       split in PARTS parts, one one-thread process per core; each part checkpoints every
-       finished prompt, so a rerun resumes.
+       saved as data/runs/symbolic_logprob.npz (``dbnb.llm.logprob.load_logprob_kernel``). The
+       prompts are split in PARTS parts, one one-thread process per core; each part
+       checkpoints every finished prompt, and ``dbnb.llm.logprob.merge`` joins the parts.
 
 Free:  the Letter's protocol: free replies (the first valid expression of the reply is the new
        state), prompts uniform over the expressions found so far, from param1*times+param2;
@@ -32,12 +32,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
-
 from dbnb.agents import symbolic
 from dbnb.agents.run import local_server, run_fixed_design, run_letter_schedule
-from dbnb.exact import ExactKernel, load_exact
-from dbnb.store import JsonlStore, compact
+from dbnb.llm import JsonlStore, compact, logprob
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "data" / "runs"
@@ -46,7 +43,7 @@ CALLS_PER_STATE = 60
 ROUND = 1
 LIVE = RUNS / "symbolic_constrained_fixed.jsonl"
 FREE = RUNS / "symbolic_free_letter.jsonl"
-EXACT = RUNS / "symbolic_exact.npz"
+EXACT = RUNS / "symbolic_logprob.npz"
 
 
 def recorded(store: Path) -> dict:
@@ -89,37 +86,23 @@ PARTS = 2
 
 
 def part_path(i: int, suffix: str = ".npz") -> Path:
-    return RUNS / f"symbolic_exact.part{i}{suffix}"
+    return RUNS / f"symbolic_logprob.part{i}{suffix}"
 
 
 def exact(part: int) -> None:
     """Sources ``cands[part::PARTS]`` (one process per core; resumable from a checkpoint)."""
     agent = symbolic.SymbolicAgent(mode="constrained", scores=recorded(LIVE))
     cands = list(agent.candidates)
-    ek = symbolic.exact_kernel(cands, agent, sources=cands[part::PARTS], min_prob=MIN_PROB,
+    ek = symbolic.logprob_kernel(cands, agent, sources=cands[part::PARTS], min_prob=MIN_PROB,
                                checkpoint=part_path(part, ".ckpt.jsonl"))
     ek.save(part_path(part))
     print(f"{ek!r}; uncovered mean {ek.uncovered.mean():.4f} max {ek.uncovered.max():.4f}")
 
 
 def merge() -> None:
-    cands = list(symbolic.SymbolicAgent(mode="constrained").candidates)
-    parts = [load_exact(part_path(i)) for i in range(PARTS)]
-    where = {s: (i, j) for i, p in enumerate(parts) for j, s in enumerate(p.sources)}
-    cols = [where[s] for s in cands]
-
-    def pick(name: str) -> np.ndarray:
-        return np.stack([getattr(parts[i], name)[..., j] for i, j in cols], -1)
-
-    info = {**parts[0].info, "parts": PARTS,
-            "visited_nodes": [parts[i].info["visited_nodes"][j] for i, j in cols],
-            "prompt_tokens": [parts[i].info["prompt_tokens"][j] for i, j in cols],
-            "prompt_fn": "SymbolicAgent(mode='constrained', scores=<recorded in "
-                         "symbolic_constrained_fixed>).messages (mcycle)"}
-    ek = ExactKernel(states=tuple(cands), sources=tuple(cands), prob=pick("prob"),
-                     logprob=pick("logprob"), uncovered=pick("uncovered"),
-                     seconds=pick("seconds"), n_nodes=max(p.n_nodes for p in parts), info=info,
-                     upper=pick("upper"), ladder=pick("ladder"))
+    ek = logprob.merge([logprob.load_logprob_kernel(part_path(i)) for i in range(PARTS)],
+                       info={"prompt_fn": "SymbolicAgent(mode='constrained', scores=<recorded "
+                                          "in symbolic_constrained_fixed>).messages (mcycle)"})
     ek.save(EXACT)
     print(f"{ek!r}; uncovered mean {ek.uncovered.mean():.4f} max {ek.uncovered.max():.4f}")
 

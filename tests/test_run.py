@@ -6,7 +6,7 @@ import pytest
 
 from dbnb.agents.run import run_fixed_design, run_letter_schedule
 from dbnb.agents.word import WordAgent
-from dbnb.store import MemoryStore
+from dbnb.llm import MemoryStore
 
 
 class Replies:

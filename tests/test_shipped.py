@@ -9,16 +9,16 @@ import pytest
 
 from dbnb import reproduce
 from dbnb.datasets import data_dir
-from dbnb.exact import load_exact
-from dbnb.store import JsonlStore
+from dbnb.llm import JsonlStore
+from dbnb.llm.logprob import load_logprob_kernel
 
 RUNS = data_dir() / "runs"
 
 
-@pytest.mark.parametrize("name", ["word_exact30.npz", "word_exact100.npz",
-                                  "symbolic_exact.npz"])
+@pytest.mark.parametrize("name", ["word_logprob30.npz", "word_logprob100.npz",
+                                  "symbolic_logprob.npz"])
 def test_exact_kernels_are_normalised(name):
-    ek = load_exact(RUNS / name)
+    ek = load_logprob_kernel(RUNS / name)
     assert set(ek.sources) <= set(ek.states)
     total = ek.prob.sum(axis=0) + ek.uncovered
     np.testing.assert_allclose(total, 1.0, atol=1e-9)
@@ -31,7 +31,7 @@ def test_symbolic_exact_kernel_is_over_the_sampled_runs_prompts():
     """Same 121 candidates, same prompts (token counts as the server reported them)."""
     from dbnb.agents.symbolic import default_candidates
 
-    ek = load_exact(RUNS / "symbolic_exact.npz")
+    ek = load_logprob_kernel(RUNS / "symbolic_logprob.npz")
     assert ek.states == ek.sources == default_candidates("times")
     assert ek.info["min_prob"] == 1e-5 and ek.info["dataset"] == "mcycle"
     assert float(ek.uncovered.max()) < 0.05  # the skipped rare tokenisations

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dbnb.store import JsonlStore, MemoryStore, compact, make_key, sanitize_params
+from dbnb.llm import JsonlStore, MemoryStore, compact, make_key, sanitize_params
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "sk-THIS-MUST-NEVER-BE-WRITTEN-123"
@@ -232,7 +232,7 @@ WRITER = textwrap.dedent(
     import sys
     sys.path.insert(0, sys.argv[3])
     from tests_store_helper import make_record
-    from dbnb.store import JsonlStore
+    from dbnb.llm import JsonlStore
     store = JsonlStore(sys.argv[1])
     start = int(sys.argv[2])
     for i in range(start, start + 150):
@@ -247,7 +247,7 @@ def test_two_processes_write_one_store(tmp_path):
     helper = tmp_path / "helper"
     helper.mkdir()
     (helper / "tests_store_helper.py").write_text(
-        "from dbnb.store import make_key\n" + _source_of_make_record()
+        "from dbnb.llm import make_key\n" + _source_of_make_record()
     )
     path = tmp_path / "shared.jsonl"
     env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}

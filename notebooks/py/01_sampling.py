@@ -26,7 +26,7 @@ import dbnb
 from dbnb.agents import word
 from dbnb.agents.run import run_fixed_design
 from dbnb.agents.word import WordAgent
-from dbnb.store import JsonlStore
+from dbnb.llm import JsonlStore
 
 # %% [markdown]
 # ## The prompt and the parsing rule

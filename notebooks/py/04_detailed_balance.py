@@ -133,11 +133,11 @@ pd.DataFrame({
 
 # %% [markdown]
 # ## Are the error bars honest? Sampled against exact
-# For a local model the kernel need not be sampled: `dbnb.exact` computes $T(g\leftarrow f)$
-# from the model's token log-probabilities, for the very distribution the grammar-constrained
-# sampler draws from (summed over every tokenisation of each word). The shipped check: the 30
-# most frequent words, an exact kernel and 3,000 sampled calls (round robin, so that the
-# server's prompt cache never re-evaluates a repeated prompt). Counts agree with the exact
+# For a local model the kernel need not be sampled: `dbnb.llm.logprob` computes
+# $T(g\leftarrow f)$ from the model's token log-probabilities, for the very distribution the
+# grammar-constrained sampler draws from (summed over every tokenisation of each word). The
+# shipped check: the 30 most frequent words, an exact kernel and 3,000 sampled calls (round
+# robin, so that the server's prompt cache never re-evaluates a repeated prompt). Counts agree with the exact
 # kernel within counting error; the pair error bar of Eq. 5, a large-count formula, is too
 # narrow for pairs seen once each way, which is most pairs in sparse runs.
 
@@ -154,7 +154,7 @@ else:
 # %% [markdown]
 # ## Detailed balance of the model itself: the exact kernel over 100 words
 # Without sampling noise the pair check asks directly whether the model's kernel is in detailed
-# balance. `data/runs/word_exact100.npz` holds the exact kernel of the grammar-constrained agent
+# balance. `data/runs/word_logprob100.npz` holds the exact kernel of the grammar-constrained agent
 # over the 100 most frequent words (rare tokenisations below $10^{-5}$ skipped; the skipped mass
 # is reported). $R^2$ is the share of the variance of the log-ratios that the least-action
 # potential explains.

@@ -13,12 +13,12 @@ canonical    sympy canonical forms and skeletons, :func:`coarse_grain` of counts
 prompts      the prompt, the reply rule, GBNF grammars (candidate list, whole language)
 candidates   the 121 hand-written expressions of the constrained agent
 expression_features  expression features (Supplement E) and the explicit potential on them
-agent        :class:`SymbolicAgent`, records to counts, recorded MSEs, the exact kernel
+agent        :class:`SymbolicAgent`, records to counts, recorded MSEs, the log-probability kernel
 """
 
 from __future__ import annotations
 
-from .agent import SymbolicAgent, counts_from_records, exact_kernel, recorded_scores
+from .agent import SymbolicAgent, counts_from_records, logprob_kernel, recorded_scores
 from .candidates import default_candidates
 from .canonical import CoarseLevel, canonical_form, coarse_grain
 from .expression_features import (
@@ -59,7 +59,7 @@ __all__ = [
     "coarse_grain",
     "counts_from_records",
     "default_candidates",
-    "exact_kernel",
+    "logprob_kernel",
     "expression_grammar",
     "feature_potential",
     "feature_table",

