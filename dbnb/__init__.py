@@ -11,7 +11,8 @@ fit_potential           least-action potential beta V (Eq. 8), SCC-aware
 action                  the normalised action S[V] of a given potential
 datasets                Table II, readers of the Letter's JSON formats
 synthetic               Markov chains with a known potential (ground truth)
-balance                 detailed-balance diagnostics: pairs, triplets, one-way pairs, ...
+diagnostics             detailed-balance checks, one module each: pairs (Eq. 5), triplets
+                        (Eq. 7), one-way pairs (Eq. 25), action scale (Eq. 28), ...
 
 Loaded on first use
 -------------------
@@ -22,7 +23,7 @@ exact                   exact transition kernels of a local model from token log
 reproduce               the ``dbnb reproduce`` pipeline
 """
 
-from . import balance, datasets, synthetic
+from . import datasets, diagnostics, synthetic
 from .counts import TransitionCounts
 from .kernels import TransitionKernel, estimate_kernel
 from .potential import ConvergenceError, PotentialFit, action, fit_potential
@@ -35,8 +36,8 @@ __all__ = [
     "action",
     "PotentialFit",
     "ConvergenceError",
-    "balance",
     "datasets",
+    "diagnostics",
     "synthetic",
 ]
 
