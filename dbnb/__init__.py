@@ -13,7 +13,8 @@ feature_potential       an explicit potential on state features (Supplement E)
 schedules               prompt schedules as generators: round robin, the Letter's rule
 datasets                Table II, readers of the Letter's JSON formats
 synthetic               Markov chains with a known potential (ground truth)
-balance                 detailed-balance diagnostics: pairs, triplets, one-way pairs, ...
+diagnostics             detailed-balance checks, one module each: pairs (Eq. 5), triplets
+                        (Eq. 7), one-way pairs (Eq. 25), action scale (Eq. 28), ...
 
 Loaded on first use
 -------------------
@@ -25,7 +26,7 @@ reproduce               the ``dbnb reproduce`` pipeline
 exact, store            deprecated aliases of ``llm.logprob`` and ``llm.store``
 """
 
-from . import balance, datasets, synthetic
+from . import datasets, diagnostics, synthetic
 from .counts import TransitionCounts
 from .kernels import TransitionKernel, estimate_kernel
 from .potential import ConvergenceError, PotentialFit, action, fit_potential
@@ -38,8 +39,8 @@ __all__ = [
     "action",
     "PotentialFit",
     "ConvergenceError",
-    "balance",
     "datasets",
+    "diagnostics",
     "synthetic",
 ]
 

@@ -16,7 +16,8 @@ method                  ``N0(f)``                                           stat
 ``"low_reject"`` and ``"high_reject"`` are the options of the authors' analysis code; their
 ``low_reject`` counts self-transitions in ``N0`` while Eq. 24 as printed does not. Self-loops
 never enter ``T`` (a state cannot be compared with itself), and only transitions between kept
-states are kept.
+states are kept. :func:`log_t_variance` is the one Poisson error of ``log T`` that every
+error bar uses.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import scipy.sparse as sp
 
 from .counts import TransitionCounts, entries
 
-__all__ = ["TransitionKernel", "estimate_kernel", "ESTIMATORS"]
+__all__ = ["TransitionKernel", "estimate_kernel", "log_t_variance", "ESTIMATORS"]
 
 Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
 ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
@@ -186,3 +187,38 @@ def estimate_kernel(
     n0_kept = n0_kept.copy()
     n0_kept.setflags(write=False)
     return TransitionKernel(counts=sub, matrix=mat, n0=n0_kept, method=method)
+
+
+def log_t_variance(n, n0):
+    r"""Poisson variance of an estimated ``log T(g <- f) = log N(g <- f) - log N0(f)``.
+
+    The error bar of every side of Eq. 5 (and of the cycle sums of Eq. 7): with ``N`` and
+    ``N0`` read as independent Poisson counts, to first order
+
+    .. math::
+
+        \operatorname{var} \log \hat T(g \leftarrow f)
+        = \frac{1}{N(g \leftarrow f)} + \frac{1}{N_0(f)}
+
+    (the Letter's METHOD §3). Statistical error only; a large-count approximation.
+
+    Parameters
+    ----------
+    n : array_like
+        Counts ``N(g <- f)`` of the transitions (positive).
+    n0 : array_like
+        ``N0(f)`` of their source states, broadcast against ``n``.
+
+    Returns
+    -------
+    numpy.ndarray or numpy.float64
+        ``1/n + 1/n0``, elementwise.
+
+    Examples
+    --------
+    >>> float(log_t_variance(10, 100))
+    0.11
+    >>> log_t_variance(np.array([4, 10]), np.array([100, 100])).tolist()
+    [0.26, 0.11]
+    """
+    return 1.0 / np.asarray(n, dtype=float) + 1.0 / np.asarray(n0, dtype=float)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import balance, datasets
+from . import datasets, diagnostics
 from .counts import TransitionCounts
 from .potential import PotentialFit, fit_potential
 
@@ -92,7 +92,7 @@ class Sources:
 
     @cached_property
     def claude_fit(self) -> PotentialFit:
-        return fit_potential(self.claude, kernel="exp")
+        return fit_potential(self.claude, violation="exp")
 
     # --- local model, constrained word agent ---------------------------------------------
     @cached_property
@@ -118,11 +118,11 @@ class Sources:
 
     @cached_property
     def words_fit(self) -> PotentialFit:
-        return fit_potential(self.words, kernel="exp")
+        return fit_potential(self.words, violation="exp")
 
     @cached_property
     def words_fit_softplus(self) -> PotentialFit:
-        return fit_potential(self.words, kernel="softplus")
+        return fit_potential(self.words, violation="softplus")
 
     @cached_property
     def exact_pair(self):
@@ -162,10 +162,11 @@ class Sources:
                               "mcycle", max_log_gap=SYM_MAX_LOG_GAP)
 
     @cached_property
-    def symbolic_exact_graph(self) -> balance.ScoreGraph:
+    def symbolic_exact_graph(self) -> diagnostics.ScoreGraph:
         """Fig. 5 from the exact kernel: every expression (all have the same calls)."""
-        return balance.potential_vs_score(self.symbolic_exact_fit, self.symbolic.metadata["mse"],
-                                          n_states=len(self.symbolic_exact.sources))
+        return diagnostics.potential_vs_score(self.symbolic_exact_fit,
+                                              self.symbolic.metadata["mse"],
+                                              n_states=len(self.symbolic_exact.sources))
 
     @cached_property
     def symbolic_exact_pair(self):
@@ -225,11 +226,11 @@ class Sources:
 
     @cached_property
     def symbolic_fit(self) -> PotentialFit:
-        return fit_potential(self.symbolic, kernel="exp")
+        return fit_potential(self.symbolic, violation="exp")
 
     @cached_property
     def symbolic_fit_softplus(self) -> PotentialFit:
-        return fit_potential(self.symbolic, kernel="softplus")
+        return fit_potential(self.symbolic, violation="softplus")
 
     def words_top(self, k: int = 8) -> TransitionCounts:
         """The ``k`` states that receive the most transitions (the analogue of the Letter's
@@ -292,23 +293,24 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         Item("table2_claude_counts", "Table II: Claude-4 counts",
              lambda: plots.table2_counts(src.claude)),
         Item("fig12_majority_vote", "Fig. 12: majority vote, M = 10, n = 5, 7, 9",
-             plots.fig12_majority_vote),
+             lambda: plots.fig12_majority_vote(
+                 diagnostics.majority_vote_curves(m=10, ns=(5, 7, 9)))),
     ]
     skipped: list[tuple[str, str]] = []
     if src.available("words"):
         w = LOCAL_MODEL + ", constrained words"
         out += [
             Item("fig03_words_triplets", f"Fig. 3: closed triplets ({w})",
-                 lambda: plots.fig_triplets(balance.triplets(src.words_fit))),
+                 lambda: plots.fig_triplets(diagnostics.triplets(src.words_fit))),
             Item("fig07_words_pairs", f"Fig. 7: pairs ({w})",
-                 lambda: plots.fig_pairs(balance.pairs(src.words_fit))),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit))),
             Item("fig09_words_pairs_softplus", f"Fig. 9: pairs, softplus K ({w})",
-                 lambda: plots.fig_pairs(balance.pairs(src.words_fit_softplus))),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit_softplus))),
             Item("fig10_words_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({w})",
-                 lambda: plots.fig10_one_way(balance.one_way_pairs(src.words_fit))),
+                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.words_fit))),
             Item("fig11_words_potential_histogram", f"Fig. 11: potential histogram ({w})",
                  lambda: plots.fig11_potential_histogram(
-                     balance.potential_distribution(src.words_fit))),
+                     diagnostics.potential_distribution(src.words_fit))),
             Item("fig06_words_transitions", f"Fig. 6 analogue: transition diagram, 6 most-visited "
              f"states ({w})",
              lambda: plots.fig02_transition_diagram(fit_potential(src.words_top(6)),
@@ -327,12 +329,12 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         stats["symbolic, free, Letter schedule (local)"] = src.symbolic_free
     if src.available("words") or src.available("symbolic"):
         def table4():
-            fits = {}
+            dists = {}
             if src.available("words"):
-                fits["words"] = src.words_fit
+                dists["words"] = diagnostics.potential_distribution(src.words_fit)
             if src.available("symbolic"):
-                fits["symbolic"] = src.symbolic_fit
-            return plots.table4_action_scale(fits)
+                dists["symbolic"] = diagnostics.potential_distribution(src.symbolic_fit)
+            return plots.table4_action_scale(dists)
 
         out.append(Item("table4_action_scale", "Table IV: action as a scale", table4))
     out.append(Item("table3_statistics", "Table III: database statistics",
@@ -341,33 +343,35 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         out += [
             Item("figE1_exact_vs_sampled", "Beyond the Letter: sampled vs exact pair log-ratios "
                  "(30 words)",
-                 lambda: plots.fig_exact_comparison(balance.compare_to_exact(*src.exact_pair))),
+                 lambda: plots.fig_exact_comparison(
+                     diagnostics.compare_to_exact(*src.exact_pair))),
             Item("tableE1_exact_vs_sampled", "Beyond the Letter: sampled vs exact kernel "
                  "(30 words)", lambda: _exact_table(src)),
         ]
     if src.available("exact100"):
         out.append(Item(
             "figE2_exact100_pairs", "Beyond the Letter: pairs of the exact kernel (100 words)",
-            lambda: plots.fig_pairs(balance.pairs(src.exact100_fit), fraction=0.1,
+            lambda: plots.fig_pairs(diagnostics.pairs(src.exact100_fit), fraction=0.1,
                                     errors=False)))
     if src.available("symbolic"):
         s = "symbolic agent"
         out += [
             Item("fig04_symbolic_pairs", f"Fig. 4: pairs ({s})",
-                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_fit), fraction=0.1)),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit), fraction=0.1)),
             Item("fig05_symbolic_potential_vs_mse", f"Fig. 5: potential vs MSE ({s})",
-                 lambda: plots.fig_potential_vs_score(balance.potential_vs_score(
+                 lambda: plots.fig_potential_vs_score(diagnostics.potential_vs_score(
                      src.symbolic_fit, src.symbolic.metadata["mse"]))),
             Item("fig08_symbolic_triplets", f"Fig. 8: closed triplets ({s})",
-                 lambda: plots.fig_triplets(balance.triplets(src.symbolic_fit), fraction=0.2)),
+                 lambda: plots.fig_triplets(diagnostics.triplets(src.symbolic_fit),
+                                            fraction=0.2)),
             Item("fig09_symbolic_pairs_softplus", f"Fig. 9: pairs, softplus K ({s})",
-                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_fit_softplus),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit_softplus),
                                          fraction=0.1)),
             Item("fig10_symbolic_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({s})",
-                 lambda: plots.fig10_one_way(balance.one_way_pairs(src.symbolic_fit))),
+                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.symbolic_fit))),
             Item("fig11_symbolic_potential_histogram", f"Fig. 11: potential histogram ({s})",
                  lambda: plots.fig11_potential_histogram(
-                     balance.potential_distribution(src.symbolic_fit))),
+                     diagnostics.potential_distribution(src.symbolic_fit))),
             Item("table1_symbolic_examples", f"Table I: example states ({s})",
                  lambda: plots.table1_examples(src.symbolic_fit, 5, counts=src.symbolic)),
             Item("table5_feature_potential", f"Table V analogue: explicit potential ({s})",
@@ -379,19 +383,19 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         s = f"symbolic agent, exact kernel over {len(src.symbolic_exact.states)} expressions"
         out += [
             Item("figE3_symbolic_exact_pairs", f"Beyond the Letter: pairs ({s})",
-                 lambda: plots.fig_pairs(balance.pairs(src.symbolic_exact_fit), fraction=1.0,
-                                         errors=False)),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_exact_fit),
+                                         fraction=1.0, errors=False)),
             Item("figE4_symbolic_exact_potential_vs_mse",
                  f"Beyond the Letter: Fig. 5, potential vs MSE ({s})",
                  lambda: plots.fig_potential_vs_score(src.symbolic_exact_graph)),
             Item("figE6_symbolic_exact_triplets", f"Beyond the Letter: Fig. 8, closed triplets "
                  f"({s})",
-                 lambda: plots.fig_triplets(balance.triplets(src.symbolic_exact_fit),
+                 lambda: plots.fig_triplets(diagnostics.triplets(src.symbolic_exact_fit),
                                             fraction=1.0, errors=False)),
             Item("figE5_symbolic_exact_vs_sampled",
                  "Beyond the Letter: sampled vs exact pair log-ratios (symbolic agent)",
                  lambda: plots.fig_exact_comparison(
-                     balance.compare_to_exact(*src.symbolic_exact_pair))),
+                     diagnostics.compare_to_exact(*src.symbolic_exact_pair))),
             Item("table5_feature_potential_exact",
                  f"Table V analogue: explicit potential ({s})",
                  lambda: _feature_table(src, exact=True)),
@@ -406,11 +410,11 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
 
 def _exact_table(src: Sources) -> pd.DataFrame:
     """Coverage of the pair error bars, by smaller count, and the per-transition chi^2."""
-    cmp = balance.compare_to_exact(*src.exact_pair)
+    cmp = diagnostics.compare_to_exact(*src.exact_pair)
     table = cmp.by_min_count()
     table.loc["all"] = [cmp.n_pairs, cmp.within_1sigma, cmp.within_2sigma,
                         float(np.mean(cmp.z)) if cmp.n_pairs else float("nan")]
-    tc = balance.transition_check(*src.exact_pair)
+    tc = diagnostics.transition_check(*src.exact_pair)
     table.attrs["note"] = (
         f"per-transition check (expected count >= 5): {int(tc['transitions'])} transitions, "
         f"chi2/dof = {tc['chi2_per_dof']:.2f}, p = {tc['p_value']:.2f}"
@@ -485,9 +489,9 @@ def _headlines(src: Sources) -> list[str]:
     )
     if src.available("words"):
         fit = src.words_fit
-        pc = balance.pairs(fit)
-        tc = balance.triplets(fit)
-        dist = balance.potential_distribution(fit)
+        pc = diagnostics.pairs(fit)
+        tc = diagnostics.triplets(fit)
+        dist = diagnostics.potential_distribution(fit)
         st = src.words.statistics()
         lines.append(
             f"local words: {int(st['samples'])} transitions, {int(st['states'])} states; "
@@ -497,8 +501,8 @@ def _headlines(src: Sources) -> list[str]:
             f"{dist.expected_action:.3f}"
         )
     if src.available("exact"):
-        cmp = balance.compare_to_exact(*src.exact_pair)
-        tc = balance.transition_check(*src.exact_pair)
+        cmp = diagnostics.compare_to_exact(*src.exact_pair)
+        tc = diagnostics.transition_check(*src.exact_pair)
         lines.append(
             f"exact vs sampled (30 words, 3,000 calls): pair bars cover the exact log-ratio for "
             f"{cmp.within_1sigma:.0%} (1 sigma) / {cmp.within_2sigma:.0%} (2 sigma) of "
@@ -506,7 +510,7 @@ def _headlines(src: Sources) -> list[str]:
             f"(p = {tc['p_value']:.2f})"
         )
     if src.available("exact100"):
-        pc = balance.pairs(src.exact100_fit)
+        pc = diagnostics.pairs(src.exact100_fit)
         r2 = pc.r_squared
         lines.append(
             f"exact kernel, 100 words (no sampling noise): {pc.n_pairs} pairs, the fitted "
@@ -515,8 +519,8 @@ def _headlines(src: Sources) -> list[str]:
         )
     if src.available("symbolic"):
         fit = src.symbolic_fit
-        pc = balance.pairs(fit)
-        graph = balance.potential_vs_score(fit, src.symbolic.metadata["mse"])
+        pc = diagnostics.pairs(fit)
+        graph = diagnostics.potential_vs_score(fit, src.symbolic.metadata["mse"])
         shares = graph.shares()
         st = src.symbolic.statistics()
         lines.append(
@@ -538,9 +542,9 @@ def _headlines(src: Sources) -> list[str]:
     if src.available("symbolic_exact"):
         ek = src.symbolic_exact
         fit = src.symbolic_exact_fit
-        pc = balance.pairs(fit)
+        pc = diagnostics.pairs(fit)
         shares = src.symbolic_exact_graph.shares()
-        cmp = balance.compare_to_exact(*src.symbolic_exact_pair)
+        cmp = diagnostics.compare_to_exact(*src.symbolic_exact_pair)
         off = ~np.eye(len(ek.states), len(ek.sources), dtype=bool)
         bounded = float(np.mean(ek.log_gap()[off] <= SYM_MAX_LOG_GAP))
         converged = (float(np.mean(ek.last_step()[off] <= SYM_MAX_LAST_STEP))

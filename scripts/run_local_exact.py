@@ -13,7 +13,7 @@ Three steps, each skipped when its output exists (delete the file to redo it):
    ``WordAgent(vocabulary(N), mode="constrained")``, ``--calls`` calls per word, in
    round-robin order (consecutive prompts differ, so every call sees the fresh-prompt
    distribution), model ``local/smollm2``; compacted to ``.jsonl.gz``;
-3. the comparison: :func:`dbnb.balance.compare_to_exact` of the sampled pair log-ratios, and a
+3. the comparison: :func:`dbnb.diagnostics.compare_to_exact` of the sampled pair log-ratios, and a
    per-transition check ``z = (N - N0 T) / sqrt(N0 T (1 - T))`` over transitions with
    ``N0 T >= 5`` plus a per-source chi^2 (categories with ``N0 T < 5`` merged, self-replies a
    category of their own).
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from dbnb import balance
+from dbnb import diagnostics
 from dbnb.agents import word
 from dbnb.agents.run import run_fixed_design
 from dbnb.agents.word import WordAgent
@@ -131,7 +131,7 @@ def step_compare(exact: LogprobKernel, words: list[str], path: Path) -> None:
             if (r.get("meta") or {}).get("schedule") == "fixed"]
     counts = agent.counts(recs, source=path.name)
     sampled = estimate_kernel(counts, "exact")
-    cmp = balance.compare_to_exact(sampled, exact.to_transition_kernel())
+    cmp = diagnostics.compare_to_exact(sampled, exact.to_transition_kernel())
     pd.set_option("display.width", 120)
     print("\n== compare_to_exact (pair log-ratios) ==")
     print(cmp.summary().to_string())

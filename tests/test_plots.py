@@ -16,7 +16,7 @@ import scipy.sparse as sp  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import FancyArrowPatch  # noqa: E402
 
-from dbnb import balance, plots  # noqa: E402
+from dbnb import diagnostics, plots  # noqa: E402
 from dbnb.counts import TransitionCounts  # noqa: E402
 from dbnb.datasets import claude4_table2  # noqa: E402
 from dbnb.potential import fit_potential  # noqa: E402
@@ -101,7 +101,7 @@ def test_fig02_options(table2_fit):
 
 # ---------------------------------------------------------------------------- the others
 def test_fig_pairs(chain_fit):
-    check = balance.pairs(chain_fit)
+    check = diagnostics.pairs(chain_fit)
     fig = plots.fig_pairs(check, fraction=0.2, seed=42)
     ax = fig.axes[0]
     shown = check.sample(0.2, seed=42).size
@@ -117,7 +117,7 @@ def test_fig_pairs(chain_fit):
 
 def test_fig_pairs_empty_and_ax_passthrough():
     c = TransitionCounts.from_triples(["A", "B"], ["B", "C"], [5, 5]).with_calls(10, "exact")
-    check = balance.pairs(fit_potential(c))
+    check = diagnostics.pairs(fit_potential(c))
     fig, ax = plt.subplots()
     out = plots.fig_pairs(check, ax=ax)
     assert out is fig
@@ -125,7 +125,7 @@ def test_fig_pairs_empty_and_ax_passthrough():
 
 
 def test_fig_triplets(chain_fit):
-    check = balance.triplets(chain_fit)
+    check = diagnostics.triplets(chain_fit)
     assert check.n_triplets > 5
     fig = plots.fig_triplets(check, fraction=0.5)
     ax = fig.axes[0]
@@ -144,7 +144,7 @@ def test_fig_triplets(chain_fit):
 def test_fig_potential_vs_score(chain_fit):
     v = chain_fit.potential
     score = pd.Series(0.05 * np.exp(0.3 * v.to_numpy()), index=v.index, name="MSE")
-    graph = balance.potential_vs_score(chain_fit, score, n_states=20, min_T=0.01)
+    graph = diagnostics.potential_vs_score(chain_fit, score, n_states=20, min_T=0.01)
     fig = plots.fig_potential_vs_score(graph)
     ax = fig.axes[0]
     assert len(_arrows(ax)) == graph.n_transitions
@@ -156,7 +156,7 @@ def test_fig_potential_vs_score(chain_fit):
 
 
 def test_fig10_one_way(chain_fit):
-    check = balance.one_way_pairs(chain_fit)
+    check = diagnostics.one_way_pairs(chain_fit)
     fig = plots.fig10_one_way(check, n=30)
     ax = fig.axes[0]
     assert len(ax.collections[0].get_offsets()) == min(30, check.n_finite)
@@ -164,7 +164,7 @@ def test_fig10_one_way(chain_fit):
 
 
 def test_fig11_histogram(chain_fit):
-    dist = balance.potential_distribution(chain_fit)
+    dist = diagnostics.potential_distribution(chain_fit)
     fig = plots.fig11_potential_histogram(dist, bins=20)
     ax = fig.axes[0]
     assert len(ax.patches) == 20
@@ -173,7 +173,8 @@ def test_fig11_histogram(chain_fit):
 
 
 def test_fig12_majority_vote():
-    fig = plots.fig12_majority_vote(M=10, ns=(5, 7, 9), t_backward=(0.01, 0.05))
+    fig = plots.fig12_majority_vote(
+        diagnostics.majority_vote_curves(m=10, ns=(5, 7, 9), t_backward=(0.01, 0.05)))
     ax = fig.axes[0]
     curves = [ln for ln in ax.get_lines() if (ln.get_gid() or "").startswith("ratio:")]
     assert len(curves) == 6
@@ -188,7 +189,7 @@ def test_fig01_schematic():
 
 
 def test_figures_do_no_file_io(monkeypatch, table2_fit, chain_fit):
-    checks = (balance.pairs(chain_fit), balance.triplets(chain_fit))
+    checks = (diagnostics.pairs(chain_fit), diagnostics.triplets(chain_fit))
 
     def forbidden(*args, **kwargs):
         raise AssertionError(f"figure function opened a file: {args[:1]}")
@@ -197,7 +198,7 @@ def test_figures_do_no_file_io(monkeypatch, table2_fit, chain_fit):
     plots.fig02_transition_diagram(table2_fit)
     plots.fig_pairs(checks[0])
     plots.fig_triplets(checks[1])
-    plots.fig12_majority_vote()
+    plots.fig12_majority_vote(diagnostics.majority_vote_curves())
 
 
 # ---------------------------------------------------------------------------- tables
@@ -209,8 +210,10 @@ def test_tables(table2_fit, chain_fit):
         {"claude": claude4_table2(), "chain": chain_fit.transitions.counts}
     )
     assert list(t3.index) == ["claude", "chain"] and "samples" in t3.columns
-    t4 = plots.table4_action_scale({"chain": chain_fit})
+    t4 = plots.table4_action_scale({"chain": diagnostics.potential_distribution(chain_fit)})
     assert t4.loc["chain", "sigma"] > 0
+    with pytest.raises(TypeError, match="potential_distribution"):
+        plots.table4_action_scale({"chain": chain_fit})  # tables draw results, never run checks
     t1 = plots.table1_examples(chain_fit, n=5)
     assert len(t1) == 5 and t1["beta_V"].is_monotonic_decreasing
     assert t1["beta_V"].iloc[0] == chain_fit.potential.max()
@@ -222,7 +225,7 @@ def test_fig_exact_comparison_draws_every_pair():
 
     chain = synthetic.reversible_chain(30, degree=5, sigma=1.0, seed=3)
     counts = synthetic.sample_fixed_design(chain, 2000, seed=4)
-    cmp = balance.compare_to_exact(estimate_kernel(counts, "exact"), chain.kernel())
+    cmp = diagnostics.compare_to_exact(estimate_kernel(counts, "exact"), chain.kernel())
     fig = plots.fig_exact_comparison(cmp)
     ax = fig.axes[0]
     (line,) = [c for c in ax.containers if hasattr(c, "lines")][:1]

@@ -22,7 +22,7 @@ SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a ne
 import numpy as np
 
 import dbnb
-from dbnb import balance, plots
+from dbnb import diagnostics, plots
 
 # %% [markdown]
 # ## Claude-4: five words, one potential (Table II, Eq. 22)
@@ -48,8 +48,8 @@ plots.fig02_transition_diagram(cfit);
 src = dbnb.reproduce.Sources(SOURCE)
 words = src.words
 fit = dbnb.fit_potential(words)
-pc, tc = balance.pairs(fit), balance.triplets(fit)
-dist = balance.potential_distribution(fit)
+pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
+dist = diagnostics.potential_distribution(fit)
 print(words)
 print(fit)
 

@@ -32,9 +32,9 @@ from dbnb import plots, synthetic
 
 # %%
 counts = dbnb.TransitionCounts.from_triples(["f", "g"], ["g", "f"], [30, 5], calls={"f": 100, "g": 100})
-for kernel in ("exp", "softplus"):
-    fit = dbnb.fit_potential(counts, kernel=kernel)
-    print(f"{kernel:9s} beta V(f) - beta V(g) = {fit.potential['f'] - fit.potential['g']:.6f}"
+for violation in ("exp", "softplus"):
+    fit = dbnb.fit_potential(counts, violation=violation)
+    print(f"{violation:9s} beta V(f) - beta V(g) = {fit.potential['f'] - fit.potential['g']:.6f}"
           f"   log(a/b) = {np.log(30 / 5):.6f}   action = {fit.action:.6f}")
 print(f"exp closed form 2 sqrt(ab)/n = {2 * np.sqrt(0.30 * 0.05) / 2:.6f}")
 
@@ -53,10 +53,10 @@ v0 = fit.potential.to_numpy()
 direction = np.random.default_rng(0).normal(size=v0.size)
 ts = np.linspace(-2, 2, 81)
 fig, ax = plt.subplots(figsize=(4, 2.6))
-for kernel in ("exp", "softplus"):
-    f_k = dbnb.fit_potential(kern, kernel=kernel)
+for violation in ("exp", "softplus"):
+    f_k = dbnb.fit_potential(kern, violation=violation)
     vk = f_k.potential.to_numpy()
-    ax.plot(ts, [dbnb.action(vk + t * direction, kern, kernel) for t in ts], label=kernel)
+    ax.plot(ts, [dbnb.action(vk + t * direction, kern, violation) for t in ts], label=violation)
 ax.set(xlabel="step $t$ along a random direction", ylabel="action $S[V + t\\,d]$")
 ax.legend(title="$K$")
 fig.tight_layout()
@@ -138,8 +138,8 @@ print(f"correlation {np.corrcoef(true_v, est)[0, 1]:.4f}, "
 # %%
 src = dbnb.reproduce.Sources(SOURCE)
 if src.available("words"):
-    wfit = dbnb.fit_potential(src.words, kernel="exp")
-    wfit_sp = dbnb.fit_potential(src.words, kernel="softplus")
+    wfit = dbnb.fit_potential(src.words, violation="exp")
+    wfit_sp = dbnb.fit_potential(src.words, violation="softplus")
     both = (wfit.status == "main") & (wfit_sp.status == "main")
     r = np.corrcoef(wfit.potential[both], wfit_sp.potential[both])[0, 1]
     print(wfit)

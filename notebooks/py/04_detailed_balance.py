@@ -6,7 +6,7 @@
 #
 # $$ \log\frac{T(g\leftarrow f)}{T(f\leftarrow g)} = \beta V(f) - \beta V(g). $$
 #
-# The Letter checks it three ways, all as tested functions in `dbnb.balance`:
+# The Letter checks it three ways, all as tested functions in `dbnb.diagnostics`:
 #
 # * **pairs** (Figs. 4, 7; Fig. 9 with the softplus kernel): measured log-ratio against the fitted
 #   $\beta\Delta V$, with the Poisson error $\sqrt{1/N(g\leftarrow f)+1/N_0(f)+1/N(f\leftarrow g)+1/N_0(g)}$,
@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 import dbnb
-from dbnb import balance, plots, synthetic
+from dbnb import diagnostics, plots, synthetic
 
 # %% [markdown]
 # ## Control: reversible versus driven
@@ -43,7 +43,7 @@ for ax, drive in zip(axes, (0.0, 1.5)):
     chain = synthetic.driven_chain(120, degree=6, sigma=1.5, drive=drive, seed=7)
     counts = synthetic.sample_fixed_design(chain, 2000, seed=8)
     fit = dbnb.fit_potential(counts)
-    pc, tc = balance.pairs(fit), balance.triplets(fit)
+    pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
     rows[f"drive {drive}"] = {
         "pairs": pc.n_pairs, "within 1 sigma": pc.within_1sigma, "within 2 sigma": pc.within_2sigma,
         "chi2 per pair": pc.chi2_per_pair, "triplets": tc.n_triplets,
@@ -66,7 +66,7 @@ pd.DataFrame(rows).T.round(3)
 # %%
 src = dbnb.reproduce.Sources(SOURCE)
 words = src.words
-fit = dbnb.fit_potential(words, kernel="exp")
+fit = dbnb.fit_potential(words, violation="exp")
 print(words)
 print(fit)
 
@@ -74,7 +74,7 @@ print(fit)
 # ### Pairs (Fig. 7; the Letter's Fig. 4 is the same check for IdeaSearchFitter)
 
 # %%
-pc = balance.pairs(fit)
+pc = diagnostics.pairs(fit)
 plots.fig_pairs(pc);
 pc.summary()
 
@@ -82,7 +82,7 @@ pc.summary()
 # ### Closed triplets (Fig. 3)
 
 # %%
-tc = balance.triplets(fit)
+tc = diagnostics.triplets(fit)
 plots.fig_triplets(tc);
 tc.summary()
 
@@ -90,8 +90,8 @@ tc.summary()
 # ### The softplus kernel (Fig. 9)
 
 # %%
-fit_sp = dbnb.fit_potential(words, kernel="softplus")
-pc_sp = balance.pairs(fit_sp)
+fit_sp = dbnb.fit_potential(words, violation="softplus")
+pc_sp = diagnostics.pairs(fit_sp)
 plots.fig_pairs(pc_sp);
 pc_sp.summary()
 
@@ -99,7 +99,7 @@ pc_sp.summary()
 # ### One-way pairs (Fig. 10)
 
 # %%
-ow = balance.one_way_pairs(fit)
+ow = diagnostics.one_way_pairs(fit)
 plots.fig10_one_way(ow);
 ow.summary()
 
@@ -115,7 +115,7 @@ ow.summary()
 # %%
 ctrl = synthetic.reversible_chain(200, degree=60, sigma=2.0, escape=0.26, seed=5)
 ctrl_fit = dbnb.fit_potential(synthetic.sample_fixed_design(ctrl, 100, seed=6))
-ctrl_pc, ctrl_tc = balance.pairs(ctrl_fit), balance.triplets(ctrl_fit)
+ctrl_pc, ctrl_tc = diagnostics.pairs(ctrl_fit), diagnostics.triplets(ctrl_fit)
 pd.DataFrame({
     "reversible control": [ctrl_pc.n_pairs, ctrl_pc.within_1sigma, ctrl_pc.within_2sigma,
                            ctrl_pc.chi2_per_pair, ctrl_pc.slope, ctrl_tc.chi2_per_triplet],
@@ -144,9 +144,9 @@ pd.DataFrame({
 # %%
 if src.available("exact"):
     sampled_k, exact_k = src.exact_pair
-    cmp = balance.compare_to_exact(sampled_k, exact_k)
+    cmp = diagnostics.compare_to_exact(sampled_k, exact_k)
     plots.fig_exact_comparison(cmp)
-    print(balance.transition_check(sampled_k, exact_k).round(3).to_string())
+    print(diagnostics.transition_check(sampled_k, exact_k).round(3).to_string())
     display(cmp.by_min_count().round(3))
 else:
     print(f"no exact-kernel check in source {SOURCE!r}")
@@ -161,7 +161,7 @@ else:
 
 # %%
 if src.available("exact100"):
-    epc = balance.pairs(src.exact100_fit)
+    epc = diagnostics.pairs(src.exact100_fit)
     plots.fig_pairs(epc, fraction=0.2, errors=False)
     print(f"{epc.n_pairs} pairs, R^2 = {epc.r_squared:.3f}, r = {epc.pearson_r:.3f}, "
           f"action {src.exact100_fit.action:.3f}")

@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 
 import dbnb
-from dbnb import balance, plots
+from dbnb import diagnostics, plots
 
 # %% [markdown]
 # ## Fig. 11: the distribution of potentials
 
 # %%
 src = dbnb.reproduce.Sources(SOURCE)
-fit = dbnb.fit_potential(src.words, kernel="exp")
-dist = balance.potential_distribution(fit, min_calls=2)
+fit = dbnb.fit_potential(src.words, violation="exp")
+dist = diagnostics.potential_distribution(fit, min_calls=2)
 plots.fig11_potential_histogram(dist);
 dist.summary()
 
@@ -36,7 +36,7 @@ dist.summary()
 # and the large-$\sigma$ form the Letter's table uses.
 
 # %%
-ours = plots.table4_action_scale({"words, SmolLM2-135M (ours)": fit})
+ours = plots.table4_action_scale({"words, SmolLM2-135M (ours)": dist})
 ours
 
 # %%
@@ -55,10 +55,11 @@ dbnb.letter.table4()
 # small $T$ the ratio of opposite transitions is raised to the power $n$: the potential scales by $n$.
 
 # %%
-plots.fig12_majority_vote(M=10, ns=(5, 7, 9));
+curves = diagnostics.majority_vote_curves(m=10, ns=(5, 7, 9))
+plots.fig12_majority_vote(curves);
 
 # %%
 a, b = 0.02, 0.005
 for n in (5, 7, 9):
-    ratio, power = balance.majority_vote_ratio(a, b, 10, n)
+    ratio, power = diagnostics.majority_vote_ratio(a, b, 10, n)
     print(f"n = {n}: T_M,n ratio = {float(ratio):.4g}   (a/b)^n = {float(power):.4g}")

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 import dbnb
-from dbnb import balance, plots
+from dbnb import diagnostics, plots
 from dbnb.agents import symbolic as S
 from dbnb.symdata import load_dataset
 
@@ -104,7 +104,7 @@ pd.Series(dbnb.letter.TABLE1_SYMBOLIC, name="beta V (Letter, Table I)").to_frame
 # The most visited states, transitions with $T > 0.05$, coloured by direction in $V$.
 
 # %%
-graph = balance.potential_vs_score(fit, counts.metadata["mse"])
+graph = diagnostics.potential_vs_score(fit, counts.metadata["mse"])
 plots.fig_potential_vs_score(graph);
 
 # %%
@@ -124,7 +124,7 @@ dbnb.letter.compare({
 # six directions: the checks are thin on this run (more calls per expression would fill them).
 
 # %%
-pc, tc = balance.pairs(fit), balance.triplets(fit)
+pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
 fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
 plots.fig_pairs(pc, ax=axes[0], fraction=1.0)
 plots.fig_triplets(tc, ax=axes[1], fraction=1.0)
@@ -218,7 +218,7 @@ else:
 
 # %%
 if src.available("symbolic_exact"):
-    epc = balance.pairs(efit)
+    epc = diagnostics.pairs(efit)
     egraph = src.symbolic_exact_graph  # every expression, transitions with T > 0.05
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     plots.fig_pairs(epc, ax=axes[0], fraction=1.0, errors=False)
@@ -232,7 +232,7 @@ if src.available("symbolic_exact"):
 
 # %%
 if src.available("symbolic_exact"):
-    cmp = balance.compare_to_exact(*src.symbolic_exact_pair)
+    cmp = diagnostics.compare_to_exact(*src.symbolic_exact_pair)
     plots.fig_exact_comparison(cmp)
     print(cmp.by_min_count().round(2).to_string())
 

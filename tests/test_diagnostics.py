@@ -1,4 +1,4 @@
-"""Tests of the detailed-balance diagnostics (dbnb.balance)."""
+"""Tests of the detailed-balance diagnostics (dbnb.diagnostics)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.special import comb
 
-from dbnb import balance
+from dbnb import diagnostics, graph
 from dbnb.counts import TransitionCounts
 from dbnb.datasets import claude4_table2
 from dbnb.kernels import TransitionKernel, estimate_kernel
@@ -68,7 +68,7 @@ def table2_fit():
 # ---------------------------------------------------------------------------- pairs
 def test_pairs_exact_detailed_balance(reversible):
     v, t, fit = reversible
-    pc = balance.pairs(fit, exclude_above=np.inf)
+    pc = diagnostics.pairs(fit, exclude_above=np.inf)
     assert pc.n_pairs == int(np.triu(t > 0, 1).sum())
     assert np.all(pc.f < pc.g)
     np.testing.assert_allclose(pc.y, pc.x, atol=1e-8)
@@ -89,7 +89,7 @@ def test_pairs_hand_worked_error():
         calls={"A": 100, "B": 200, "C": 50}, calls_kind="exact",
     )
     fit = fit_potential(c)
-    pc = balance.pairs(fit, exclude_above=np.inf)
+    pc = diagnostics.pairs(fit, exclude_above=np.inf)
     assert pc.n_pairs == 1
     # y = log((10/100) / (40/200)) = log(0.5); sigma^2 = 1/10 + 1/100 + 1/40 + 1/200 = 0.14
     assert pc.y[0] == pytest.approx(np.log(0.5))
@@ -99,19 +99,19 @@ def test_pairs_hand_worked_error():
 
 
 def test_pairs_table2_and_exclusion(table2_fit):
-    pc = balance.pairs(table2_fit)
+    pc = diagnostics.pairs(table2_fit)
     assert pc.threshold == pytest.approx(np.log(claude4_table2().n_samples))
     assert set(pc.to_frame()[["f", "g"]].itertuples(index=False, name=None)) == {
         ("ATTITUDE", "PERSONAL"), ("ATTITUDE", "PROBLEM"),
     }
     np.testing.assert_allclose(np.sort(-pc.x), [np.log(3879 / 66), np.log(3558 / 20)], rtol=1e-8)
-    strict = balance.pairs(table2_fit, exclude_above=4.5)
+    strict = diagnostics.pairs(table2_fit, exclude_above=4.5)
     assert strict.n_pairs == 1 and strict.n_excluded == 1
 
 
 def test_pairs_none_measured_both_ways():
     c = TransitionCounts.from_triples(["A", "B"], ["B", "C"], [5, 5]).with_calls(10, "exact")
-    pc = balance.pairs(fit_potential(c))
+    pc = diagnostics.pairs(fit_potential(c))
     assert pc.n_pairs == 0
     assert np.isnan(pc.within_1sigma) and np.isnan(pc.chi2_per_pair) and np.isnan(pc.slope)
     assert pc.to_frame().empty
@@ -119,16 +119,16 @@ def test_pairs_none_measured_both_ways():
 
 def test_pairs_rejects_bad_input(table2_fit):
     with pytest.raises(TypeError):
-        balance.pairs(table2_fit.transitions)
+        diagnostics.pairs(table2_fit.transitions)
     with pytest.raises(ValueError):
-        balance.pairs(table2_fit, exclude_above=-1)
+        diagnostics.pairs(table2_fit, exclude_above=-1)
 
 
 def test_pairs_sampled_chain_statistics():
     v, t = metropolis(n=40, seed=1)
     # tol loosened: dbnb.potential's Newton stalls near 5e-9 relative gradient on this chain
     fit = fit_potential(sampled_counts(t, calls=20000, seed=2))
-    pc = balance.pairs(fit)
+    pc = diagnostics.pairs(fit)
     assert pc.n_pairs > 50
     assert pc.within_2sigma > 0.85
     assert pc.slope == pytest.approx(1.0, abs=0.15)
@@ -157,7 +157,7 @@ def test_triangle_enumeration_matches_brute_force():
     a = rng.random((60, 60)) < 0.15
     a = np.triu(a, 1)
     adj = a | a.T
-    tri = balance.enumerate_triangles(sp.csr_array(a))  # one triangle only: read undirected
+    tri = graph.triangles(sp.csr_array(a))  # one triangle only: read undirected
     assert {tuple(r) for r in tri} == brute_triangles(adj)
     assert len(tri) == len(brute_triangles(adj))
     assert np.all(np.diff(tri, axis=1) > 0)
@@ -170,14 +170,14 @@ def test_triangle_enumeration_is_fast():
     a = sp.csr_array((np.ones(m), (i, j)), shape=(n, n))
     hub = sp.csr_array((np.ones(n - 1), (np.zeros(n - 1, int), np.arange(1, n))), shape=(n, n))
     start = time.perf_counter()
-    tri = balance.enumerate_triangles(a + hub)
+    tri = graph.triangles(a + hub)
     assert time.perf_counter() - start < 1.0
     assert tri.shape[1] == 3
 
 
 def test_triplets_exact_detailed_balance(reversible):
     v, t, fit = reversible
-    tc = balance.triplets(fit)
+    tc = diagnostics.triplets(fit)
     adj = (t > 0) & (t.T > 0)
     assert tc.n_triplets == len(brute_triangles(adj)) > 10
     np.testing.assert_allclose(tc.forward, tc.backward, atol=1e-9)
@@ -190,7 +190,7 @@ def test_triplets_cycle_affinity_and_errors():
     s, g = ["a", "b", "c", "b", "c", "a"], ["b", "c", "a", "a", "b", "c"]
     n = [50, 40, 30, 10, 20, 25]
     c = TransitionCounts.from_triples(s, g, n, calls={"a": 100, "b": 200, "c": 400})
-    tc = balance.triplets(fit_potential(c))
+    tc = diagnostics.triplets(fit_potential(c))
     assert tc.n_triplets == 1
     fwd = np.log(50 / 100) + np.log(40 / 200) + np.log(30 / 400)
     bwd = np.log(10 / 200) + np.log(20 / 400) + np.log(25 / 100)
@@ -203,15 +203,15 @@ def test_triplets_cycle_affinity_and_errors():
     assert tc.sigma_forward[0] == pytest.approx(np.sqrt(var_f))
     assert tc.sigma[0] == pytest.approx(np.sqrt(var_f + var_b))
     # min_count removes the triangle when a leg is seen fewer times
-    assert balance.triplets(fit_potential(c), min_count=11).n_triplets == 0
+    assert diagnostics.triplets(fit_potential(c), min_count=11).n_triplets == 0
 
 
 def test_triplets_empty_and_validation(table2_fit):
-    tc = balance.triplets(table2_fit.transitions)
+    tc = diagnostics.triplets(table2_fit.transitions)
     assert tc.n_triplets == 0 and np.isnan(tc.chi2_per_triplet)
     assert tc.to_frame().empty
     with pytest.raises(ValueError):
-        balance.triplets(table2_fit, min_count=0)
+        diagnostics.triplets(table2_fit, min_count=0)
 
 
 # ---------------------------------------------------------------------------- one-way pairs
@@ -222,7 +222,7 @@ def test_one_way_hand_example():
         calls={"A": 100, "B": 400, "C": 200},
     )
     fit = fit_potential(c)
-    ow = balance.one_way_pairs(fit)
+    ow = diagnostics.one_way_pairs(fit)
     frame = ow.to_frame().set_index(["f", "g"])
     assert set(frame.index) == {("A", "B"), ("C", "A")}
     # Eq. 25: log((30 / 100) / (1 / 400)) = log(120)
@@ -238,7 +238,7 @@ def test_one_way_hand_example():
 
 
 def test_one_way_table2_infinite(table2_fit):
-    ow = balance.one_way_pairs(table2_fit)
+    ow = diagnostics.one_way_pairs(table2_fit)
     frame = ow.to_frame().set_index(["f", "g"])
     assert frame.loc[("TURKEY", "ATTITUDE"), "beta_dV"] == np.inf
     assert frame.loc[("TURKEY", "ATTITUDE"), "bound"] == pytest.approx(np.log(4122))
@@ -251,33 +251,34 @@ def test_expected_action_forms():
     for s in (0.0, 0.1, 0.5, 1.0):
         from scipy.special import erfc
 
-        assert balance.expected_min_action(s) == pytest.approx(np.exp(s * s) * erfc(s), rel=1e-12)
-    assert balance.expected_min_action(0.0) == 1.0
-    exact = balance.expected_min_action(4.37)
-    approx = balance.expected_min_action(4.37, form="asymptotic")
+        assert diagnostics.expected_min_action(s) == pytest.approx(np.exp(s * s) * erfc(s),
+                                                                   rel=1e-12)
+    assert diagnostics.expected_min_action(0.0) == 1.0
+    exact = diagnostics.expected_min_action(4.37)
+    approx = diagnostics.expected_min_action(4.37, form="asymptotic")
     assert exact == pytest.approx(0.126, abs=5e-4)
     assert approx == pytest.approx(0.129, abs=5e-4)
     assert abs(approx / exact - 1) < 0.05
-    assert balance.expected_min_action(2.30) == pytest.approx(0.227, abs=5e-4)
-    assert np.isfinite(balance.expected_min_action(40.0))
+    assert diagnostics.expected_min_action(2.30) == pytest.approx(0.227, abs=5e-4)
+    assert np.isfinite(diagnostics.expected_min_action(40.0))
     with pytest.raises(ValueError):
-        balance.expected_min_action(1.0, form="bogus")
+        diagnostics.expected_min_action(1.0, form="bogus")
 
 
 def test_potential_distribution_and_table(reversible, table2_fit):
     _, _, fit = reversible
-    d = balance.potential_distribution(fit, min_calls=1)
+    d = diagnostics.potential_distribution(fit, min_calls=1)
     vals = fit.potential.to_numpy()
     assert d.n_states == vals.size
     assert d.sigma == pytest.approx(np.std(vals))
     assert d.mu == pytest.approx(np.mean(vals))
     assert d.actual_action == fit.action
-    assert d.expected_action == pytest.approx(balance.expected_min_action(d.sigma))
-    tab = balance.action_scale_table({"chain": fit, "claude": table2_fit})
+    assert d.expected_action == pytest.approx(diagnostics.expected_min_action(d.sigma))
+    tab = diagnostics.action_scale_table({"chain": fit, "claude": table2_fit})
     assert list(tab.index) == ["chain", "claude"]
     assert {"sigma", "expected_min_action_exact", "expected_min_action_asymptotic",
             "actual_min_action"} <= set(tab.columns)
-    assert balance.potential_distribution(table2_fit, min_calls=10**6).n_states == 0
+    assert diagnostics.potential_distribution(table2_fit, min_calls=10**6).n_states == 0
 
 
 # ---------------------------------------------------------------------------- Eqs. 29-30
@@ -285,16 +286,16 @@ def test_majority_vote_equals_binomial_sum():
     t = np.linspace(0, 1, 41)
     for m, n in [(10, 5), (10, 7), (10, 9), (3, 2), (1, 1)]:
         direct = sum(comb(m, k) * t**k * (1 - t) ** (m - k) for k in range(n, m + 1))
-        np.testing.assert_allclose(balance.majority_vote(t, m, n), direct, atol=1e-13)
-    assert isinstance(balance.majority_vote(0.3, 10, 7), float)
+        np.testing.assert_allclose(diagnostics.majority_vote(t, m, n), direct, atol=1e-13)
+    assert isinstance(diagnostics.majority_vote(0.3, 10, 7), float)
     with pytest.raises(ValueError):
-        balance.majority_vote(0.3, 10, 11)
+        diagnostics.majority_vote(0.3, 10, 11)
     with pytest.raises(ValueError):
-        balance.majority_vote(1.5, 10, 5)
+        diagnostics.majority_vote(1.5, 10, 5)
 
 
 def test_majority_vote_power_law_small_t():
-    ratio, power = balance.majority_vote_ratio(2e-4, 1e-4, 10, 7)
+    ratio, power = diagnostics.majority_vote_ratio(2e-4, 1e-4, 10, 7)
     assert ratio == pytest.approx(power, rel=1e-2)
     assert power == pytest.approx(2.0**7)
 
@@ -304,7 +305,7 @@ def test_potential_vs_score(reversible):
     v, t, fit = reversible
     score = pd.Series(np.exp(v), index=fit.states, name="mse")
     score.iloc[0] = np.nan
-    sg = balance.potential_vs_score(fit, score, n_states=12, min_T=0.01)
+    sg = diagnostics.potential_vs_score(fit, score, n_states=12, min_T=0.01)
     assert len(sg.states) == 12 and fit.states[0] not in sg.states
     assert sg.n_transitions > 0 and np.all(sg.t > 0.01)
     dv = sg.potential[sg.g] - sg.potential[sg.f]
@@ -316,7 +317,7 @@ def test_potential_vs_score(reversible):
     assert len(sg.to_frame()) == sg.n_transitions
     assert sg.nodes().columns[1] == "mse"
     with pytest.raises(TypeError):
-        balance.potential_vs_score(fit, np.exp(v))
+        diagnostics.potential_vs_score(fit, np.exp(v))
 
 
 def test_compare_to_exact_coverage_on_a_known_chain():
@@ -327,7 +328,7 @@ def test_compare_to_exact_coverage_on_a_known_chain():
     chain = synthetic.reversible_chain(60, degree=6, sigma=1.0, escape=0.1, seed=11)
     counts = synthetic.sample_fixed_design(chain, 20000, seed=12)
     sampled = estimate_kernel(counts, "exact")
-    cmp = balance.compare_to_exact(sampled, chain.kernel())
+    cmp = diagnostics.compare_to_exact(sampled, chain.kernel())
     assert cmp.n_pairs > 100
     big = cmp.n_min >= 20
     z = cmp.z[big]
@@ -336,7 +337,7 @@ def test_compare_to_exact_coverage_on_a_known_chain():
     assert abs(np.mean(z)) < 0.2
     # against a different chain the bars do not cover
     other = synthetic.reversible_chain(60, degree=6, sigma=1.0, escape=0.1, seed=13)
-    wrong = balance.compare_to_exact(sampled, other.kernel())
+    wrong = diagnostics.compare_to_exact(sampled, other.kernel())
     assert wrong.n_pairs == 0 or wrong.within_2sigma < 0.5
     table = cmp.by_min_count()
     assert table["pairs"].sum() == cmp.n_pairs
@@ -354,13 +355,13 @@ def test_compare_to_exact_with_an_exact_kernel_over_a_few_sources():
     sub = full.counts.submodel(keep)
     t = full.matrix.toarray()[np.ix_(keep, keep)]
     small = type(full)(counts=sub, matrix=sp.csr_array(t), n0=full.n0[keep], method="exact")
-    cmp = balance.compare_to_exact(sampled, small)
+    cmp = diagnostics.compare_to_exact(sampled, small)
     assert cmp.n_pairs <= 1
     renamed = TransitionCounts(states=("P", "Q"), matrix=sub.matrix, calls=sub.calls,
                                calls_kind=sub.calls_kind)
     disjoint = type(full)(counts=renamed, matrix=sp.csr_array(t),
                           n0=full.n0[keep], method="exact")
-    cmp = balance.compare_to_exact(sampled, disjoint)
+    cmp = diagnostics.compare_to_exact(sampled, disjoint)
     assert cmp.n_pairs == 0 and cmp.z.shape == (0,)
     assert cmp.by_min_count()["pairs"].sum() == 0
 
@@ -371,11 +372,11 @@ def test_transition_check_chi2_near_one_for_the_true_kernel():
     chain = synthetic.reversible_chain(40, degree=5, sigma=1.0, escape=0.1, seed=21)
     counts = synthetic.sample_fixed_design(chain, 3000, seed=22)
     k = estimate_kernel(counts, "exact")
-    ok = balance.transition_check(k, chain.kernel())
+    ok = diagnostics.transition_check(k, chain.kernel())
     assert ok["transitions"] > 100
     assert 0.7 < ok["chi2_per_dof"] < 1.3 and ok["p_value"] > 1e-3
     driven = synthetic.driven_chain(40, degree=5, sigma=1.0, escape=0.1, drive=1.0, seed=21)
-    bad = balance.transition_check(k, driven.kernel())
+    bad = diagnostics.transition_check(k, driven.kernel())
     assert bad["chi2_per_dof"] > 3
 
 
@@ -389,5 +390,42 @@ def test_r_squared_is_one_on_the_diagonal():
         counts=TransitionCounts(states=("a", "b", "c"), matrix=np.ones((3, 3)) - np.eye(3),
                                 calls=np.full(3, 10**9), calls_kind="nominal"),
         matrix=sp.csr_array(tdb), n0=np.full(3, 1e9), method="exact")
-    pc = balance.pairs(fit_potential(kern), exclude_above=np.inf)
+    pc = diagnostics.pairs(fit_potential(kern), exclude_above=np.inf)
     assert pc.n_pairs == 3 and pc.r_squared == pytest.approx(1.0, abs=1e-9)
+
+
+def test_majority_vote_curves_are_the_ratios_of_eq_30():
+    curves = diagnostics.majority_vote_curves(m=10, ns=(5, 9), t_backward=(0.01, 0.5),
+                                              max_ratio=4.0, n_points=20)
+    assert curves.voted.shape == (2, 2, 20) and curves.max_ratio == pytest.approx(4.0)
+    r = curves.base_ratio
+    ratio, power = diagnostics.majority_vote_ratio(r * 0.01, 0.01, 10, 9)
+    np.testing.assert_allclose(curves.voted[1, 0], ratio)
+    np.testing.assert_allclose(curves.power_law[1], power)
+    # T(g<-f) = r b > 1 is no kernel: left out
+    assert np.all(np.isnan(curves.voted[:, 1, r * 0.5 > 1]))
+    assert len(curves.to_frame()) == np.isfinite(curves.voted).sum()
+
+
+def test_log_t_variance_is_the_error_of_every_check(reversible):
+    from dbnb.kernels import log_t_variance
+
+    _, _, fit = reversible
+    pc = diagnostics.pairs(fit, exclude_above=np.inf)
+    n0 = fit.transitions.n0
+    np.testing.assert_allclose(
+        pc.sigma ** 2,
+        log_t_variance(pc.n_forward, n0[pc.f]) + log_t_variance(pc.n_backward, n0[pc.g]),
+    )
+
+
+def test_balance_is_a_deprecated_alias():
+    import importlib
+    import sys
+
+    sys.modules.pop("dbnb.balance", None)
+    with pytest.warns(DeprecationWarning, match="dbnb.diagnostics"):
+        balance = importlib.import_module("dbnb.balance")
+    assert balance.pairs is diagnostics.pairs
+    assert balance.enumerate_triangles is graph.triangles
+    assert set(balance.__all__) <= set(diagnostics.__all__) | {"enumerate_triangles"}
