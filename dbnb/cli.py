@@ -63,7 +63,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
     counts = _load_counts(Path(args.path), args.format)
     fit = fit_potential(
         counts,
-        kernel=args.kernel,
+        violation=args.kernel,
         estimator=args.estimator,
         min_calls=args.min_calls,
         n0=args.n0,
