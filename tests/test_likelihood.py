@@ -8,7 +8,8 @@ from scipy import optimize, stats
 from scipy.special import expit
 
 from dbnb.counts import TransitionCounts
-from dbnb.likelihood import balance_test, fit_likelihood, pair_data
+from dbnb.hierarchy import balance_test
+from dbnb.likelihood import fit_likelihood, pair_data
 from dbnb.potential import fit_potential
 from dbnb.synthetic import (
     driven_chain,
@@ -268,7 +269,7 @@ def test_popularity_against_balance_tells_a_prompt_that_matters():
 
 
 def test_held_out_reaches_the_noise_ceiling_only_under_balance():
-    from dbnb.likelihood import held_out
+    from dbnb.hierarchy import held_out
 
     rev = [held_out(sample_fixed_design(reversible_chain(40, degree=5, escape=0.2, seed=s),
                                         500, seed=s), seed=s) for s in range(3)]

@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from dbnb import reproduce
+from dbnb import reproduce, sources
 from dbnb.datasets import data_dir
 from dbnb.llm import JsonlStore
 from dbnb.llm.logprob import load_logprob_kernel
@@ -47,14 +47,14 @@ def test_every_reproduce_item_has_its_data():
     todo, skipped = reproduce.items(reproduce.shipped_sources())
     assert [name for name, _ in skipped] == ["fig 6 (Gemini)"]
     names = {i.name for i in todo}
-    for name in ("figE1_exact_vs_sampled", "figE2_exact100_pairs", "figE3_symbolic_exact_pairs",
+    for name in ("figE1_exact_vs_sampled", "figE2_exact100_pairs", "figE3_symbolic_logprob_pairs",
                  "figE4_symbolic_exact_potential_vs_mse", "figE5_symbolic_exact_vs_sampled",
                  "fig05_symbolic_potential_vs_mse", "table5_feature_potential"):
         assert name in names
 
 
 def test_free_symbolic_run_is_complete_and_replayable():
-    src = reproduce.shipped_sources()
+    src = sources.shipped_sources()
     reasons = src.symbolic_free_reasons()
     assert int(reasons.sum()) == 2000  # every call answered, none failed
     counts = src.symbolic_free

@@ -45,7 +45,7 @@ plots.fig02_transition_diagram(cfit);
 # is recorded, so $N_0$ is exact.
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 words = src.words
 fit = dbnb.fit_potential(words)
 pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)

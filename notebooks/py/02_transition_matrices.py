@@ -65,7 +65,7 @@ dbnb.estimate_kernel(claude).to_frame()
 # beside the Letter's.
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 data = {"Claude-4 (Table II)": claude}
 if src.available("words"):
     data["words, constrained (local)"] = src.words

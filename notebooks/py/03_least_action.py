@@ -136,7 +136,7 @@ print(f"correlation {np.corrcoef(true_v, est)[0, 1]:.4f}, "
 # both kernels: the two potentials agree closely, as the Letter finds (Fig. 9).
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 if src.available("words"):
     wfit = dbnb.fit_potential(src.words, violation="exp")
     wfit_sp = dbnb.fit_potential(src.words, violation="softplus")

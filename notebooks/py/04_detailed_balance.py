@@ -64,7 +64,7 @@ pd.DataFrame(rows).T.round(3)
 # frequent words whose letters sum to 100, 100 calls per word, exact $N_0$).
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 words = src.words
 fit = dbnb.fit_potential(words, violation="exp")
 print(words)
@@ -142,8 +142,8 @@ pd.DataFrame({
 # narrow for pairs seen once each way, which is most pairs in sparse runs.
 
 # %%
-if src.available("exact"):
-    sampled_k, exact_k = src.exact_pair
+if src.available("logprob30"):
+    sampled_k, exact_k = src.logprob30_pair
     cmp = diagnostics.compare_to_exact(sampled_k, exact_k)
     plots.fig_exact_comparison(cmp)
     print(diagnostics.transition_check(sampled_k, exact_k).round(3).to_string())
@@ -160,11 +160,11 @@ else:
 # potential explains.
 
 # %%
-if src.available("exact100"):
-    epc = diagnostics.pairs(src.exact100_fit)
+if src.available("logprob100"):
+    epc = diagnostics.pairs(src.logprob100_fit)
     plots.fig_pairs(epc, fraction=0.2, errors=False)
     print(f"{epc.n_pairs} pairs, R^2 = {epc.r_squared:.3f}, r = {epc.pearson_r:.3f}, "
-          f"action {src.exact100_fit.action:.3f}")
+          f"action {src.logprob100_fit.action:.3f}")
 else:
     print(f"no 100-word exact kernel in source {SOURCE!r}")
 

@@ -24,7 +24,7 @@ from dbnb import diagnostics, plots
 # ## Fig. 11: the distribution of potentials
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 fit = dbnb.fit_potential(src.words, violation="exp")
 dist = diagnostics.potential_distribution(fit, min_calls=2)
 plots.fig11_potential_histogram(dist);

@@ -63,7 +63,7 @@ for reply in ["param1*tanh(param2*times)+param3", "__import__('os').system('ls')
 # ## The run and its statistics (Table III)
 
 # %%
-src = dbnb.reproduce.Sources(SOURCE)
+src = dbnb.sources.Sources(SOURCE)
 counts = src.symbolic
 fit = src.symbolic_fit
 print(counts)
@@ -190,8 +190,8 @@ dbnb.letter.compare({
 # are escapes, as in the sampled run.
 
 # %%
-if src.available("symbolic_exact"):
-    ek = src.symbolic_exact
+if src.available("symbolic_logprob"):
+    ek = src.symbolic_logprob
     print(ek)
     print(f"uncovered mass per prompt: mean {ek.uncovered.mean():.2%}, "
           f"max {ek.uncovered.max():.2%}; P(repeat the prompt): median "
@@ -202,7 +202,7 @@ if src.available("symbolic_exact"):
     print(f"transitions bounded to 0.1 in log (used): {bounded.mean():.0%}, smallest "
           f"probability {ek.prob[off][bounded].min():.1e}; last decade of the cut-off added "
           f"<= 0.1 in log: {conv.mean():.0%}")
-    efit = src.symbolic_exact_fit
+    efit = src.symbolic_logprob_fit
     print(efit)
 else:
     print(f"no exact symbolic kernel in source {SOURCE!r}")
@@ -217,9 +217,9 @@ else:
 # `(param1*times+param2)/(times+param3)` and `(param1+param2*times)/(1+param3*times)`).
 
 # %%
-if src.available("symbolic_exact"):
+if src.available("symbolic_logprob"):
     epc = diagnostics.pairs(efit)
-    egraph = src.symbolic_exact_graph  # every expression, transitions with T > 0.05
+    egraph = src.symbolic_logprob_graph  # every expression, transitions with T > 0.05
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6))
     plots.fig_pairs(epc, ax=axes[0], fraction=1.0, errors=False)
     plots.fig_potential_vs_score(egraph, ax=axes[1])
@@ -231,8 +231,8 @@ if src.available("symbolic_exact"):
 # Do the sampled run's pair error bars (Eq. 5) cover the exact log-ratios?
 
 # %%
-if src.available("symbolic_exact"):
-    cmp = diagnostics.compare_to_exact(*src.symbolic_exact_pair)
+if src.available("symbolic_logprob"):
+    cmp = diagnostics.compare_to_exact(*src.symbolic_logprob_pair)
     plots.fig_exact_comparison(cmp)
     print(cmp.by_min_count().round(2).to_string())
 
@@ -241,7 +241,7 @@ if src.available("symbolic_exact"):
 # of its main strongly connected component.
 
 # %%
-if src.available("symbolic_exact"):
+if src.available("symbolic_logprob"):
     efp = S.feature_potential(efit, variable=src.symbolic_variable, main_only=True)
     print(efp)
     efp.table().round(3)
