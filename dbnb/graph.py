@@ -17,7 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-__all__ = ["component_members", "dag_depth", "reachable", "strong_components", "triangles"]
+__all__ = ["component_members", "dag_depth", "first_of_each", "reachable", "relative_status",
+           "shift_to_min", "strong_components", "triangles"]
 
 
 def strong_components(adjacency, *, first: int | None = None) -> np.ndarray:
@@ -67,6 +68,35 @@ def component_members(labels: np.ndarray) -> list[np.ndarray]:
         return []
     by_label = np.argsort(labels, kind="stable")
     return np.split(by_label, np.cumsum(np.bincount(labels))[:-1])
+
+
+def first_of_each(labels: np.ndarray) -> np.ndarray:
+    """The lowest node index of every component, component 0 first (the grounded states)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    first = np.full(int(labels.max()) + 1 if labels.size else 0, labels.size)
+    np.minimum.at(first, labels, np.arange(labels.size))
+    return first
+
+
+def shift_to_min(v: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """``v`` shifted so that its minimum is 0 inside every component (the gauge)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    low = np.full(int(labels.max()) + 1, np.inf)
+    np.minimum.at(low, labels, v)
+    return v - low[labels]
+
+
+def relative_status(adjacency, main: np.ndarray) -> np.ndarray:
+    """Each node relative to the main component: ``"main"``, ``"upstream"`` (reaches it, never
+    reached back: ``+inf``), ``"downstream"`` (reached from it, never returns: ``-inf``) or
+    ``"unrelated"``."""
+    main = np.asarray(main, dtype=bool)
+    status = np.full(main.size, "unrelated", dtype=object)
+    seed = np.flatnonzero(main)[:1]
+    status[reachable(adjacency, seed, reverse=True) & ~main] = "upstream"
+    status[reachable(adjacency, seed) & ~main] = "downstream"
+    status[main] = "main"
+    return status
 
 
 def reachable(adjacency, seeds, *, reverse: bool = False) -> np.ndarray:

@@ -108,8 +108,7 @@ def _deviance(d: PairData, y: np.ndarray, tol: float = 1e-10) -> tuple[float, in
     dof = int(pi.size - nodes.size + np.unique(comp[nodes]).size)
     if dof <= 0:
         return 0.0, 0, int(pi.size)
-    first = np.full(int(comp.max()) + 1, n)
-    np.minimum.at(first, comp, np.arange(n))
+    first = graph.first_of_each(comp)
     free = np.ones(n, dtype=bool)
     free[first] = False
     v, _, _ = _fit_pseudo(pi, pj, off, yy, m, free, n, np.zeros(n), tol, 200)

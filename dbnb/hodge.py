@@ -162,8 +162,7 @@ def hodge(
     dof = int(e - nodes.size + np.unique(comp[nodes]).size)
     d = sp.csr_array((np.concatenate([np.ones(e), -np.ones(e)]),
                       (np.tile(np.arange(e), 2), np.concatenate([i, j]))), shape=(e, n))
-    first = np.full(int(comp.max()) + 1, n)
-    np.minimum.at(first, comp, np.arange(n))
+    first = graph.first_of_each(comp)
     free = np.zeros(n, dtype=bool)
     free[nodes] = True
     free[first] = False

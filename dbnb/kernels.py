@@ -31,7 +31,7 @@ import scipy.sparse as sp
 
 from .counts import TransitionCounts, entries
 
-__all__ = ["TransitionKernel", "estimate_kernel", "log_t_variance", "ESTIMATORS"]
+__all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance", "ESTIMATORS"]
 
 Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
 ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
@@ -93,6 +93,18 @@ class TransitionKernel:
         """``1 - sum_{g != f} T(g <- f)`` per state (escapes and self-loops)."""
         out = np.asarray(self.matrix.sum(axis=0)).ravel()
         return pd.Series(1.0 - out, index=self.counts.index, name="escape")
+
+
+def as_kernel(data, estimator: Estimator = "auto", *, min_calls: int | None = None,
+              n0: float | None = None, name: str = "data") -> TransitionKernel:
+    """``data`` as a kernel: a :class:`TransitionKernel` as it is, counts through
+    :func:`estimate_kernel`; anything else is a TypeError naming the argument."""
+    if isinstance(data, TransitionKernel):
+        return data
+    if isinstance(data, TransitionCounts):
+        return estimate_kernel(data, estimator, min_calls=min_calls, n0=n0)
+    raise TypeError(f"{name} must be TransitionCounts or TransitionKernel, got "
+                    f"{type(data).__name__}")
 
 
 def estimate_kernel(

@@ -51,8 +51,8 @@ from scipy.special import expit
 from . import graph
 from .action import violation_terms
 from .counts import TransitionCounts
-from .kernels import Estimator, TransitionKernel, estimate_kernel
-from .newton import ConvergenceError, minimise, solve_spd
+from .kernels import Estimator, TransitionKernel, as_kernel
+from .newton import ConvergenceError, minimise_edges
 from .potential import PotentialFit
 
 __all__ = ["LikelihoodFit", "PairData", "fit_likelihood", "pair_data"]
@@ -101,14 +101,7 @@ def pair_data(counts: TransitionCounts | TransitionKernel, *, estimator: Estimat
     and ``n0`` (recorded calls when known), so the offsets follow the same convention as the
     least-action fit. A :class:`~dbnb.kernels.TransitionKernel` is taken as it is.
     """
-    if isinstance(counts, TransitionKernel):
-        tk = counts
-    elif isinstance(counts, TransitionCounts):
-        tk = estimate_kernel(counts, estimator, min_calls=min_calls, n0=n0)
-    else:
-        raise TypeError(
-            f"counts must be TransitionCounts or TransitionKernel, got {type(counts).__name__}"
-        )
+    tk = as_kernel(counts, estimator, min_calls=min_calls, n0=n0, name="counts")
     f, g, _, c = tk.edges()
     keep = c > 0
     f, g, c = f[keep], g[keep], c[keep].astype(float)
@@ -305,38 +298,20 @@ def _leverages(i, j, w, free, n) -> np.ndarray:
 
 
 def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
-    """Newton for the conditional likelihood of pseudo-counts ``y`` out of ``m`` per pair."""
-    def full(x):
-        v = np.zeros(n)
-        v[free] = x
-        return v
+    """Newton for the conditional likelihood of pseudo-counts ``y`` out of ``m`` per pair:
+    ``sum_e m log(1 + e^z) - y z`` with ``z = v_i - v_j + offset``."""
+    def terms(x):
+        z = x + off
+        p = expit(z)
+        return m * np.logaddexp(0.0, z) - y * z, m * p - y, m * p * (1 - p), m * p + y
 
-    def objective(x):
-        v = full(x)
-        z = v[pi] - v[pj] + off
-        return float(np.sum(m * np.logaddexp(0.0, z) - y * z))
-
-    def derivatives(x):
-        v = full(x)
-        p = expit(v[pi] - v[pj] + off)
-        r = m * p - y
-        grad = np.bincount(pi, r, minlength=n) - np.bincount(pj, r, minlength=n)
-        scale = (np.bincount(pi, m * p + y, minlength=n)
-                 + np.bincount(pj, m * p + y, minlength=n) + np.finfo(float).tiny)
-        lap = _laplacian(pi, pj, m * p * (1 - p), n)
-        hess = sp.csc_matrix(sp.csc_array(lap)[free][:, free])
-        return grad[free], (grad / scale)[free], hess
-
-    if not free.any():
-        return np.zeros(n), 0, 0.0
-    r = minimise(objective, derivatives, v0[free], solve=solve_spd, tol=tol,
-                 max_iter=max_iter)
+    v, r = minimise_edges(n, pi, pj, terms, free, tol=tol, max_iter=max_iter, v0=v0)
     if not r.converged:
         raise ConvergenceError(
             f"likelihood Newton stopped after {r.iterations} iterations with relative "
             f"gradient {r.gradient_norm:.3g} > tol {tol:.3g} ({n} states)"
         )
-    return full(r.x), r.iterations, r.gradient_norm
+    return v, r.iterations, r.gradient_norm
 
 
 def _loglik(d: PairData, v: np.ndarray, use: np.ndarray) -> float:
@@ -412,10 +387,8 @@ def fit_likelihood(
             _pair_adjacency(d), first=ref)
     use = comp[d.i] == comp[d.j]
     pi, pj, off, y, m = d.i[use], d.j[use], d.offset[use], d.y[use], d.m[use]
-    first = np.full(int(comp.max()) + 1, n)
-    np.minimum.at(first, comp, np.arange(n))
     free = np.ones(n, dtype=bool)
-    free[first] = False
+    free[graph.first_of_each(comp)] = False
 
     h = np.ones(pi.size) if penalty is not None else np.zeros(pi.size)
     v = np.zeros(n)
@@ -433,9 +406,7 @@ def fit_likelihood(
         raise ConvergenceError("Firth's pseudo-counts did not settle in 50 refits")
 
     # gauge: min 0 per component; errors relative to the reference or each minimum
-    cmin = np.full(int(comp.max()) + 1, np.inf)
-    np.minimum.at(cmin, comp, v)
-    rel = v - cmin[comp]
+    rel = graph.shift_to_min(v, comp)
     order = np.lexsort((rel, comp))
     starts = np.searchsorted(comp[order], np.arange(int(comp.max()) + 1))
     ground = order[starts].astype(np.int64)
@@ -443,16 +414,11 @@ def fit_likelihood(
     if ref is not None:
         ground[0] = ref
     shift = v[ground[0]]
-    status = np.full(n, "unrelated", dtype=object)
+    # with a penalty no pair links another component to the main one: all "unrelated"
+    status = graph.relative_status(adjacency if penalty is None else _pair_adjacency(d), main)
     pot = np.full(n, np.nan)
     pot[main] = v[main] - shift
-    if penalty is None:
-        seed = np.flatnonzero(main)[:1]
-        up = graph.reachable(adjacency, seed, reverse=True) & ~main
-        down = graph.reachable(adjacency, seed) & ~main
-        status[up], status[down] = "upstream", "downstream"
-        pot[up], pot[down] = np.inf, -np.inf
-    status[main] = "main"
+    pot[status == "upstream"], pot[status == "downstream"] = np.inf, -np.inf
     # Eq. 8 action of this potential on T = N / N0, terms inside components (as a fit has)
     ff, gg, tt, _ = tk.edges()
     inside = comp[ff] == comp[gg]

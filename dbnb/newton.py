@@ -17,7 +17,8 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-__all__ = ["ConvergenceError", "NewtonResult", "minimise", "solve_spd", "DIRECT_SOLVE_MAX"]
+__all__ = ["ConvergenceError", "NewtonResult", "minimise", "minimise_edges", "solve_spd",
+           "DIRECT_SOLVE_MAX"]
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +140,79 @@ def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     if info != 0:
         raise ConvergenceError(f"conjugate gradients did not converge (info={info}, n={n})")
     return x
+
+
+def minimise_edges(
+    n: int,
+    f: np.ndarray,
+    g: np.ndarray,
+    terms: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
+    free: np.ndarray,
+    *,
+    alpha: float = 0.0,
+    tol: float,
+    max_iter: int,
+    v0: np.ndarray | None = None,
+) -> tuple[np.ndarray, NewtonResult]:
+    """Minimise ``sum_e phi_e(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (the rest 0).
+
+    The shape of every potential fit on a graph: the least-action fit (``phi = T K``) and
+    the likelihood fit (``phi`` the binomial deviance of a pair's split). The Hessian is the
+    weighted Laplacian with weights ``phi''`` restricted to the free states, assembled on a
+    fixed sparsity pattern and solved by :func:`solve_spd`.
+
+    Parameters
+    ----------
+    n : int
+        Number of states.
+    f, g : int arrays
+        The edges ``f -> g``; each term depends on ``x_e = v[f_e] - v[g_e]``.
+    terms : callable
+        ``x -> (phi, phi', phi'', magnitude)`` per edge; ``magnitude`` is the size of the
+        pieces that make up ``phi'`` (the relative gradient divides by their sum per state).
+    free : bool array
+        The unknowns; the others are held at 0 (one per component fixes the constant).
+    alpha : float
+        Ridge ``alpha/2 |v|^2``.
+
+    Returns
+    -------
+    v : numpy.ndarray
+        The minimiser over all states (0 where not free).
+    result : NewtonResult
+    """
+    nf = int(free.sum())
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[free] = np.arange(nf)
+    ff = free[f] & free[g]
+    rows = np.concatenate([pos[f[ff]], pos[g[ff]], pos[f], pos[g]])
+    cols = np.concatenate([pos[g[ff]], pos[f[ff]], pos[f], pos[g]])
+    keep = np.concatenate([np.ones(2 * ff.sum(), bool), free[f], free[g]])
+    rows, cols = rows[keep], cols[keep]
+
+    def full(x):
+        v = np.zeros(n)
+        v[free] = x
+        return v
+
+    def objective(x):
+        v = full(x)
+        return float(np.sum(terms(v[f] - v[g])[0]) + 0.5 * alpha * np.dot(v, v))
+
+    def derivatives(x):
+        v = full(x)
+        _, d1, d2, mag = terms(v[f] - v[g])
+        grad = np.bincount(f, d1, minlength=n) - np.bincount(g, d1, minlength=n) + alpha * v
+        scale = np.bincount(f, mag, minlength=n) + np.bincount(g, mag, minlength=n)
+        rel = grad / (scale + alpha * np.abs(v) + np.finfo(float).tiny)
+        hess = sp.csc_matrix((np.concatenate([-d2[ff], -d2[ff], d2, d2])[keep], (rows, cols)),
+                             shape=(nf, nf))
+        if alpha:
+            hess = hess + alpha * sp.identity(nf, format="csc")
+        return grad[free], rel[free], hess
+
+    if nf == 0:
+        return np.zeros(n), NewtonResult(np.zeros(0), 0, 0.0, True)
+    x0 = np.zeros(nf) if v0 is None else np.asarray(v0, dtype=float)[free]
+    r = minimise(objective, derivatives, x0, solve=solve_spd, tol=tol, max_iter=max_iter)
+    return full(r.x), r

@@ -33,8 +33,8 @@ import scipy.sparse as sp
 from . import graph
 from .action import VIOLATIONS, Violation, action, check_violation, violation_terms
 from .counts import TransitionCounts
-from .kernels import Estimator, TransitionKernel, estimate_kernel
-from .newton import ConvergenceError, minimise, solve_spd
+from .kernels import Estimator, TransitionKernel, as_kernel
+from .newton import ConvergenceError, minimise_edges
 
 __all__ = [
     "PotentialFit",
@@ -142,78 +142,15 @@ class PotentialFit:
 
 
 # ---------------------------------------------------------------------------- steps
-def _ground(comp: np.ndarray) -> np.ndarray:
-    """Free unknowns: every state but the first of each component (held at 0, the gauge)."""
-    free = np.ones(comp.size, dtype=bool)
-    first = np.full(int(comp.max()) + 1, comp.size)
-    np.minimum.at(first, comp, np.arange(comp.size))
-    free[first] = False
-    return free
-
-
 def _newton(n: int, f: np.ndarray, g: np.ndarray, w: np.ndarray, free: np.ndarray,
             violation: str, alpha: float, tol: float, max_iter: int):
-    """Minimise ``sum_e w_e K(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (others 0).
+    """Minimise ``sum_e w_e K(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (others 0)."""
+    def terms(x):
+        k, k1, k2 = violation_terms(violation, x)
+        return w * k, w * k1, w * k2, np.abs(w * k1)
 
-    The Hessian is the weighted Laplacian ``sum_e w_e K''`` restricted to the free states,
-    assembled with a fixed sparsity pattern; the gradient is judged relative to the sum of
-    the magnitudes of its terms, so the tolerance does not depend on the scale of ``T``.
-    """
-    nf = int(free.sum())
-    pos = np.full(n, -1, dtype=np.int64)
-    pos[free] = np.arange(nf)
-    ff = free[f] & free[g]
-    rows = np.concatenate([pos[f[ff]], pos[g[ff]], pos[f], pos[g]])
-    cols = np.concatenate([pos[g[ff]], pos[f[ff]], pos[f], pos[g]])
-    keep = np.concatenate([np.ones(2 * ff.sum(), bool), free[f], free[g]])
-    rows, cols = rows[keep], cols[keep]
-
-    def full(x):
-        v = np.zeros(n)
-        v[free] = x
-        return v
-
-    def objective(x):
-        v = full(x)
-        k, _, _ = violation_terms(violation, v[f] - v[g])
-        return float(np.dot(w, k) + 0.5 * alpha * np.dot(v, v))
-
-    def derivatives(x):
-        v = full(x)
-        _, k1, k2 = violation_terms(violation, v[f] - v[g])
-        wk1 = w * k1
-        grad = np.bincount(f, wk1, minlength=n) - np.bincount(g, wk1, minlength=n) + alpha * v
-        scale = np.bincount(f, np.abs(wk1), minlength=n) + np.bincount(g, np.abs(wk1), minlength=n)
-        rel = grad / (scale + alpha * np.abs(v) + np.finfo(float).tiny)
-        h = w * k2
-        hess = sp.csc_matrix((np.concatenate([-h[ff], -h[ff], h, h])[keep], (rows, cols)),
-                             shape=(nf, nf))
-        if alpha:
-            hess = hess + alpha * sp.identity(nf, format="csc")
-        return grad[free], rel[free], hess
-
-    if nf == 0:
-        return np.zeros(n), 0, 0.0, True
-    r = minimise(objective, derivatives, np.zeros(nf), solve=solve_spd, tol=tol,
-                 max_iter=max_iter)
-    return full(r.x), r.iterations, r.gradient_norm, r.converged
-
-
-def _gauge(v: np.ndarray, comp: np.ndarray) -> np.ndarray:
-    """``v`` shifted so that its minimum is 0 inside every component."""
-    cmin = np.full(int(comp.max()) + 1, np.inf)
-    np.minimum.at(cmin, comp, v)
-    return v - cmin[comp]
-
-
-def _status(adjacency, main: np.ndarray) -> np.ndarray:
-    """``"main"``, ``"upstream"``, ``"downstream"`` or ``"unrelated"`` per state."""
-    status = np.full(main.size, "unrelated", dtype=object)
-    seed = np.flatnonzero(main)[:1]
-    status[graph.reachable(adjacency, seed, reverse=True) & ~main] = "upstream"
-    status[graph.reachable(adjacency, seed) & ~main] = "downstream"
-    status[main] = "main"
-    return status
+    v, r = minimise_edges(n, f, g, terms, free, alpha=alpha, tol=tol, max_iter=max_iter)
+    return v, r.iterations, r.gradient_norm, r.converged
 
 
 # ---------------------------------------------------------------------------- public fit
@@ -284,14 +221,7 @@ def fit_potential(
         raise ValueError(f"regularization must be a finite number >= 0, got {regularization!r}")
     if not (tol > 0):
         raise ValueError(f"tol must be positive, got {tol!r}")
-    if isinstance(data, TransitionKernel):
-        tk = data
-    elif isinstance(data, TransitionCounts):
-        tk = estimate_kernel(data, estimator, min_calls=min_calls, n0=n0)
-    else:
-        raise TypeError(
-            f"data must be TransitionCounts or TransitionKernel, got {type(data).__name__}"
-        )
+    tk = as_kernel(data, estimator, min_calls=min_calls, n0=n0)
     n = tk.n_states
     index = pd.Index(tk.states, name="state")
     f, g, w, _ = tk.edges()
@@ -305,7 +235,9 @@ def fit_potential(
     if regularization > 0:  # one system over every state, no grounding
         free, ef, eg, ew = np.ones(n, dtype=bool), f, g, w
     else:
-        free, ef, eg, ew = _ground(comp), f[inside], g[inside], w[inside]
+        free = np.ones(n, dtype=bool)
+        free[graph.first_of_each(comp)] = False  # one grounded state per component: the gauge
+        ef, eg, ew = f[inside], g[inside], w[inside]
     v, iters, gnorm, ok = _newton(n, ef, eg, ew, free, violation, regularization, tol, max_iter)
     if not ok:
         raise ConvergenceError(
@@ -315,14 +247,14 @@ def fit_potential(
 
     main = comp == 0
     shift = v[ref] if ref is not None else v[main].min()
-    status = _status(adjacency, main)
+    status = graph.relative_status(adjacency, main)
     if regularization > 0:
         rel = v - v.min()
         pot = v - shift
         status[:] = "regularized"
         s = action(pot, tk, violation)  # the plain action, cross-component terms included
     else:
-        rel = _gauge(v, comp)
+        rel = graph.shift_to_min(v, comp)
         pot = np.full(n, np.nan)
         pot[main] = v[main] - shift
         pot[status == "upstream"] = np.inf
