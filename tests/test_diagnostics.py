@@ -60,11 +60,6 @@ def reversible():
     return v, t, fit_potential(exact_kernel(v, t))
 
 
-@pytest.fixture(scope="module")
-def table2_fit():
-    return fit_potential(claude4_table2())
-
-
 # ---------------------------------------------------------------------------- pairs
 def test_pairs_exact_detailed_balance(reversible):
     v, t, fit = reversible

@@ -29,11 +29,6 @@ def _close_figures():
 
 
 @pytest.fixture(scope="module")
-def table2_fit():
-    return fit_potential(claude4_table2())
-
-
-@pytest.fixture(scope="module")
 def chain_fit():
     """Synthetic reversible chain: random graph, V ~ N(0, 2), Metropolis T, Poisson counts."""
     rng = np.random.default_rng(0)
