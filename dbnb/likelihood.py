@@ -23,10 +23,12 @@ the ``O(1/m)`` bias of the maximum-likelihood estimate and keeps every potential
 adds ``h_e / 2`` pseudo-counts to each direction of pair ``e``, ``h_e`` the pair's leverage
 (its weight times the effective resistance between its states), refitted until the ``h_e``
 settle. For one isolated pair ``h = 1``: half a count each way, ``log (y + 1/2) /
-(m - y + 1/2)``. ``penalty="jeffreys"`` adds that half count to every pair regardless of the
-graph (it over-shrinks large differences where pairs share states); ``penalty=None`` is the
-plain likelihood, finite only inside strongly connected components (``+-inf`` elsewhere, as in
-:func:`dbnb.fit_potential`).
+(m - y + 1/2)``. Beyond :data:`EXACT_LEVERAGE_MAX` free states the leverages are estimated
+locally and only :data:`LOCAL_REFITS` damped refits are taken (an approximation of Firth's
+estimate, measured in ``benchmarks/bench_likelihood.py``). ``penalty="jeffreys"`` adds that
+half count to every pair regardless of the graph (it over-shrinks large differences where
+pairs share states); ``penalty=None`` is the plain likelihood, finite only inside strongly
+connected components (``+-inf`` elsewhere, as in :func:`dbnb.fit_potential`).
 
 Uncertainty
 -----------
@@ -47,6 +49,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
 from scipy.special import expit
+from tqdm.auto import tqdm
 
 from . import graph
 from .action import violation_terms
@@ -222,7 +225,8 @@ def _inverse_diagonal(h: sp.csc_matrix, block: int = 512) -> np.ndarray:
         return np.zeros(0)
     lu = spla.splu(h)
     out = np.empty(n)
-    for s in range(0, n, block):
+    for s in tqdm(range(0, n, block), disable=n <= 4 * block, desc="standard errors",
+                  unit="block"):
         e = np.zeros((n, min(block, n - s)))
         e[np.arange(s, s + e.shape[1]), np.arange(e.shape[1])] = 1.0
         x = lu.solve(e)
@@ -238,7 +242,8 @@ def _sandwich_diagonal(h: sp.csc_matrix, j_times, block: int = 256) -> np.ndarra
         return np.zeros(0)
     lu = spla.splu(h)
     out = np.empty(n)
-    for s in range(0, n, block):
+    for s in tqdm(range(0, n, block), disable=n <= 4 * block, desc="standard errors",
+                  unit="block"):
         k = min(block, n - s)
         e = np.zeros((n, k))
         e[np.arange(s, s + k), np.arange(k)] = 1.0
@@ -247,19 +252,21 @@ def _sandwich_diagonal(h: sp.csc_matrix, j_times, block: int = 256) -> np.ndarra
     return out
 
 
-#: Largest number of free states for which leverages are computed exactly (dense inverse);
-#: beyond it a seeded random projection with :data:`_PROJECTIONS` vectors estimates them.
-EXACT_LEVERAGE_MAX = 2500
-_PROJECTIONS = 96
+#: Largest number of free states for which leverages are computed exactly (one sparse LU and
+#: blocked solves); beyond it the local estimate ``R_e ~ 1/W_i + 1/W_j`` is used.
+EXACT_LEVERAGE_MAX = 1500
 
 
 def _leverages(i, j, w, free, n) -> np.ndarray:
     """Leverage ``h_e = w_e R_e`` of every pair: ``R_e`` the effective resistance between its
     states in the graph with conductances ``w`` (grounded states are at potential 0).
 
-    Exact (dense inverse of the grounded Laplacian) up to :data:`EXACT_LEVERAGE_MAX` free
-    states; beyond, the Spielman-Srivastava estimate ``R_e ~ |Z W^1/2 B L^-1 (e_i - e_j)|^2``
-    with a fixed-seed Rademacher ``Z`` (relative error ~ ``sqrt(2 / 96)``, deterministic).
+    Exact up to :data:`EXACT_LEVERAGE_MAX` free states. Beyond, the local estimate
+    ``R_e ~ 1/W_i + 1/W_j`` (``W`` the total conductance at a state; grounded states count
+    as infinitely conducting), which is exact in the limits that matter for the penalty: a
+    pair that is a state's only link gets ``h = 1`` (half a count each way, Firth's value for
+    an isolated pair), a pair among many well-measured ones ``h ~ 0``. The penalty is an
+    ``O(1/m)`` correction, so this changes the estimate at ``O(1/m^2)``.
     """
     nf = int(free.sum())
     pos = np.full(n, -1, dtype=np.int64)
@@ -284,17 +291,19 @@ def _leverages(i, j, w, free, n) -> np.ndarray:
         dd = np.concatenate([diag, [0.0]])  # index -1 -> 0
         r = dd[fi] + dd[fj] - 2 * cross
     else:
-        rng = np.random.default_rng(0)
-        z = rng.choice([-1.0, 1.0], size=(_PROJECTIONS, i.size)) / np.sqrt(_PROJECTIONS)
-        sw = np.sqrt(w)
-        # Y = Z W^1/2 B, with B[e] = e_i - e_j, restricted to the free states
-        y = np.zeros((_PROJECTIONS, n))
-        np.add.at(y.T, i, (z * sw).T)
-        np.add.at(y.T, j, -(z * sw).T)
-        x = np.zeros((n, _PROJECTIONS))
-        x[free] = spla.splu(lap).solve(np.ascontiguousarray(y[:, free].T))
-        r = np.sum((x[i] - x[j]) ** 2, axis=1)
+        wsum = np.bincount(i, w, minlength=n) + np.bincount(j, w, minlength=n)
+        inv = np.where(free & (wsum > 0), 1.0 / np.where(wsum > 0, wsum, 1.0), 0.0)
+        r = inv[i] + inv[j]
     return np.clip(w * r, 0.0, 1.0)
+
+
+#: Refits allowed for Firth's pseudo-counts to settle (every leverage to 1e-7) when the
+#: leverages are exact, and the number taken with the local estimate of a large graph.
+FIRTH_REFITS = 50
+LOCAL_REFITS = 6
+
+#: Largest change of a potential in one Newton step of the likelihood fit (units of 1/beta).
+MAX_STEP = 4.0
 
 
 def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
@@ -305,7 +314,8 @@ def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
         p = expit(z)
         return m * np.logaddexp(0.0, z) - y * z, m * p - y, m * p * (1 - p), m * p + y
 
-    v, r = minimise_edges(n, pi, pj, terms, free, tol=tol, max_iter=max_iter, v0=v0)
+    v, r = minimise_edges(n, pi, pj, terms, free, tol=tol, max_iter=max_iter, v0=v0,
+                          max_step=MAX_STEP)
     if not r.converged:
         raise ConvergenceError(
             f"likelihood Newton stopped after {r.iterations} iterations with relative "
@@ -392,18 +402,22 @@ def fit_likelihood(
 
     h = np.ones(pi.size) if penalty is not None else np.zeros(pi.size)
     v = np.zeros(n)
-    for _ in range(50 if penalty == "firth" else 1):
+    # exact leverages settle fast; with the local estimate of a large graph a few damped
+    # refits are taken and the rest of the (slow) fixed-point iteration is not pursued
+    exact = int(free.sum()) <= EXACT_LEVERAGE_MAX
+    refits = FIRTH_REFITS if exact else LOCAL_REFITS
+    for k in range(refits if penalty == "firth" else 1):
         v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter)
         if penalty != "firth":
             break
         p = expit(v[pi] - v[pj] + off)
         h_new = _leverages(pi, pj, m * p * (1 - p), free, n)
-        if np.max(np.abs(h_new - h)) < 1e-5:
+        if np.max(np.abs(h_new - h)) < 1e-7 or (not exact and k == refits - 1):
             h = h_new
             break
-        h = h_new
+        h = 0.5 * (h + h_new)  # damped: the plain fixed-point iteration can oscillate
     else:
-        raise ConvergenceError("Firth's pseudo-counts did not settle in 50 refits")
+        raise ConvergenceError(f"Firth's pseudo-counts did not settle in {FIRTH_REFITS} refits")
 
     # gauge: min 0 per component; errors relative to the reference or each minimum
     rel = graph.shift_to_min(v, comp)

@@ -52,6 +52,7 @@ def minimise(
     solve: Callable[[object, np.ndarray, float], np.ndarray],
     tol: float,
     max_iter: int,
+    max_step: float | None = None,
 ) -> NewtonResult:
     """Minimise a smooth convex function by damped, inexact Newton steps.
 
@@ -70,6 +71,10 @@ def minimise(
         ``rtol`` (the forcing term: loose far from the minimum, tight near it).
     tol, max_iter
         Stop when ``max |grad_rel| <= tol``, or after ``max_iter`` steps.
+    max_step : float, optional
+        Largest change of any coordinate in one step (the step is scaled down to it). Logistic
+        objectives need it: far from the minimum a full Newton step can carry a weakly
+        determined coordinate into the flat, saturated region where the Hessian vanishes.
 
     Notes
     -----
@@ -87,6 +92,10 @@ def minimise(
         if gnorm <= tol:
             return NewtonResult(x, it - 1, gnorm, True)
         step = solve(hess, -grad, min(0.1, max(gnorm, 1e-12)))
+        if max_step is not None:
+            big = float(np.max(np.abs(step), initial=0.0))
+            if big > max_step:
+                step = step * (max_step / big)
         slope = float(np.dot(grad, step))
         if not slope < 0:  # numerical breakdown: steepest descent
             step, slope = -grad, -float(np.dot(grad, grad))
@@ -115,8 +124,9 @@ def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
 
     Dense arrays: Cholesky, with a least-squares fallback for a singular matrix. Sparse: LU
     up to :data:`DIRECT_SOLVE_MAX` unknowns, Jacobi-preconditioned conjugate gradients to
-    relative residual ``rtol`` beyond (fill-in makes LU slow on random graphs); the solver's
-    status is checked and a failure raises :class:`ConvergenceError`.
+    relative residual ``rtol`` beyond (fill-in makes LU slow on random graphs), and LU after
+    all when conjugate gradients do not converge; the solvers' status is checked and a
+    failure of both raises :class:`ConvergenceError`.
     """
     if not sp.issparse(a):
         try:
@@ -138,7 +148,16 @@ def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
         raise ConvergenceError("Newton system has a non-positive diagonal: the graph is broken")
     x, info = spla.cg(a, b, rtol=rtol, atol=0.0, maxiter=20 * n, M=sp.diags(1.0 / d))
     if info != 0:
-        raise ConvergenceError(f"conjugate gradients did not converge (info={info}, n={n})")
+        # an ill-conditioned system (weights spanning many decades): the direct solve
+        log.debug("conjugate gradients stopped (info=%d, n=%d); solving directly", info, n)
+        try:
+            x = spla.spsolve(a, b, permc_spec="MMD_AT_PLUS_A")
+        except RuntimeError as exc:
+            raise ConvergenceError(f"conjugate gradients did not converge (info={info}, "
+                                   f"n={n}) and the direct solve failed: {exc}") from exc
+        if not np.all(np.isfinite(x)):
+            raise ConvergenceError(f"conjugate gradients did not converge (info={info}, n={n})"
+                                   " and the direct solve gave non-finite values")
     return x
 
 
@@ -153,6 +172,7 @@ def minimise_edges(
     tol: float,
     max_iter: int,
     v0: np.ndarray | None = None,
+    max_step: float | None = None,
 ) -> tuple[np.ndarray, NewtonResult]:
     """Minimise ``sum_e phi_e(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (the rest 0).
 
@@ -174,6 +194,8 @@ def minimise_edges(
         The unknowns; the others are held at 0 (one per component fixes the constant).
     alpha : float
         Ridge ``alpha/2 |v|^2``.
+    v0, max_step
+        Start (default 0) and the step cap of :func:`minimise`.
 
     Returns
     -------
@@ -214,5 +236,6 @@ def minimise_edges(
     if nf == 0:
         return np.zeros(n), NewtonResult(np.zeros(0), 0, 0.0, True)
     x0 = np.zeros(nf) if v0 is None else np.asarray(v0, dtype=float)[free]
-    r = minimise(objective, derivatives, x0, solve=solve_spd, tol=tol, max_iter=max_iter)
+    r = minimise(objective, derivatives, x0, solve=solve_spd, tol=tol, max_iter=max_iter,
+                 max_step=max_step)
     return full(r.x), r
