@@ -279,8 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("path", help="counts file")
     f.add_argument("--format", default="auto", choices=["auto", "ideas", "words", "csv", "store"])
-    f.add_argument("--kernel", default="exp", choices=["exp", "softplus"],
-                   help="violation kernel K (default: %(default)s)")
+    f.add_argument("--violation", "--kernel", dest="kernel", default="exp",
+                   choices=["exp", "softplus"],
+                   help="violation function K of the action, Eq. 8 (--kernel: the old "
+                   "spelling). Default: %(default)s")
     f.add_argument(
         "--estimator",
         default="auto",
