@@ -16,8 +16,28 @@ method                  ``N0(f)``                                           stat
 ``"low_reject"`` and ``"high_reject"`` are the options of the authors' analysis code; their
 ``low_reject`` counts self-transitions in ``N0`` while Eq. 24 as printed does not. Self-loops
 never enter ``T`` (a state cannot be compared with itself), and only transitions between kept
-states are kept. :func:`log_t_variance` is the one Poisson error of ``log T`` that every
-error bar uses.
+states are kept.
+
+Errors. :func:`log_t_variance` is the one counting error of ``log T`` that every error bar
+uses; it depends on how ``N0`` relates to the counts, the kernel's
+:attr:`TransitionKernel.design`:
+
+=================  ===============================================  ==============
+design             ``N0(f)``                                        ``var log T``
+=================  ===============================================  ==============
+``"multinomial"``  calls recorded (``"exact"``; ``"fixed"`` with    ``1/N - 1/N0``
+                   recorded calls), or a sum of outcomes that
+                   includes ``N`` (``"outcount"``, ``"low_reject"``)
+``"nominal"``      a constant: a design number (``"fixed"`` with a  ``1/N``
+                   nominal ``N0``, Table II), ``"high_reject"``'s
+                   average
+``"letter"``       the Letter's form (METHOD §3): ``N0`` read as    ``1/N + 1/N0``
+                   an independent Poisson count; only to redraw
+                   the Letter's figures
+``"none"``         no sampling noise (``noise_free``: exact         NaN (no bar)
+                   log-probabilities, a synthetic chain's true
+                   kernel)
+=================  ===============================================  ==============
 """
 
 from __future__ import annotations
@@ -31,10 +51,13 @@ import scipy.sparse as sp
 
 from .counts import TransitionCounts, entries
 
-__all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance", "ESTIMATORS"]
+__all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance", "ESTIMATORS",
+           "DESIGNS"]
 
 Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
 ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
+#: Sampling designs of :func:`log_t_variance` (see the module docstring).
+DESIGNS = ("multinomial", "nominal", "letter", "none")
 
 _DEFAULT_MIN_CALLS = {"exact": 1, "fixed": 1, "outcount": 2, "low_reject": 2, "high_reject": 0}
 
@@ -53,12 +76,18 @@ class TransitionKernel:
         The ``N0(f)`` used for each kept state.
     method : str
         Which estimator made it (see the module docstring).
+    noise_free : bool
+        ``True`` for a kernel known without sampling noise (exact token log-probabilities, a
+        synthetic chain's true kernel): its ``counts`` only mark the support or round the
+        probabilities for tables and are not data, so no error bar is computed from them
+        (:attr:`design` ``"none"``).
     """
 
     counts: TransitionCounts
     matrix: sp.csr_array
     n0: np.ndarray
     method: str
+    noise_free: bool = False
 
     @property
     def states(self) -> tuple[str, ...]:
@@ -68,10 +97,26 @@ class TransitionKernel:
     def n_states(self) -> int:
         return self.counts.n_states
 
+    @property
+    def design(self) -> str:
+        """How ``N0`` relates to the counts, which sets the error of ``log T``
+        (:func:`log_t_variance`): ``"multinomial"``, ``"nominal"`` or ``"none"`` (see the
+        module docstring). Never ``"letter"``: that form is chosen explicitly."""
+        if self.noise_free:
+            return "none"
+        if self.method in ("exact", "outcount", "low_reject"):
+            return "multinomial"
+        calls = self.counts.calls
+        if (self.method == "fixed" and self.counts.calls_kind == "exact" and calls is not None
+                and np.array_equal(self.n0, calls)):
+            return "multinomial"
+        return "nominal"
+
     def __repr__(self) -> str:
+        exact = ", noise-free" if self.noise_free else ""
         return (
             f"TransitionKernel({self.method!r}, {self.n_states} states, "
-            f"{self.matrix.nnz} transitions)"
+            f"{self.matrix.nnz} transitions{exact})"
         )
 
     def edges(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -201,18 +246,27 @@ def estimate_kernel(
     return TransitionKernel(counts=sub, matrix=mat, n0=n0_kept, method=method)
 
 
-def log_t_variance(n, n0):
-    r"""Poisson variance of an estimated ``log T(g <- f) = log N(g <- f) - log N0(f)``.
+def log_t_variance(n, n0, design: str):
+    r"""Counting variance of an estimated ``log T(g <- f) = log N(g <- f) - log N0(f)``.
 
-    The error bar of every side of Eq. 5 (and of the cycle sums of Eq. 7): with ``N`` and
-    ``N0`` read as independent Poisson counts, to first order
+    The error bar of every side of Eq. 5 (and of the cycle sums of Eq. 7), to first order in
+    ``1/N`` (delta method), under the sampling design that produced ``N0``:
 
     .. math::
 
-        \operatorname{var} \log \hat T(g \leftarrow f)
-        = \frac{1}{N(g \leftarrow f)} + \frac{1}{N_0(f)}
+        \operatorname{var} \log \hat T(g \leftarrow f) =
+        \begin{cases}
+        1/N - 1/N_0 = (1 - T) / (N_0 T) & \text{multinomial: } N_0 \text{ calls recorded}, \\
+        1/N & \text{nominal: } N_0 \text{ a constant}, \\
+        1/N + 1/N_0 & \text{letter: the Letter's METHOD §3}.
+        \end{cases}
 
-    (the Letter's METHOD §3). Statistical error only; a large-count approximation.
+    With ``N0`` calls fixed by design, ``N ~ Binomial(N0, T)`` and ``log N0`` has no variance:
+    ``var log N = (1 - T)/(N0 T)``. The same holds when ``N0`` is the sum of the outcomes
+    (Eq. 24's out-count): ``N`` is one of its terms, and the covariance removes ``2/N0`` from
+    ``1/N + 1/N0``. The Letter's ``+ 1/N0`` treats ``N0`` as an independent count, which no
+    estimator of :func:`estimate_kernel` makes; it is kept, named, to redraw the Letter's
+    figures. Statistical error only; a large-count approximation.
 
     Parameters
     ----------
@@ -220,17 +274,31 @@ def log_t_variance(n, n0):
         Counts ``N(g <- f)`` of the transitions (positive).
     n0 : array_like
         ``N0(f)`` of their source states, broadcast against ``n``.
+    design : {"multinomial", "nominal", "letter", "none"}
+        Usually the kernel's :attr:`TransitionKernel.design`; ``"none"`` (a kernel without
+        sampling noise) gives NaN: there is no error bar.
 
     Returns
     -------
     numpy.ndarray or numpy.float64
-        ``1/n + 1/n0``, elementwise.
+        The variance, elementwise.
 
     Examples
     --------
-    >>> float(log_t_variance(10, 100))
-    0.11
-    >>> log_t_variance(np.array([4, 10]), np.array([100, 100])).tolist()
+    >>> round(float(log_t_variance(10, 100, "multinomial")), 12)
+    0.09
+    >>> log_t_variance(np.array([4, 10]), np.array([100, 100]), "letter").tolist()
     [0.26, 0.11]
+    >>> float(log_t_variance(10, 100, "nominal")), bool(np.isnan(log_t_variance(10, 100, "none")))
+    (0.1, True)
     """
-    return 1.0 / np.asarray(n, dtype=float) + 1.0 / np.asarray(n0, dtype=float)
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {DESIGNS}, got {design!r}")
+    n = np.asarray(n, dtype=float)
+    n0 = np.asarray(n0, dtype=float)
+    if design == "none":
+        return np.full(np.broadcast(n, n0).shape, np.nan)[()]
+    if design == "nominal":
+        return (1.0 / n + 0.0 * n0)[()]
+    sign = -1.0 if design == "multinomial" else 1.0
+    return 1.0 / n + sign / n0

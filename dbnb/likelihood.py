@@ -201,6 +201,41 @@ class LikelihoodFit(PotentialFit):
         se[~np.isfinite(self.potential.to_numpy())] = np.nan
         return pd.Series(se, index=self.potential.index, name="stderr")
 
+    def variance_of(self, weights: pd.Series, design: str | None = None) -> float:
+        """Variance of the linear combination ``sum_f w(f) beta V(f)`` of the estimate, under
+        ``design`` (default as :attr:`stderr`: ``"multinomial"`` with recorded calls, else
+        ``"model"``).
+
+        In the gauge of :attr:`stderr` (each component grounded at its ``ground`` state); a
+        combination whose weights sum to 0 within every component is gauge-free. States
+        outside the main component, or with weight 0, do not enter; weights on states the fit
+        does not know raise a KeyError.
+        """
+        if design is None:
+            design = "multinomial" if self.transitions.counts.calls_kind == "exact" else "model"
+        if design not in ("model", "multinomial"):
+            raise ValueError(f"design must be 'model' or 'multinomial', got {design!r}")
+        missing = weights.index.difference(self.potential.index)
+        if len(missing):
+            raise KeyError(f"weights name states the fit does not know: {list(missing[:3])}")
+        n = self.pairs.n_states
+        w = np.array(weights.reindex(self.potential.index).fillna(0.0), dtype=float)
+        w[~np.isfinite(self.potential.to_numpy())] = 0.0
+        free = np.ones(n, dtype=bool)
+        free[self.ground] = False
+        if not w[free].any():
+            return 0.0
+        info = sp.csc_array(self.information)
+        h = sp.csc_matrix(info[free][:, free])
+        x = spla.splu(h).solve(w[free])
+        if design == "model":
+            return float(w[free] @ x)
+        rows = sp.csr_matrix(info[:, free])
+        n0 = self.transitions.n0
+        inv_n0 = np.where(n0 > 0, 1.0 / np.where(n0 > 0, n0, 1.0), 0.0)
+        lx = rows @ x
+        return float(x @ (h @ x) - lx @ (inv_n0 * lx))
+
     def interval(self, level: float = 0.95) -> pd.DataFrame:
         """Wald intervals ``beta V +- z stderr`` per state (columns ``beta_V``, ``stderr``,
         ``low``, ``high``), in the fit's gauge."""

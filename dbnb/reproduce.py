@@ -252,12 +252,18 @@ def _headlines(src: Sources) -> list[str]:
         tc = diagnostics.triplets(fit)
         dist = diagnostics.potential_distribution(fit)
         st = src.words.statistics()
+        ow = diagnostics.one_way_pairs(fit)
         lines.append(
             f"local words: {int(st['samples'])} transitions, {int(st['states'])} states; "
             f"{pc.n_pairs} pairs, {pc.within_1sigma:.0%} within 1 sigma, "
-            f"{pc.within_2sigma:.0%} within 2 sigma; {tc.n_triplets} triplets; "
-            f"sigma(beta V) = {dist.sigma:.2f}, action {fit.action:.3f} vs expected "
-            f"{dist.expected_action:.3f}"
+            f"{pc.within_2sigma:.0%} within 2 sigma, chi2/dof = {pc.chi2_per_dof:.2f} "
+            f"(dof {pc.dof}; the Letter's unweighted chi2/ndf {pc.letter_chi2_ndf:.2f}); "
+            f"{tc.n_triplets} triplets; {ow.n_pairs} one-way pairs, beta dV above Eq. 25 for "
+            f"{ow.fraction_satisfied:.0%}, above the 95% lower bound for "
+            f"{ow.fraction_above_lower:.0%}; sigma(beta V) = {dist.sigma:.2f} (without the "
+            f"estimation noise {dist.sigma_corrected:.2f}), action {fit.action:.3f} vs expected "
+            f"{dist.expected_action:.3f} (Letter's raw Table IV); action / flat action "
+            f"{dist.normalised_action:.3f} vs Eq. 28 {dist.expected_normalised_action:.3f}"
         )
     if src.available("logprob30"):
         cmp = diagnostics.compare_to_exact(*src.logprob30_pair)
@@ -282,11 +288,15 @@ def _headlines(src: Sources) -> list[str]:
         graph = diagnostics.potential_vs_score(fit, src.symbolic.metadata["mse"])
         shares = graph.shares()
         st = src.symbolic.statistics()
+        dist = diagnostics.potential_distribution(fit)
         lines.append(
             f"symbolic agent: {int(st['samples'])} transitions, {int(st['states'])} states, "
             f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
             f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
-            f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}"
+            f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}, action / "
+            f"flat action {dist.normalised_action:.3f} vs Eq. 28 "
+            f"{dist.expected_normalised_action:.3f} (sigma {dist.sigma:.2f}, without noise "
+            f"{dist.sigma_corrected:.2f})"
         )
     if src.available("symbolic_free"):
         reasons = src.symbolic_free_reasons()
@@ -311,9 +321,11 @@ def _headlines(src: Sources) -> list[str]:
         lines.append(
             f"symbolic exact kernel ({len(ek.states)} expressions, uncovered mass mean "
             f"{float(ek.uncovered.mean()):.1%}, max {float(ek.uncovered.max()):.1%}; "
-            f"transitions bounded to {SYM_MAX_LOG_GAP:g} in log (used): {bounded:.0%}, last "
-            f"decade of the cut-off added <= {SYM_MAX_LAST_STEP:g}: {converged:.0%}): "
-            f"{pc.n_pairs} pairs, R^2 = {pc.r_squared:.3f}, action {fit.action:.3f}; Fig. 5 "
+            f"transitions bounded to {SYM_MAX_LOG_GAP:g} in log: {bounded:.0%}, last "
+            f"decade of the cut-off added <= {SYM_MAX_LAST_STEP:g}: {converged:.0%}; pairs "
+            f"with both directions bounded used): {pc.n_pairs} pairs, "
+            f"{int((fit.status == 'main').sum())} expressions in the main component, "
+            f"R^2 = {pc.r_squared:.3f}, action {fit.action:.3f}; Fig. 5 "
             f"down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/{shares['flat']:.0%}; "
             f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "
             f"(1/2 sigma) of {cmp.n_pairs} pairs"

@@ -250,7 +250,7 @@ def _fit_logprob(ek, label: str, max_log_gap: float | None = None) -> PotentialF
     counts = tk.counts._replace(
         source=f"{label} (uncovered mass <= {float(ek.uncovered.max()):.1e}{gap})")
     return fit_potential(TransitionKernel(counts=counts, matrix=tk.matrix, n0=tk.n0,
-                                          method=tk.method))
+                                          method=tk.method, noise_free=tk.noise_free))
 
 
 def _vocab_size(path: Path) -> int:

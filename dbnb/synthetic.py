@@ -196,9 +196,10 @@ def true_kernel(
     Returns
     -------
     TransitionKernel
-        ``method="exact"``; ``n0`` is ``+inf`` for every state (an exact kernel is the limit
-        of infinitely many calls); ``counts.matrix`` marks the support with one count per
-        transition (it is not data: do not compute counting errors from it).
+        ``method="exact"``, ``noise_free=True``; ``n0`` is ``+inf`` for every state (an exact
+        kernel is the limit of infinitely many calls); ``counts.matrix`` marks the support
+        with one count per transition (it is not data: the checks compute no counting error
+        from it, see :attr:`~dbnb.kernels.TransitionKernel.design`).
     """
     m = sp.csr_array(matrix, dtype=float)
     n = m.shape[0]
@@ -215,7 +216,7 @@ def true_kernel(
     counts = TransitionCounts(states=labels, matrix=support, source=source)
     n0 = np.full(n, np.inf)
     n0.setflags(write=False)
-    return TransitionKernel(counts=counts, matrix=m, n0=n0, method="exact")
+    return TransitionKernel(counts=counts, matrix=m, n0=n0, method="exact", noise_free=True)
 
 
 # ---------------------------------------------------------------------------- graphs

@@ -71,7 +71,7 @@ def test_pairs_exact_detailed_balance(reversible):
     assert pc.within_1sigma == 1.0
     assert pc.slope == pytest.approx(1.0, abs=1e-9)
     assert pc.pearson_r == pytest.approx(1.0, abs=1e-12)
-    assert pc.chi2_per_pair < 1e-10
+    assert pc.chi2_per_dof < 1e-10 and pc.dof == pc.n_pairs - (v.size - 1)
     frame = pc.to_frame()
     assert list(frame.columns[:4]) == ["f", "g", "beta_dV", "log_ratio"]
     assert len(frame) == pc.n_pairs
@@ -86,9 +86,10 @@ def test_pairs_hand_worked_error():
     fit = fit_potential(c)
     pc = diagnostics.pairs(fit, exclude_above=np.inf)
     assert pc.n_pairs == 1
-    # y = log((10/100) / (40/200)) = log(0.5); sigma^2 = 1/10 + 1/100 + 1/40 + 1/200 = 0.14
+    # y = log((10/100) / (40/200)) = log(0.5); recorded calls (multinomial):
+    # sigma^2 = 1/10 - 1/100 + 1/40 - 1/200 = 0.11 (the Letter's form adds the 1/N0: 0.14)
     assert pc.y[0] == pytest.approx(np.log(0.5))
-    assert pc.sigma[0] == pytest.approx(np.sqrt(0.14))
+    assert pc.sigma[0] == pytest.approx(np.sqrt(0.11))
     assert (pc.n_forward[0], pc.n_backward[0]) == (10, 40)
     assert pc.x[0] == pytest.approx(fit.relative["A"] - fit.relative["B"])
 
@@ -108,7 +109,7 @@ def test_pairs_none_measured_both_ways():
     c = TransitionCounts.from_triples(["A", "B"], ["B", "C"], [5, 5]).with_calls(10, "exact")
     pc = diagnostics.pairs(fit_potential(c))
     assert pc.n_pairs == 0
-    assert np.isnan(pc.within_1sigma) and np.isnan(pc.chi2_per_pair) and np.isnan(pc.slope)
+    assert np.isnan(pc.within_1sigma) and np.isnan(pc.chi2_per_dof) and np.isnan(pc.slope)
     assert pc.to_frame().empty
 
 
@@ -193,17 +194,17 @@ def test_triplets_cycle_affinity_and_errors():
     assert tc.backward[0] == pytest.approx(bwd)
     assert tc.residual[0] == pytest.approx(np.log(50 * 40 * 30 / (10 * 20 * 25)))
     assert tc.rms_affinity == pytest.approx(abs(tc.residual[0]))
-    var_f = 1 / 50 + 1 / 100 + 1 / 40 + 1 / 200 + 1 / 30 + 1 / 400
-    var_b = 1 / 10 + 1 / 200 + 1 / 20 + 1 / 400 + 1 / 25 + 1 / 100
+    # recorded calls: 1/N - 1/N0 per leg on each axis; the affinity's N0 terms cancel
+    var_f = 1 / 50 - 1 / 100 + 1 / 40 - 1 / 200 + 1 / 30 - 1 / 400
     assert tc.sigma_forward[0] == pytest.approx(np.sqrt(var_f))
-    assert tc.sigma[0] == pytest.approx(np.sqrt(var_f + var_b))
+    assert tc.sigma[0] == pytest.approx(np.sqrt(sum(1 / np.array(n))))
     # min_count removes the triangle when a leg is seen fewer times
     assert diagnostics.triplets(fit_potential(c), min_count=11).n_triplets == 0
 
 
 def test_triplets_empty_and_validation(table2_fit):
     tc = diagnostics.triplets(table2_fit.transitions)
-    assert tc.n_triplets == 0 and np.isnan(tc.chi2_per_triplet)
+    assert tc.n_triplets == 0 and np.isnan(tc.mean_z2)
     assert tc.to_frame().empty
     with pytest.raises(ValueError):
         diagnostics.triplets(table2_fit, min_count=0)
@@ -408,9 +409,11 @@ def test_log_t_variance_is_the_error_of_every_check(reversible):
     _, _, fit = reversible
     pc = diagnostics.pairs(fit, exclude_above=np.inf)
     n0 = fit.transitions.n0
+    d = fit.transitions.design
+    assert pc.design == d == "multinomial"
     np.testing.assert_allclose(
         pc.sigma ** 2,
-        log_t_variance(pc.n_forward, n0[pc.f]) + log_t_variance(pc.n_backward, n0[pc.g]),
+        log_t_variance(pc.n_forward, n0[pc.f], d) + log_t_variance(pc.n_backward, n0[pc.g], d),
     )
 
 

@@ -442,8 +442,10 @@ def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
     assert gap[2, 0] == pytest.approx(np.log(3)) and gap[1, 0] == 0
     full = ek.to_transition_kernel().matrix.toarray()
     kept = ek.to_transition_kernel(max_log_gap=0.5).matrix.toarray()
-    assert full[2, 0] == pytest.approx(0.1) and kept[2, 0] == 0
-    np.testing.assert_array_equal(np.delete(kept.ravel(), 6), np.delete(full.ravel(), 6))
+    # censored by pair: P(C | A) is not determined, so the pair {A, C} goes both ways
+    # (before: only kept[2, 0] was zeroed, leaving C -> A as a one-way transition)
+    assert full[2, 0] == pytest.approx(0.1) and kept[2, 0] == 0 and kept[0, 2] == 0
+    np.testing.assert_array_equal(np.delete(kept.ravel(), [2, 6]), np.delete(full.ravel(), [2, 6]))
     with pytest.raises(ValueError, match="max_log_gap"):
         ek.to_transition_kernel(max_log_gap=-1)
     with pytest.raises(ValueError, match="no upper bounds"):
@@ -452,7 +454,7 @@ def test_max_log_gap_leaves_out_entries_that_are_not_determined(tmp_path):
     step = ek.last_step()
     assert step[1, 0] == pytest.approx(np.log(2)) and step[0, 1] == pytest.approx(-np.log(0.99))
     conv = ek.to_transition_kernel(max_last_step=0.1).matrix.toarray()
-    assert conv[1, 0] == 0 and conv[2, 0] == pytest.approx(0.1)
+    assert conv[1, 0] == 0 and conv[0, 1] == 0 and conv[2, 0] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="no convergence ladder"):
         _hand_kernel(upper=False).to_transition_kernel(max_last_step=0.1)
     # saved and read back; an upper bound below the probability is rejected

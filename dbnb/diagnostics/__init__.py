@@ -20,9 +20,13 @@ result with named array fields, summary properties and a ``.to_frame()``; the fi
 :mod:`dbnb.plots` draw these results.
 
 Conventions: ``T[g, f] = T(g <- f)`` (column = source), potentials are ``beta V``, logs are
-natural. Error bars are Poisson, statistical only: the variance of ``log T = log N - log N0``
-is :func:`dbnb.kernels.log_t_variance`, ``1/N + 1/N0`` (METHOD §3). Empty checks (nothing
-measured) are not errors: they return a result with zero rows and NaN summary statistics.
+natural. Error bars are counting errors, statistical only: the variance of ``log T = log N -
+log N0`` is :func:`dbnb.kernels.log_t_variance` under the kernel's sampling design
+(:attr:`dbnb.kernels.TransitionKernel.design`): ``1/N - 1/N0`` with recorded calls, the
+Letter's ``1/N + 1/N0`` (METHOD §3) on request (``design="letter"``), none (NaN) for a kernel
+without sampling noise, whose coverage fractions and chi-squared are then NaN too. Empty checks
+(nothing measured) are not errors: they return a result with zero rows and NaN summary
+statistics.
 Only the core (counts, kernels, graph, action, potential, ...) is imported here.
 """
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.sparse import csgraph
 
-from ..kernels import TransitionKernel
+from ..kernels import DESIGNS, TransitionKernel
 from ..potential import PotentialFit
 
 
@@ -74,9 +75,33 @@ class EdgeTable:
         return self.t[pos], self.count[pos]
 
 
+def check_design(kernel: TransitionKernel, design: str | None) -> str:
+    """The sampling design of a check's error bars: ``design``, default the kernel's; a
+    kernel without sampling noise has ``"none"`` whatever is asked (its counts are not data).
+    """
+    if design is None or kernel.noise_free:
+        return kernel.design
+    if design not in DESIGNS:
+        raise ValueError(f"design must be one of {DESIGNS} or None, got {design!r}")
+    return design
+
+
+def free_potentials(a: np.ndarray, b: np.ndarray) -> int:
+    """Potentials the pairs ``(a[e], b[e])`` determine: states in the pairs minus connected
+    components of the pair graph (one constant per component is a gauge)."""
+    if a.size == 0:
+        return 0
+    states, inv = np.unique(np.concatenate([a, b]), return_inverse=True)
+    k = states.size
+    adj = sp.csr_array((np.ones(a.size), (inv[: a.size], inv[a.size:])), shape=(k, k))
+    n_comp, _ = csgraph.connected_components(adj, directed=False)
+    return int(k - n_comp)
+
+
 def sigma_fraction(resid: np.ndarray, sigma: np.ndarray, k: float) -> float:
-    """Fraction of ``|resid| <= k sigma`` (NaN when empty)."""
-    if resid.size == 0:
+    """Fraction of ``|resid| <= k sigma``; NaN when empty or when an error bar is undefined
+    (NaN sigma: a kernel without sampling noise has no coverage)."""
+    if resid.size == 0 or np.isnan(sigma).any():
         return float("nan")
     return float(np.mean(np.abs(resid) <= k * sigma))
 

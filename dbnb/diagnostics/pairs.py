@@ -11,6 +11,8 @@ from ..kernels import log_t_variance
 from ..potential import PotentialFit
 from ._common import (
     EdgeTable,
+    check_design,
+    free_potentials,
     freeze,
     mutual_pairs,
     ols_slope,
@@ -30,7 +32,7 @@ class PairCheck:
 
     One row per unordered pair ``{f, g}`` (oriented ``f < g`` by state index):
     ``x = beta(V(f) - V(g))`` from the fit and ``y = log T(g<-f) / T(f<-g)`` from the counts,
-    with the Poisson error ``sigma`` of ``y``.
+    with the counting error ``sigma`` of ``y``.
 
     Attributes
     ----------
@@ -39,8 +41,10 @@ class PairCheck:
     f, g : numpy.ndarray of int
         Pair members.
     x, y, sigma : numpy.ndarray
-        ``beta dV``, log ratio and its error
-        ``sqrt(1/N(g<-f) + 1/N0(f) + 1/N(f<-g) + 1/N0(g))`` (:func:`dbnb.kernels.log_t_variance`).
+        ``beta dV``, log ratio and its error: the quadrature sum of the two legs'
+        :func:`dbnb.kernels.log_t_variance` under ``design``, e.g. with recorded calls
+        ``sqrt(1/N(g<-f) - 1/N0(f) + 1/N(f<-g) - 1/N0(g))``; NaN for a kernel without
+        sampling noise (no error bar).
     n_forward, n_backward : numpy.ndarray
         ``N(g<-f)``, ``N(f<-g)``.
     threshold : float
@@ -49,6 +53,9 @@ class PairCheck:
         How many pairs measured both ways the threshold removed.
     violation, estimator, source : str
         Provenance: violation function ``K`` of the fit, ``N0`` estimator, data source.
+    design : str
+        The sampling design of the error bars (:data:`dbnb.kernels.DESIGNS`); ``"none"``
+        for a kernel without sampling noise.
     """
 
     states: tuple[str, ...]
@@ -64,10 +71,23 @@ class PairCheck:
     violation: str = ""
     estimator: str = ""
     source: str = ""
+    design: str = ""
 
     @property
     def n_pairs(self) -> int:
         return int(self.x.size)
+
+    @property
+    def dof(self) -> int:
+        """Degrees of freedom of :attr:`chi2`: pairs minus the free potentials they
+        determine (states in the pairs minus connected components of the pair graph).
+
+        The potential is a parameter of these pairs too: on a tree of pairs (Claude's Table
+        II: 2 pairs, 2 free potentials) every log-ratio is fitted exactly and nothing is
+        tested; ``dof`` is then 0. Only cycles of pairs can disagree with a potential, so
+        ``dof`` is the cycle rank of the pair graph.
+        """
+        return self.n_pairs - free_potentials(self.f, self.g)
 
     @property
     def residual(self) -> np.ndarray:
@@ -76,7 +96,8 @@ class PairCheck:
 
     @property
     def within_1sigma(self) -> float:
-        """Fraction of pairs with ``|y - x| <= sigma`` (NaN without pairs)."""
+        """Fraction of pairs with ``|y - x| <= sigma`` (NaN without pairs or without error
+        bars)."""
         return sigma_fraction(self.residual, self.sigma, 1.0)
 
     @property
@@ -85,17 +106,36 @@ class PairCheck:
 
     @property
     def chi2(self) -> float:
-        """``sum ((y - x) / sigma)^2``."""
+        """``sum ((y - x) / sigma)^2`` (NaN without error bars)."""
         return float(np.sum((self.residual / self.sigma) ** 2))
 
     @property
-    def chi2_per_pair(self) -> float:
-        r"""``chi2 / n_pairs``: the number of degrees of freedom is taken as the number of pairs.
+    def chi2_per_dof(self) -> float:
+        r"""``chi2 / dof`` (:attr:`dof`); NaN when ``dof <= 0`` (nothing is tested) or without
+        error bars.
 
-        The potential is fitted to *all* transitions (most of them one-way), not to these
-        pairs, so no parameters are subtracted; this is what the Letter's "χ²/ndf" means too.
+        About 1 under detailed balance when the counts are large; a weighted least-squares
+        potential on the pairs alone would make ``chi2`` chi-squared with ``dof`` degrees of
+        freedom. The least-action potential is fitted to every transition with other weights,
+        so this is a descriptive calibration, not an exact test: for one, see
+        :func:`dbnb.hodge` (the Wald statistic on the cycles) or :func:`dbnb.balance_test`.
         """
-        return self.chi2 / self.n_pairs if self.n_pairs else float("nan")
+        dof = self.dof
+        return self.chi2 / dof if dof > 0 else float("nan")
+
+    @property
+    def letter_chi2_ndf(self) -> float:
+        r"""The statistic the authors' plotting code prints as "χ²/ndf" on the pair plots
+        (Figs. 4, 7, 9): the *unweighted* mean of ``(y - x)^2`` over the pairs seen more than
+        once in each direction (over every pair for a kernel without sampling noise).
+
+        No error enters and no degree of freedom is subtracted: a mean squared residual in
+        units of ``(beta V)^2``, kept under its own name to compare with the Letter's numbers.
+        NaN when no pair qualifies.
+        """
+        keep = (np.ones(self.n_pairs, dtype=bool) if self.design == "none"
+                else (self.n_forward > 1) & (self.n_backward > 1))
+        return float(np.mean(self.residual[keep] ** 2)) if keep.any() else float("nan")
 
     @property
     def pearson_r(self) -> float:
@@ -121,7 +161,9 @@ class PairCheck:
                 "n_excluded": self.n_excluded,
                 "within_1sigma": self.within_1sigma,
                 "within_2sigma": self.within_2sigma,
-                "chi2_per_pair": self.chi2_per_pair,
+                "dof": self.dof,
+                "chi2_per_dof": self.chi2_per_dof,
+                "letter_chi2_ndf": self.letter_chi2_ndf,
                 "pearson_r": self.pearson_r,
                 "slope": self.slope,
             },
@@ -147,7 +189,8 @@ class PairCheck:
         )
 
 
-def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck:
+def pairs(fit: PotentialFit, *, exclude_above: float | None = None,
+          design: str | None = None) -> PairCheck:
     r"""Check Eq. 5 on every pair measured both ways (Figs. 4, 7, 9).
 
     For each unordered pair ``{f, g}`` of fitted states with ``N(g<-f) > 0`` and
@@ -157,10 +200,11 @@ def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck
 
         x = \beta V(f) - \beta V(g), \qquad
         y = \log \frac{T(g \leftarrow f)}{T(f \leftarrow g)}, \qquad
-        \sigma_y^2 = \frac{1}{N(g \leftarrow f)} + \frac{1}{N_0(f)}
-                   + \frac{1}{N(f \leftarrow g)} + \frac{1}{N_0(g)},
+        \sigma_y^2 = \operatorname{var} \log \hat T(g \leftarrow f)
+                   + \operatorname{var} \log \hat T(f \leftarrow g),
 
-    and detailed balance (Eq. 5) says ``y = x``.
+    each leg by :func:`dbnb.kernels.log_t_variance` (with recorded calls
+    ``1/N(g<-f) - 1/N0(f)``), and detailed balance (Eq. 5) says ``y = x``.
 
     Parameters
     ----------
@@ -172,6 +216,11 @@ def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck
         Drop pairs with ``|x|`` above this. Default: the Letter's rule, ``log`` of the total
         number of recorded transitions between fitted states
         (``fit.transitions.counts.n_samples``). Pass ``numpy.inf`` to keep every pair.
+    design : {"multinomial", "nominal", "letter", "none"}, optional
+        Sampling design of the error bars; default the kernel's
+        (:attr:`dbnb.kernels.TransitionKernel.design`). ``"letter"`` redraws the Letter's
+        bars, ``sqrt(1/N(g<-f) + 1/N0(f) + 1/N(f<-g) + 1/N0(g))``. A kernel without
+        sampling noise always has ``"none"``: no error bars.
 
     Returns
     -------
@@ -180,6 +229,7 @@ def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck
     """
     require_fit(fit)
     tk = fit.transitions
+    design = check_design(tk, design)
     rel, _, _ = potential_arrays(fit)
     f0, g0 = mutual_pairs(tk)
     table = EdgeTable(tk)
@@ -188,7 +238,8 @@ def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck
     n0 = np.asarray(tk.n0, dtype=float)
     x = rel[f0] - rel[g0]
     y = np.log(t_fw) - np.log(t_bw)
-    sigma = np.sqrt(log_t_variance(n_fw, n0[f0]) + log_t_variance(n_bw, n0[g0]))
+    sigma = np.sqrt(log_t_variance(n_fw, n0[f0], design)
+                    + log_t_variance(n_bw, n0[g0], design))
     if exclude_above is None:
         total = tk.counts.n_samples
         threshold = float(np.log(total)) if total > 0 else np.inf
@@ -209,4 +260,5 @@ def pairs(fit: PotentialFit, *, exclude_above: float | None = None) -> PairCheck
         violation=fit.violation,
         estimator=tk.method,
         source=tk.counts.source,
+        design=design,
     )

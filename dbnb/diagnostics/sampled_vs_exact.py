@@ -31,8 +31,12 @@ class ExactComparison:
     counts, its Poisson error ``sigma`` (as in :class:`~dbnb.diagnostics.PairCheck`), and the
     exact value ``y_exact`` from the exact kernel. If the error bars are honest, ``z = (y -
     y_exact) / sigma`` is roughly standard normal: about 68 % of pairs within 1 sigma and 95 %
-    within 2. The Poisson error is a large-count approximation; pairs with small counts have
-    skewed errors, which ``by_min_count`` shows.
+    within 2. The error is the delta-method one of the sampled kernel's design
+    (:func:`dbnb.kernels.log_t_variance`; with recorded calls ``1/N - 1/N0`` per leg), a
+    large-count approximation: pairs with small counts have skewed errors, and keeping only
+    pairs seen both ways pulls their log-ratios toward 0 (a selection bias no symmetric bar
+    fixes), which ``by_min_count`` shows. It bins on the *observed* smaller count, so it
+    selects on the outcome too: read it as a description, not as coverage at a given count.
 
     Attributes
     ----------
@@ -112,7 +116,8 @@ def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> Exac
     Parameters
     ----------
     sampled : TransitionKernel
-        Estimated from counts with exact ``N0`` (``estimate_kernel(counts, "exact")``).
+        Estimated from counts with exact ``N0`` (``estimate_kernel(counts, "exact")``); not
+        a noise-free kernel (it has no error bars to test).
     exact : TransitionKernel
         The exact kernel over (at least) the same states, e.g. from token log-probabilities
         (:mod:`dbnb.exact`) or a synthetic chain. States are matched by label.
@@ -125,6 +130,9 @@ def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> Exac
     for name, k in (("sampled", sampled), ("exact", exact)):
         if not isinstance(k, TransitionKernel):
             raise TypeError(f"{name} must be a TransitionKernel, got {type(k).__name__}")
+    if sampled.noise_free:
+        raise ValueError(f"sampled must be estimated from counts; {sampled!r} has no "
+                         "sampling noise and so no error bars to compare")
     g, f = mutual_pairs(sampled)  # g < f
     order = np.lexsort((g, f))
     f, g = f[order], g[order]
@@ -133,7 +141,8 @@ def compare_to_exact(sampled: TransitionKernel, exact: TransitionKernel) -> Exac
     t_gf, n_gf = table(g, f)  # T(f <- g), N(f <- g)
     n0 = np.asarray(sampled.n0, dtype=float)
     y = np.log(t_fg) - np.log(t_gf)
-    sigma = np.sqrt(log_t_variance(n_fg, n0[f]) + log_t_variance(n_gf, n0[g]))
+    sigma = np.sqrt(log_t_variance(n_fg, n0[f], sampled.design)
+                    + log_t_variance(n_gf, n0[g], sampled.design))
     pos = pd.Index(exact.states).get_indexer(np.array(sampled.states, dtype=object))
     ok = (pos[f] >= 0) & (pos[g] >= 0)
     te = sp.csr_array(exact.matrix)

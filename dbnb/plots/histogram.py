@@ -32,7 +32,12 @@ def fig11_potential_histogram(
     figsize: tuple[float, float] = (3.4, 2.6),
     caption: str | None = None,
 ) -> Figure:
-    r"""Fig. 11: histogram of ``beta V`` with its Gaussian fit (Supplement D, Eq. 28)."""
+    r"""Fig. 11: histogram of ``beta V`` with its Gaussian fit (Supplement D, Eq. 28).
+
+    The box gives the Letter's raw numbers (``sigma``, Eq. 28 at it, the fit's action) and the
+    comparison Eq. 28 supports: the action over the flat action of the same kernel against
+    Eq. 28 at the noise-corrected ``sigma`` (:class:`dbnb.diagnostics.PotentialDistribution`).
+    """
     fig, ax = get_axes(ax, figsize)
     v = dist.values
     if v.size:
@@ -52,6 +57,9 @@ def fig11_potential_histogram(
             rf"$S_{{\min}}$ Eq. 28: {fmt(dist.expected_action, '.3f')}",
             rf"  large $\sigma$: {fmt(dist.expected_action_asymptotic, '.3f')}",
             rf"$S_{{\min}}$ fit: {fmt(dist.actual_action, '.3f')}",
+            rf"$S_{{\min}}/S_{{V=0}}$ fit: {fmt(dist.normalised_action, '.3f')}",
+            rf"  Eq. 28 at $\sigma_{{\rm corr}}$ = {fmt(dist.sigma_corrected)}: "
+            rf"{fmt(dist.expected_normalised_action, '.3f')}",
         ], loc="upper left")
         ax.set_ylim(0, max(counts.max(), 1) * 1.6)
     else:

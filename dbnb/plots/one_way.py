@@ -36,8 +36,10 @@ def fig10_one_way(
 ) -> Figure:
     r"""Fig. 10: fitted ``beta [V(f) - V(g)]`` of one-way pairs against the Eq. 25 bound.
 
-    ``n`` random pairs with finite ``dV`` (seed ``seed``); the bound ``y = x`` and the line
-    ``y = x + q`` where ``q`` is the ``check.percentile``-th percentile of ``dV - bound``.
+    ``n`` random pairs with finite ``dV`` (seed ``seed``); the Letter's bound ``y = x`` and
+    the line ``y = x + q`` where ``q`` is the ``check.percentile``-th percentile of ``dV -
+    bound``. The box gives the share above Eq. 25 and above the real lower bound at
+    ``check.level`` (:attr:`dbnb.diagnostics.OneWayCheck.lower_bound`).
     """
     fig, ax = get_axes(ax, figsize)
     idx = check.sample(n, seed=seed)
@@ -57,7 +59,9 @@ def fig10_one_way(
         ax.legend(loc="upper left")
         stats_box(ax, [
             f"$N$ = {check.n_pairs}",
-            rf"$\beta\Delta V \geq$ bound: {fmt(100 * check.fraction_satisfied, '.0f')}%",
+            rf"$\beta\Delta V \geq$ Eq. 25: {fmt(100 * check.fraction_satisfied, '.0f')}%",
+            rf"$\geq$ {100 * check.level:g}% lower bound: "
+            rf"{fmt(100 * check.fraction_above_lower, '.0f')}%",
         ])
     else:
         write_empty(ax, "no one-way pair with a finite potential difference")

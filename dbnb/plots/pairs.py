@@ -32,14 +32,17 @@ def fig_pairs(
     fraction: float | None = 0.2,
     seed: int = 42,
     symmetrize: bool = True,
-    errors: bool = True,
+    errors: bool | None = None,
     figsize: tuple[float, float] = (3.4, 2.6),
     caption: str | None = None,
 ) -> Figure:
     r"""Figs. 4, 7, 9: ``log T(g<-f)/T(f<-g)`` against ``beta [V(f) - V(g)]`` (Eq. 5).
 
     ``errors=False`` is for exactly known kernels: no error bars, and the box reports
-    ``R^2`` of the log ratios about the diagonal instead of counting statistics.
+    ``R^2`` of the log ratios about the diagonal instead of counting statistics. The default
+    ``None`` draws errors unless the check has none (a kernel without sampling noise). The box
+    gives ``chi^2/dof`` with its degrees of freedom (:attr:`PairCheck.dof`) and the authors'
+    unweighted statistic (:attr:`PairCheck.letter_chi2_ndf`) under its own name.
 
     Error bars for a random ``fraction`` of the pairs (seed ``seed``; the Letter shows 1/5 for
     words and 1/10 for IdeaSearchFitter); the statistics in the box use all pairs. With
@@ -47,6 +50,8 @@ def fig_pairs(
     a pair has no preferred order) so both halves of the diagonal are populated.
     """
     fig, ax = get_axes(ax, figsize)
+    if errors is None:
+        errors = check.design != "none"
     idx = check.sample(fraction, seed=seed)
     x, y, s = check.x[idx], check.y[idx], check.sigma[idx]
     if symmetrize and idx.size:
@@ -65,7 +70,8 @@ def fig_pairs(
         stats_box(ax, [
             f"$N$ = {check.n_pairs}",
             f"$r$ = {fmt(check.pearson_r, '.3f')}",
-            rf"$\chi^2/N$ = {fmt(check.chi2_per_pair)}",
+            rf"$\chi^2$/dof = {fmt(check.chi2_per_dof)} (dof {check.dof})",
+            rf"Letter's $\chi^2$/ndf = {fmt(check.letter_chi2_ndf)}",
             rf"within $1\sigma$: {fmt(100 * check.within_1sigma, '.0f')}%",
             rf"within $2\sigma$: {fmt(100 * check.within_2sigma, '.0f')}%",
         ] if errors else [
@@ -79,6 +85,7 @@ def fig_pairs(
     ax.set_ylabel(r"$\log\,T(g\leftarrow f)/T(f\leftarrow g)$")
     auto = provenance(check.source, f"K = {check.violation}" if check.violation else "",
                       f"estimator {check.estimator}" if check.estimator else "",
+                      f"errors {check.design}" if errors and check.design else "",
                       f"|βΔV| ≤ {check.threshold:.1f}")
     write_caption(ax, caption, auto)
     return fig

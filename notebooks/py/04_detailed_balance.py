@@ -9,12 +9,19 @@
 # The Letter checks it three ways, all as tested functions in `dbnb.diagnostics`:
 #
 # * **pairs** (Figs. 4, 7; Fig. 9 with the softplus kernel): measured log-ratio against the fitted
-#   $\beta\Delta V$, with the Poisson error $\sqrt{1/N(g\leftarrow f)+1/N_0(f)+1/N(f\leftarrow g)+1/N_0(g)}$,
-#   pairs with $|\beta\Delta V| > \log(\text{samples})$ excluded;
+#   $\beta\Delta V$, pairs with $|\beta\Delta V| > \log(\text{samples})$ excluded. The Letter's
+#   error bar is $\sqrt{1/N(g\leftarrow f)+1/N_0(f)+1/N(f\leftarrow g)+1/N_0(g)}$; with the calls
+#   recorded ($N_0$ fixed by design) the counting error is
+#   $\sqrt{1/N(g\leftarrow f)-1/N_0(f)+1/N(f\leftarrow g)-1/N_0(g)}$, which dbnb uses
+#   (`design="letter"` redraws the Letter's). $\chi^2$ is divided by its degrees of freedom,
+#   the pairs minus the potentials they fix;
 # * **closed triplets** (Figs. 3, 8): around $f\to g\to h\to f$ the forward and backward products of
-#   $T$ are equal (Kolmogorov's criterion, Eq. 7), with no fitted potential involved;
-# * **one-way pairs** (Fig. 10): $f\to g$ seen, $g\to f$ never; then $\beta\Delta V$ must exceed the
-#   bound of Eq. 25.
+#   $T$ are equal (Kolmogorov's criterion, Eq. 7), with no fitted potential involved; the $N_0$
+#   cancel in the difference, whose error is $\sqrt{\sum 1/N}$ over the six legs;
+# * **one-way pairs** (Fig. 10): $f\to g$ seen, $g\to f$ never; the Letter's Eq. 25 says
+#   $\beta\Delta V$ exceeds $\log[N(g\leftarrow f) N_0(g)/N_0(f)]$, which is not a bound at any
+#   stated confidence; dbnb adds a 95 % lower bound (about Eq. 25 minus $\log 3$, the rule of
+#   three, exact for small counts).
 #
 # A control comes first: a synthetic chain that obeys detailed balance, and the same chain driven
 # by a cycle current that breaks it.
@@ -46,17 +53,19 @@ for ax, drive in zip(axes, (0.0, 1.5)):
     pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
     rows[f"drive {drive}"] = {
         "pairs": pc.n_pairs, "within 1 sigma": pc.within_1sigma, "within 2 sigma": pc.within_2sigma,
-        "chi2 per pair": pc.chi2_per_pair, "triplets": tc.n_triplets,
-        "triplet chi2": tc.chi2_per_triplet,
+        "chi2/dof": pc.chi2_per_dof, "dof": pc.dof, "triplets": tc.n_triplets,
+        "triplet mean z^2": tc.mean_z2,
     }
     plots.fig_triplets(tc, ax=ax, caption=f"synthetic chain, drive {drive}")
 fig.tight_layout()
 pd.DataFrame(rows).T.round(3)
 
 # %% [markdown]
-# With no drive, most pairs lie within one standard error and $\chi^2$ per pair is at or below 1
-# (below, because the fitted potential absorbs part of the noise): counting noise only. The drive
-# pushes triplets off the diagonal and $\chi^2$ up. These are the yardsticks for the LLM data.
+# With no drive, most pairs lie within one standard error and $\chi^2$/dof is about 1 (the
+# degrees of freedom are the pairs minus the potentials they fix, the cycle rank of the pair
+# graph): counting noise only. The drive pushes triplets off the diagonal and $\chi^2$ up. These
+# are the yardsticks for the LLM data. The triplets' mean $z^2$ is descriptive only: triangles
+# share pairs, so it has no reference distribution (`dbnb.hodge` gives the cycle test).
 
 # %% [markdown]
 # ## The LLM agent
@@ -118,16 +127,16 @@ ctrl_fit = dbnb.fit_potential(synthetic.sample_fixed_design(ctrl, 100, seed=6))
 ctrl_pc, ctrl_tc = diagnostics.pairs(ctrl_fit), diagnostics.triplets(ctrl_fit)
 pd.DataFrame({
     "reversible control": [ctrl_pc.n_pairs, ctrl_pc.within_1sigma, ctrl_pc.within_2sigma,
-                           ctrl_pc.chi2_per_pair, ctrl_pc.slope, ctrl_tc.chi2_per_triplet],
-    "SmolLM2 words": [pc.n_pairs, pc.within_1sigma, pc.within_2sigma, pc.chi2_per_pair,
-                      pc.slope, tc.chi2_per_triplet],
-}, index=["pairs", "within 1 sigma", "within 2 sigma", "chi2 per pair", "slope",
-          "triplet chi2"]).round(3)
+                           ctrl_pc.chi2_per_dof, ctrl_pc.slope, ctrl_tc.mean_z2],
+    "SmolLM2 words": [pc.n_pairs, pc.within_1sigma, pc.within_2sigma, pc.chi2_per_dof,
+                      pc.slope, tc.mean_z2],
+}, index=["pairs", "within 1 sigma", "within 2 sigma", "chi2/dof", "slope",
+          "triplet mean z^2"]).round(3)
 
 # %% [markdown]
-# The flat slope is a sampling effect: the control has it too. The excess $\chi^2$ per pair is
-# not: the control's pairs sit within their counting errors, the model's scatter about twice as
-# much. The closed triplets, which need no fitted potential, stay consistent with detailed
+# The flat slope is a sampling effect: the control has it too. The excess $\chi^2$/dof is
+# not: the control's pairs sit within their counting errors, the model's scatter about four
+# times as much in $\chi^2$. The closed triplets, which need no fitted potential, stay consistent with detailed
 # balance within their (larger) errors. A 135M model on a fixed vocabulary is thus *close to*,
 # not exactly at, detailed balance; more calls per word would sharpen the verdict.
 

@@ -156,15 +156,31 @@ class LogprobKernel:
     def _square(self, max_log_gap: float | None = None,
                 max_last_step: float | None = None) -> np.ndarray:
         """``T[g, f]`` over the sources, diagonal zeroed (self-replies are escapes); with
-        ``max_log_gap``, entries whose bounds differ by more are zeroed (not measured)."""
+        ``max_log_gap`` (``max_last_step``), every *pair* with an entry whose bounds differ
+        (last step is) by more is left out, both directions (see :meth:`censored_pairs`)."""
         idx = [self.states.index(s) for s in self.sources]
         t = self.prob[idx, :].copy()
-        if max_log_gap is not None:
-            t[self.log_gap()[idx, :] > max_log_gap] = 0.0
-        if max_last_step is not None:
-            t[self.last_step()[idx, :] > max_last_step] = 0.0
+        t[self.censored_pairs(max_log_gap, max_last_step)] = 0.0
         np.fill_diagonal(t, 0.0)
         return t
+
+    def censored_pairs(self, max_log_gap: float | None = None,
+                       max_last_step: float | None = None) -> np.ndarray:
+        """Symmetric mask over ``sources x sources``: pairs left out of the kernel.
+
+        A pair ``{f, g}`` is censored when either direction is not known to the precision
+        asked, ``log_gap > max_log_gap`` or ``last_step > max_last_step``: both directions go,
+        or neither. Censoring single entries would turn a two-way pair into a one-way one (an
+        infinite ``beta dV``), and which entries fail is informative: the small ones, so it
+        would bias the log-ratios of the pairs that remain.
+        """
+        idx = [self.states.index(s) for s in self.sources]
+        bad = np.zeros((len(idx), len(idx)), dtype=bool)
+        if max_log_gap is not None:
+            bad |= self.log_gap()[idx, :] > max_log_gap
+        if max_last_step is not None:
+            bad |= self.last_step()[idx, :] > max_last_step
+        return bad | bad.T
 
     def expected_counts(self, n_calls: int) -> TransitionCounts:
         """Integer expected counts for ``n_calls`` calls per source (largest remainders).
@@ -206,21 +222,24 @@ class LogprobKernel:
     def to_transition_kernel(self, n_calls: int = 1_000_000, *,
                              max_log_gap: float | None = None,
                              max_last_step: float | None = None) -> TransitionKernel:
-        """A :class:`dbnb.kernels.TransitionKernel` (method ``"exact-logprob"``) over the sources.
+        """A :class:`dbnb.kernels.TransitionKernel` (method ``"exact-logprob"``,
+        ``noise_free=True``) over the sources.
 
         ``T(g <- f) = prob[g, f]`` for sources ``g != f``; self-replies and replies outside the
         sources are escapes (``T[f, f] = 0``). The kernel's ``counts`` (for tables) are the
-        integer :meth:`expected_counts` at ``n_calls`` per source and ``n0 = n_calls``; the
-        kernel itself is exact, not rounded.
+        integer :meth:`expected_counts` at ``n_calls`` per source and ``n0 = n_calls``; they
+        are not data, and the checks compute no error bar from them (the kernel's design is
+        ``"none"``). The kernel itself is exact, not rounded.
 
-        ``max_log_gap`` keeps only entries known to that precision, ``log(upper / prob) <=
-        max_log_gap`` (see :meth:`log_gap`); the others are left out of the kernel, as
-        transitions not measured. Use it when rare tokenisations were skipped
+        ``max_log_gap`` keeps only pairs whose two entries are known to that precision,
+        ``log(upper / prob) <= max_log_gap`` (see :meth:`log_gap`); the other pairs are left
+        out of the kernel in both directions, as transitions not measured
+        (:meth:`censored_pairs`). Use it when rare tokenisations were skipped
         (``info["min_prob"] > 0``): a candidate whose probability is comparable to the skipped
         mass below its prefixes is not determined by the walk. The bound is rigorous but loose
         (the skipped mass is counted in full for every candidate it could reach).
-        ``max_last_step`` is the empirical criterion: keep entries whose last decade of the
-        cut-off added at most that much in log (:meth:`last_step`).
+        ``max_last_step`` is the empirical criterion: keep pairs whose last decade of the
+        cut-off added at most that much in log to either entry (:meth:`last_step`).
         """
         for name, val in (("max_log_gap", max_log_gap), ("max_last_step", max_last_step)):
             if val is not None and not val >= 0:
@@ -231,7 +250,8 @@ class LogprobKernel:
         mat.eliminate_zeros()
         n0 = np.full(len(self.sources), float(n_calls))
         n0.setflags(write=False)
-        return TransitionKernel(counts=counts, matrix=mat, n0=n0, method="exact-logprob")
+        return TransitionKernel(counts=counts, matrix=mat, n0=n0, method="exact-logprob",
+                                noise_free=True)
 
 
 
