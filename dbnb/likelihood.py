@@ -450,7 +450,9 @@ def fit_likelihood(
         if np.max(np.abs(h_new - h)) < 1e-7 or (not exact and k == refits - 1):
             h = h_new
             break
-        h = 0.5 * (h + h_new)  # damped: the plain fixed-point iteration can oscillate
+        # exact leverages: the plain fixed-point iteration; the local estimate oscillates
+        # without damping
+        h = h_new if exact else 0.5 * (h + h_new)
     else:
         raise ConvergenceError(f"Firth's pseudo-counts did not settle in {FIRTH_REFITS} refits")
 
