@@ -15,6 +15,8 @@ likelihood        fit_likelihood: Eq. 5 as a binomial model (Firth's penalty, st
 hierarchy         popularity < detailed balance < free: balance_test, held_out
 hodge             gradient / curl / harmonic split of the log-ratio flow; variance shares
 bootstrap         bootstrap intervals for any potential fit
+verdict           check: every test of detailed balance on one data set (``dbnb check``)
+calibration       p-value uniformity, power against a drive, interval coverage (synthetic)
 feature_potential an explicit potential on state features (Supplement E)
 schedules         prompt schedules as generators: round robin, the Letter's rule
 synthetic         Markov chains with a known potential (ground truth), samplers
@@ -36,7 +38,7 @@ balance, exact,   deprecated aliases of diagnostics, llm.logprob and llm.store (
 store
 """
 
-from . import datasets, diagnostics, synthetic
+from . import calibration, datasets, diagnostics, synthetic
 from .bootstrap import bootstrap
 from .counts import TransitionCounts
 from .hierarchy import balance_test, held_out
@@ -44,6 +46,7 @@ from .hodge import hodge, variance_shares
 from .kernels import TransitionKernel, estimate_kernel
 from .likelihood import fit_likelihood
 from .potential import ConvergenceError, PotentialFit, action, fit_potential
+from .verdict import Verdict, check
 
 __all__ = [
     "TransitionCounts",
@@ -56,9 +59,12 @@ __all__ = [
     "hodge",
     "variance_shares",
     "bootstrap",
+    "check",
+    "Verdict",
     "action",
     "PotentialFit",
     "ConvergenceError",
+    "calibration",
     "datasets",
     "diagnostics",
     "synthetic",

@@ -26,6 +26,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy import stats
 from scipy.special import expit
+from tqdm.auto import tqdm
 
 from . import graph
 from .counts import TransitionCounts
@@ -180,6 +181,7 @@ def balance_test(
     estimator: Estimator = "auto",
     min_calls: int | None = None,
     n0: float | None = None,
+    progress: bool = False,
 ) -> BalanceTest:
     r"""Is the kernel in detailed balance? The likelihood-ratio test of the reversible model.
 
@@ -200,6 +202,8 @@ def balance_test(
     estimator, min_calls, n0
         How ``N0`` is obtained (:func:`dbnb.kernels.estimate_kernel`); it enters only as the
         offsets, which both models share, so ``G^2`` does not depend on it.
+    progress : bool
+        A tqdm bar over the bootstrap replicates (both tests).
 
     Returns
     -------
@@ -228,11 +232,12 @@ def balance_test(
     n = tk.n_states
     active = np.unique(np.concatenate([ef, eg]))
     g2_pop = _popularity_deviance(ef, eg, ec, n) - g2
-    # cells: ordered pairs of distinct active states; popularity has 2k - 1 parameters, the
-    # reversible model one pair total per observed pair plus the potential (k - c)
+    # the difference of the two models' parameters: the reversible model has one pair total
+    # per observed pair plus the potential (k - c, c components of the pair graph), popularity
+    # 2k - 1 (A(f), B(g) up to a common scale); k(k - 3)/2 for a complete table of k states
     k = active.size
-    dof_pop = int(k * (k - 1) - (2 * k - 1)) - int(d.n_pairs - k + 1) - dof
-    dof_pop = max(dof_pop, 0)
+    c = int(np.unique(d.components()[active]).size)
+    dof_pop = max(int(d.n_pairs + (k - c) - (2 * k - 1)), 0)
     p_pop = float(stats.chi2.sf(g2_pop, dof_pop)) if dof_pop > 0 else nan
     if bootstrap:
         rng = np.random.default_rng(seed)
@@ -244,10 +249,12 @@ def balance_test(
         p = np.where(same, expit(v[d.i] - v[d.j] + d.offset), d.y / d.m)
         m_int = d.m.astype(np.int64)
         sims = np.array([_deviance(d, rng.binomial(m_int, p).astype(float))[0]
-                         for _ in range(bootstrap)])
+                         for _ in tqdm(range(bootstrap), disable=not progress,
+                                       desc="bootstrap: balance vs free")])
         p_boot = float((1 + np.sum(sims >= g2 - 1e-9 * max(1.0, g2))) / (bootstrap + 1))
         pops = []
-        for _ in range(bootstrap):
+        for _ in tqdm(range(bootstrap), disable=not progress,
+                      desc="bootstrap: popularity vs balance"):
             sf, sg, sc = _popularity_sample(ef, eg, ec, n, rng)
             i2, j2, y2, m2, o2 = _pairs_of(sf, sg, sc, n, tk.n0)
             d2 = PairData(i=i2, j=j2, y=y2, m=m2, offset=o2, n_states=n, transitions=tk)

@@ -25,6 +25,7 @@ from .sources import (  # noqa: F401 (re-exported)
     Sources,
     shipped_sources,
 )
+from .verdict import format_p
 
 __all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown_table"]
 
@@ -162,9 +163,45 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                  lambda: plots.table1_examples(src.symbolic_logprob_fit, 5, counts=src.symbolic)
                  .drop(columns="N0")),
         ]
+    out += [
+        Item("tableE_balance_tests", "Beyond the Letter: is it detailed balance? Model "
+             "hierarchy, Hodge split and held-out check of every data set",
+             lambda: _balance_table(src)),
+        Item("figE7_hodge_fractions", "Beyond the Letter: gradient / curl / harmonic shares of "
+             "the log-ratio flow, every data set",
+             lambda: plots.fig_hodge_fractions(src.verdicts(bootstrap=BALANCE_BOOTSTRAP))),
+    ]
     skipped.append(("fig 6 (Gemini)", "Gemini-2.5-flash counts are not published; drawn "
                     "from the local model's most-visited states instead"))
     return out, skipped
+
+
+#: Bootstrap replicates of the balance tests in ``tableE_balance_tests`` (p >= 1/200).
+BALANCE_BOOTSTRAP = 199
+
+
+def _balance_table(src: Sources) -> pd.DataFrame:
+    """One row per data set: the verdict of :func:`dbnb.verdict.check` (NaN: undefined)."""
+    verdicts = src.verdicts(bootstrap=BALANCE_BOOTSTRAP, progress=True)
+    table = pd.DataFrame({k: v.summary() for k, v in verdicts.items()}).T
+    table.index.name = "data set"
+    for col in ("states", "pairs", "two_way_pairs"):
+        table[col] = table[col].astype(int)
+    undefined = sorted({f"{k}: {v.undefined['test']}" for k, v in verdicts.items()
+                        if not v.noise_free and "test" in v.undefined})
+    table.attrs["note"] = (
+        f"p: parametric bootstrap (B = {BALANCE_BOOTSTRAP}) of detailed balance against the "
+        "free per-pair model; p_popularity: popularity-only against detailed balance (small: "
+        "the prompt matters); fractions: Hodge split of the log-ratio flow (inverse-variance "
+        "weights; uniform for the exact kernels, which have no sampling noise and so no "
+        "p-values); R2: held-out half of the calls. NaN means undefined: "
+        + ("; ".join(undefined) if undefined else "none")
+        + "; no cycle among the two-way pairs leaves the Hodge split undefined too. "
+        f"p = {1 / (BALANCE_BOOTSTRAP + 1):.3g} is the bootstrap's floor, i.e. p <= "
+        f"{1 / (BALANCE_BOOTSTRAP + 1):.3g}. A noise ceiling <= 0 means the held-out "
+        "log-ratios are within their noise of 0: those R2 do not discriminate."
+    )
+    return table
 
 
 def _exact_table(src: Sources) -> pd.DataFrame:
@@ -330,7 +367,25 @@ def _headlines(src: Sources) -> list[str]:
             f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "
             f"(1/2 sigma) of {cmp.n_pairs} pairs"
         )
+    lines.append(_balance_headline(src))
     return lines
+
+
+def _balance_headline(src: Sources) -> str:
+    """Is it detailed balance? One line over every data set."""
+    parts = []
+    for name, v in src.verdicts(bootstrap=BALANCE_BOOTSTRAP).items():
+        st = v.status
+        if st == "undefined":
+            parts.append(f"{name}: untestable ({v.short_reason})")
+        elif v.noise_free:
+            parts.append(f"{name}: {v.circulation:.1%} of the flow circulates")
+        else:
+            t = v.test
+            parts.append(f"{name}: {st} ({format_p(t.p_value, t.n_bootstrap)}, chi2 "
+                         f"{format_p(t.p_asymptotic)}; popularity "
+                         f"{format_p(t.p_popularity, t.n_bootstrap)})")
+    return "is it detailed balance? " + "; ".join(parts)
 
 
 def reproduce(

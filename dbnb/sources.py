@@ -9,6 +9,8 @@ Attribute names say what they hold (``words``, ``words_fit``, ``claude``, ``symb
 
 from __future__ import annotations
 
+import re
+import zipfile
 from functools import cached_property
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import pandas as pd
 from . import datasets, diagnostics
 from .counts import TransitionCounts
 from .potential import PotentialFit, fit_potential
+from .verdict import Verdict, check
 
 __all__ = ["Sources", "shipped_sources"]
 
@@ -118,16 +121,22 @@ class Sources:
     def logprob30_pair(self):
         """(sampled kernel, exact kernel) of the 30-word check: 3,000 round-robin calls and the
         exact token-probability kernel over the same words (shipped source only)."""
-        from .agents.run import counts_from_store
-        from .agents.word import WordAgent, vocabulary
         from .kernels import estimate_kernel
         from .llm.logprob import load_logprob_kernel
 
         ek = load_logprob_kernel(self.data / LOGPROB30)
-        agent = WordAgent(vocabulary(len(ek.states)), mode="constrained")
+        return estimate_kernel(self.words_rr30, "exact"), ek.to_transition_kernel()
+
+    @cached_property
+    def words_rr30(self) -> TransitionCounts:
+        """The 3,000-call round-robin run over the 30 words of the 30-word exact kernel."""
+        from .agents.run import counts_from_store
+        from .agents.word import WordAgent, vocabulary
+
+        n = _vocab_size(self.data / RR30_RUN)
+        agent = WordAgent(vocabulary(n), mode="constrained")
         counts = counts_from_store(self.data / RR30_RUN, agent=agent)
-        counts = counts._replace(source=f"{LOCAL_MODEL}, {len(ek.states)} words, round robin")
-        return estimate_kernel(counts, "exact"), ek.to_transition_kernel()
+        return counts._replace(source=f"{LOCAL_MODEL}, {n} words, round robin")
 
     @cached_property
     def logprob100_fit(self) -> PotentialFit:
@@ -237,6 +246,58 @@ class Sources:
         counts = counts_from_store(self.data / FREE_RUN)
         return counts._replace(source=f"{LOCAL_MODEL}, free words, Letter schedule")
 
+    # --- is it detailed balance? (dbnb.verdict) -------------------------------------------
+    def balance_data(self) -> dict[str, object]:
+        """Every data set of this source the verdicts are drawn from, by label: counts, or a
+        noise-free kernel (log-probability kernels, with their ``log T`` in
+        :meth:`balance_log_t`). Loading is lazy: the values are callables."""
+        sets: dict[str, object] = {"Claude-4, Table II": lambda: self.claude}
+        if self.available("words"):
+            sets["words, constrained, fixed design"] = lambda: self.words
+        if self.source == "shipped":
+            if self.available("logprob30"):
+                sets["words, 30, round robin"] = lambda: self.words_rr30
+            if self.available("free"):
+                sets["words, free, Letter schedule"] = lambda: self.words_free
+        if self.available("symbolic"):
+            sets["symbolic, constrained, fixed design"] = lambda: self.symbolic
+        if self.source == "shipped":
+            if self.available("symbolic_free"):
+                sets["symbolic, free, Letter schedule"] = lambda: self.symbolic_free
+            for what, rel, label in (("logprob30", LOGPROB30, "words, exact kernel, 30"),
+                                     ("logprob100", LOGPROB100, "words, exact kernel, 100"),
+                                     ("symbolic_logprob", SYM_LOGPROB,
+                                      "symbolic, exact kernel, 121")):
+                if self.available(what):
+                    sets[label] = (lambda rel=rel: _kernel_check_data(self.data / rel, None))
+        return sets
+
+    def verdict(self, label: str, *, bootstrap: int = 199, seed: int = 0) -> Verdict:
+        """:func:`dbnb.verdict.check` of one data set of :meth:`balance_data` (computed once
+        per ``bootstrap`` and ``seed``)."""
+        cache = self.__dict__.setdefault("_verdicts", {})
+        key = (label, bootstrap, seed)
+        if key not in cache:
+            sets = self.balance_data()
+            if label not in sets:
+                raise KeyError(f"no data set {label!r} in source {self.source!r}; "
+                               f"choose from {list(sets)}")
+            data = sets[label]()
+            log_t = None
+            if isinstance(data, tuple):
+                data, log_t = data
+            cache[key] = check(data, log_t=log_t, bootstrap=bootstrap, seed=seed)
+        return cache[key]
+
+    def verdicts(self, *, bootstrap: int = 199, seed: int = 0,
+                 progress: bool = False) -> dict[str, Verdict]:
+        """:meth:`verdict` of every data set, by label."""
+        from tqdm.auto import tqdm
+
+        labels = list(self.balance_data())
+        return {k: self.verdict(k, bootstrap=bootstrap, seed=seed)
+                for k in tqdm(labels, desc="verdicts", disable=not progress)}
+
 
 def _fit_logprob(ek, label: str, max_log_gap: float | None = None) -> PotentialFit:
     """Least-action fit to an exact kernel (self-replies are escapes), labelled with the
@@ -253,15 +314,33 @@ def _fit_logprob(ek, label: str, max_log_gap: float | None = None) -> PotentialF
                                           method=tk.method, noise_free=tk.noise_free))
 
 
-def _vocab_size(path: Path) -> int:
-    """The vocabulary size a constrained run used, read from its first record's grammar."""
+def _first_grammar(path: Path) -> str:
+    """The grammar of the first record of a store that carries one ("" if none does)."""
     from .llm import JsonlStore
 
     for rec in JsonlStore(path, read_only=True):
         grammar = (rec.get("params") or {}).get("extra_body", {}).get("grammar", "")
         if grammar:
-            return grammar.count("|") + 1
+            return grammar
+    return ""
+
+
+def _vocab_size(path: Path) -> int:
+    """The vocabulary size a constrained run used, read from its first record's grammar."""
+    grammar = _first_grammar(path)
+    if grammar:
+        return grammar.count("|") + 1
     raise ValueError(f"{path}: no grammar in the records; not a constrained run")
+
+
+def _grammar_literals(grammar: str) -> list[str] | None:
+    """The strings of a ``root ::= ("a" | "b" | ...)`` grammar (GBNF escapes undone), or
+    None when the grammar is not a list of literals."""
+    body = grammar.strip()
+    if not (body.startswith("root ::= (") and body.endswith(")")):
+        return None
+    lits = re.findall(r'"((?:[^"\\]|\\.)*)"', body)
+    return [re.sub(r"\\(.)", r"\1", x) for x in lits] or None
 
 
 def shipped_sources() -> Sources:
@@ -269,3 +348,136 @@ def shipped_sources() -> Sources:
     return Sources("shipped")
 
 
+
+
+# ---------------------------------------------------------------------------- dbnb check
+CHECK_AGENTS = ("word", "symbolic")
+
+
+def store_counts(path: str | Path, agent: str = "word") -> TransitionCounts:
+    """Counts of a response store, parsed by the agent that made it.
+
+    ``agent="word"``: constrained to the vocabulary of the store's grammar when its records
+    carry one, else free replies. ``agent="symbolic"``: constrained to the grammar's candidate
+    expressions (or the expression grammar) when there is one, else free replies; the prompts'
+    MSEs are the ones the run recorded (data set mcycle).
+
+    Raises
+    ------
+    ValueError
+        The file holds no response record, or records the agent cannot parse, naming the file.
+    """
+    from .agents.run import counts_from_store
+    from .agents.symbolic import SymbolicAgent, recorded_scores
+    from .agents.word import WordAgent
+    from .llm import JsonlStore
+
+    path = Path(path)
+    if agent not in CHECK_AGENTS:
+        raise ValueError(f"agent must be one of {CHECK_AGENTS}, got {agent!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"no such store file: {path}")
+    store = JsonlStore(path, read_only=True)
+    if len(store) == 0:
+        bad = f" ({store.n_corrupt} lines that are not records)" if store.n_corrupt else ""
+        raise ValueError(f"{path}: no response record in the file{bad}; is it a dbnb "
+                         "response store?")
+    grammar = _first_grammar(path)
+    lits = _grammar_literals(grammar) if grammar else None
+    try:
+        if agent == "word":
+            if grammar and lits is None:
+                raise ValueError(f"{path}: the records' grammar is not a word list")
+            a = WordAgent(lits, mode="constrained") if grammar else WordAgent(mode="free")
+        else:
+            scores = recorded_scores(store)
+            if not grammar:
+                a = SymbolicAgent(mode="free", scores=scores)
+            elif lits is None:
+                a = SymbolicAgent(mode="grammar", scores=scores)
+            else:
+                a = SymbolicAgent(mode="constrained", candidates=lits, scores=scores)
+        return counts_from_store(path, agent=a)
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        msg = str(exc)
+        if isinstance(exc, ValueError) and str(path) in msg:
+            raise
+        raise ValueError(f"{path}: records the {agent} agent cannot read "
+                         f"({type(exc).__name__}: {msg}); is --agent right?") from None
+
+
+def check_data(path: str | Path, *, agent: str | None = None,
+               max_log_gap: float | None = None):
+    """What ``dbnb check PATH`` checks: ``(data, log_t)``.
+
+    ``PATH`` is a response store (``.jsonl``, ``.jsonl.gz``; :func:`store_counts` with
+    ``agent``, default the word agent), a counts CSV (:func:`dbnb.datasets.read_counts_csv`),
+    a Letter-format JSON (ideas list or word dictionary) or a log-probability kernel ``.npz``.
+    For a kernel, ``data`` is its noise-free :class:`~dbnb.kernels.TransitionKernel` over the
+    sources and ``log_t`` its ``log T(g <- f)`` computed in log space; with ``max_log_gap``,
+    a pair is kept only when both its entries are bounded to that precision (censored by
+    pair, both directions or neither). Otherwise ``data`` are counts and ``log_t`` is None.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    name = path.name.lower()
+    if max_log_gap is not None and not name.endswith(".npz"):
+        raise ValueError("--max-log-gap applies to log-probability kernels (.npz) only")
+    if agent is not None and not name.endswith((".jsonl", ".jsonl.gz")):
+        raise ValueError("--agent applies to response stores (.jsonl, .jsonl.gz) only")
+    if name.endswith(".npz"):
+        return _kernel_check_data(path, max_log_gap)
+    if name.endswith((".jsonl", ".jsonl.gz")):
+        return store_counts(path, agent or "word"), None
+    if name.endswith(".csv"):
+        return datasets.read_counts_csv(path), None
+    if name.endswith(".json"):
+        head = datasets._load_json(path)
+        reader = datasets.read_word_dict_json if isinstance(head, dict) else \
+            datasets.read_ideas_json
+        return reader(path), None
+    raise ValueError(f"{path}: cannot tell what this is from its name; expected a store "
+                     "(.jsonl, .jsonl.gz), counts (.csv), Letter JSON (.json) or a "
+                     "log-probability kernel (.npz)")
+
+
+def _kernel_check_data(path: Path, max_log_gap: float | None):
+    from .kernels import TransitionKernel
+    from .llm.logprob import load_logprob_kernel
+    from .synthetic import true_kernel
+
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path}: not a .npz archive (not a zip file)")
+    try:
+        ek = load_logprob_kernel(path)
+    except (KeyError, OSError, EOFError) as exc:
+        raise ValueError(f"{path}: not a readable log-probability kernel ({exc})") from None
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if str(path) in msg else f"{path}: {msg}") from None
+    idx = [ek.states.index(s) for s in ek.sources]
+    log_t = np.array(ek.logprob[idx, :], dtype=float)
+    np.fill_diagonal(log_t, -np.inf)
+    gap_note = ""
+    if max_log_gap is not None:
+        if not max_log_gap >= 0:
+            raise ValueError(f"--max-log-gap must be >= 0, got {max_log_gap!r}")
+        if ek.upper is None:
+            raise ValueError(f"{path}: this kernel has no upper bounds, so --max-log-gap "
+                             "cannot tell which entries are bounded")
+        bad = ek.log_gap()[idx, :] > max_log_gap
+        bad |= bad.T  # by pair: both directions or neither
+        log_t[bad] = -np.inf
+        gap_note = f"; pairs whose entries are bounded to {max_log_gap:g} in log"
+    both = np.isfinite(log_t) & np.isfinite(log_t.T)
+    t = np.where(np.isfinite(log_t), np.exp(log_t), 0.0)
+    mp = float(ek.info.get("min_prob") or 0.0)
+    bounds = (f"entries are lower bounds: min_prob {mp:g}, uncovered mass <= "
+              f"{float(ek.uncovered.max()):.1e}" if mp > 0 else
+              f"uncovered mass <= {float(ek.uncovered.max()):.1e}")
+    label = (f"{path.name}: log-probability kernel over {len(ek.sources)} prompts ({bounds}"
+             f"{gap_note}; {int(both.sum() // 2)} pairs with both entries)")
+    tk = true_kernel(t, ek.sources, source=label)
+    tk = TransitionKernel(counts=tk.counts, matrix=tk.matrix, n0=tk.n0, method="exact-logprob")
+    return tk, log_t

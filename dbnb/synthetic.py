@@ -15,6 +15,9 @@ Potentials are dimensionless, in units of ``1/beta``: every ``potential`` here i
 * :func:`driven_chain` adds a non-conservative drive of strength ``drive`` that breaks detailed
   balance: ``log T(g <- f) / T(f <- g) = beta V(f) - beta V(g) + drive * A[g, f]`` with an
   antisymmetric orientation ``A = +-1`` whose circulation around every triangle is ``+-1``.
+* :func:`popularity_chain` is the null model of "the prompt matters": every reply ignores
+  the prompt, ``T(g <- f) = (1 - escape) p(g)``. It is in detailed balance by construction,
+  with ``beta V = -log p``.
 * :func:`sample_fixed_design` draws a fixed number of calls per state (exact ``N0``);
   :func:`sample_letter_schedule` follows the Letter's design (each call picks its prompt
   uniformly among the states found so far, starting from one state:
@@ -42,6 +45,7 @@ __all__ = [
     "SyntheticChain",
     "reversible_chain",
     "driven_chain",
+    "popularity_chain",
     "true_kernel",
     "sample_fixed_design",
     "sample_letter_schedule",
@@ -379,6 +383,57 @@ def driven_chain(
     SyntheticChain
     """
     return _build(n_states, degree, sigma, escape, drive, seed, "driven")
+
+
+def popularity_chain(
+    n_states: int,
+    sigma: float = 1.0,
+    escape: float = 0.1,
+    seed: SeedLike = None,
+) -> SyntheticChain:
+    """A kernel whose reply ignores the prompt: ``T(g <- f) = (1 - escape) p(g)``, ``g != f``.
+
+    The popularity-only control of the model hierarchy (:mod:`dbnb.hierarchy`). It obeys
+    detailed balance exactly, ``T(g <- f) / T(f <- g) = p(g) / p(f)``, with
+    ``beta V = -log p``, although nothing about the prompt is learned: a test of detailed
+    balance alone cannot tell it from an agent that has a potential.
+
+    Parameters
+    ----------
+    n_states : int
+        Number of states, ``>= 2``; every pair is connected.
+    sigma : float
+        Spread of ``log p``: ``p ∝ exp(sigma z)``, ``z`` standard normal.
+    escape : float
+        In ``[0, 1)``: the reply mass not spread over the other states is at least this (the
+        self-reply ``p(f)`` is an escape too).
+    seed : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    SyntheticChain
+        ``potential = -log p``.
+
+    Examples
+    --------
+    >>> chain = popularity_chain(5, seed=0)
+    >>> chain.n_transitions
+    20
+    """
+    n = _check_int(n_states, "n_states", 2)
+    sigma = _check_real(sigma, "sigma", low=0.0)
+    escape = _check_real(escape, "escape", low=0.0, high=1.0, include_high=False)
+    rng = np.random.default_rng(seed)
+    logp = sigma * rng.standard_normal(n)
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    t = np.tile(((1.0 - escape) * p)[:, None], (1, n))
+    np.fill_diagonal(t, 0.0)
+    return SyntheticChain(
+        states=_labels(n), matrix=sp.csc_array(t), potential=-np.log(p),
+        description=f"popularity-only kernel T(g<-f) = p(g): {n} states, sigma={sigma:g}, "
+        f"escape>={escape:g}, seed={seed!r}",
+    )
 
 
 # ---------------------------------------------------------------------------- sampling

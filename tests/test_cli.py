@@ -14,7 +14,7 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("reproduce", "fit", "serve-local", "sample"):
+    for cmd in ("reproduce", "fit", "check", "serve-local", "sample"):
         assert cmd in out
 
 
@@ -69,6 +69,18 @@ def test_reproduce_writes_figures(tmp_path, capsys):
     assert (tmp_path / "table2_claude_counts.csv").is_file()
     out = capsys.readouterr().out
     assert "PERSONAL 4.07" in out
+    # is it detailed balance? one row per shipped data set, the Hodge figure, one headline
+    table = pd.read_csv(tmp_path / "tableE_balance_tests.csv", index_col=0)
+    assert len(table) == 9
+    assert table.loc["Claude-4, Table II", "verdict"] == "undefined (dof = 0)"
+    assert np.isnan(table.loc["Claude-4, Table II", "p"])
+    assert table.loc["words, exact kernel, 100", "verdict"] == "circulates"
+    assert np.isnan(table.loc["words, exact kernel, 100", "p"])  # no sampling noise
+    for col in ("statistic", "dof", "p", "p_popularity", "gradient_fraction", "held_out_r2",
+                "popularity_r2"):
+        assert col in table.columns
+    assert (tmp_path / "figE7_hodge_fractions.png").stat().st_size > 10_000
+    assert "is it detailed balance? Claude-4, Table II: untestable (dof = 0)" in out
 
 
 def test_parser_has_defaults():

@@ -26,7 +26,7 @@ LAYERS = {
     "dbnb.feature_potential": "core", "dbnb.schedules": "core", "dbnb.synthetic": "core",
     "dbnb.datasets": "core", "dbnb.symdata": "core", "dbnb.letter": "core",
     "dbnb.likelihood": "core", "dbnb.hierarchy": "core", "dbnb.hodge": "core",
-    "dbnb.bootstrap": "core",
+    "dbnb.bootstrap": "core", "dbnb.verdict": "core", "dbnb.calibration": "core",
     "dbnb.diagnostics": "diagnostics",
     "dbnb.plots": "plots",
     "dbnb.llm": "llm",

@@ -268,6 +268,15 @@ def test_popularity_against_balance_tells_a_prompt_that_matters():
     assert all(r.statistic_popularity > r.dof_popularity for r in db)
 
 
+def test_popularity_dof_is_the_difference_of_the_parameters():
+    """Complete table of k states: quasi-symmetry has k(k-1)/2 + k - 1 parameters,
+    quasi-independence 2k - 1; their difference k(k-3)/2 (it used to come out negative)."""
+    r = balance_test(_popularity_counts(20, 5000, 0))
+    assert r.n_pairs == 190 and r.dof == 171
+    assert r.dof_popularity == 20 * 17 // 2
+    assert np.isfinite(r.p_popularity)
+
+
 def test_held_out_reaches_the_noise_ceiling_only_under_balance():
     from dbnb.hierarchy import held_out
 
@@ -283,3 +292,34 @@ def test_held_out_reaches_the_noise_ceiling_only_under_balance():
     assert abs(pop.r2 - pop.r2_popularity) < 0.03  # and here it does not
     with pytest.raises(ValueError, match="calls"):
         held_out(_popularity_counts(5, 10, 0)._replace(calls=None, calls_kind=None))
+
+
+def test_firth_fixed_point_is_accelerated():
+    """Firth's pseudo-counts can contract slowly (~0.93 per refit on the shipped symbolic run,
+    which 50 plain refits did not settle); SQUAREM reaches a 0.99-contraction's fixed point
+    in a few dozen refits."""
+    from dbnb.likelihood import FIRTH_TOL, _firth_fixed_point
+
+    target = np.linspace(0.1, 0.9, 7)
+    calls = []
+
+    def refit(h, v):
+        calls.append(1)
+        return target + 0.99 * (h - target), v, 1, 0.0
+
+    _firth_fixed_point(refit, np.ones(7), None)
+    assert len(calls) < 60  # the plain iteration needs ~1,000
+    h = np.ones(7)
+    for _ in range(len(calls)):
+        h = refit(h, None)[0]
+    assert np.max(np.abs(h - target)) > 100 * FIRTH_TOL  # plain: far from settled
+
+
+@pytest.mark.slow
+def test_firth_settles_on_the_shipped_symbolic_run():
+    """Its 50 plain refits did not settle (ConvergenceError) before the acceleration."""
+    from dbnb.sources import shipped_sources
+
+    fit = fit_likelihood(shipped_sources().symbolic)  # 121 expressions, 633 pairs
+    assert fit.converged and (fit.status == "main").all()
+    assert np.isfinite(fit.stderr).all()

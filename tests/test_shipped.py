@@ -49,7 +49,8 @@ def test_every_reproduce_item_has_its_data():
     names = {i.name for i in todo}
     for name in ("figE1_exact_vs_sampled", "figE2_exact100_pairs", "figE3_symbolic_logprob_pairs",
                  "figE4_symbolic_exact_potential_vs_mse", "figE5_symbolic_exact_vs_sampled",
-                 "fig05_symbolic_potential_vs_mse", "table5_feature_potential"):
+                 "fig05_symbolic_potential_vs_mse", "table5_feature_potential",
+                 "tableE_balance_tests", "figE7_hodge_fractions"):
         assert name in names
 
 

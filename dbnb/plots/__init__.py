@@ -18,6 +18,9 @@ Module map::
     histogram      Fig. 11: histogram of beta V with a Gaussian (Eq. 28)
                    [fig11_potential_histogram]
     majority_vote  Fig. 12: majority-vote ratio vs power law (Eqs. 29-30)  [fig12_majority_vote]
+    balance        is it detailed balance? p-value calibration, power, interval coverage,
+                   Hodge fractions per data set
+                   [fig_p_values, fig_power, fig_coverage, fig_hodge_fractions]
     tables         Tables I-IV as DataFrames  [table1_examples ... table4_action_scale]
     _style         palette, rc style, axes, captions, annotation boxes (shared)
 
@@ -26,6 +29,7 @@ source, estimator, counts) above the axes, a string writes that string, ``""`` w
 """
 
 from ._style import PALETTE
+from .balance import fig_coverage, fig_hodge_fractions, fig_p_values, fig_power
 from .diagrams import diagram_levels, fig01_schematic, fig02_transition_diagram
 from .histogram import fig11_potential_histogram
 from .majority_vote import fig12_majority_vote
@@ -47,6 +51,10 @@ __all__ = [
     "fig11_potential_histogram",
     "fig12_majority_vote",
     "fig_exact_comparison",
+    "fig_p_values",
+    "fig_power",
+    "fig_coverage",
+    "fig_hodge_fractions",
     "table1_examples",
     "table2_counts",
     "table3_statistics",

@@ -13,7 +13,9 @@
 # This notebook shows every headline number in a few minutes, on data that ship with `dbnb`:
 # the Letter's Claude-4 table, and real runs of a real local LLM (SmolLM2-135M-Instruct) made with
 # `dbnb` itself. The next notebooks take each step apart:
-# 01 sampling, 02 transition matrices, 03 least action, 04 detailed balance, 05 action as a scale.
+# 01 sampling, 02 transition matrices, 03 least action, 04 detailed balance, 05 action as a scale,
+# 06 the symbolic agent, 07 is it really detailed balance? (calibrated tests, error bars, the
+# popularity-only control, the verdict on every shipped data set).
 
 # %%
 SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
