@@ -131,7 +131,9 @@ def hodge(
         ``to_transition_kernel()``.
     weights : {"inverse_variance", "uniform"}
         Edge weights of the inner product: ``1 / (1/N(g<-f) + 1/N(f<-g))`` (the Poisson
-        variance of the sampled log-ratio, Eq. 5) or 1.
+        variance of the sampled log-ratio, Eq. 5) or 1. A noise-free kernel
+        (``TransitionKernel.noise_free``, e.g. an exact or log-probability kernel) always gets
+        uniform weights and no p-value: its counts are placeholders.
     tol : float
         Relative tolerance of the least-squares solves.
 
@@ -147,6 +149,8 @@ def hodge(
     if weights not in ("inverse_variance", "uniform"):
         raise ValueError(f"weights must be 'inverse_variance' or 'uniform', got {weights!r}")
     tk = data if isinstance(data, TransitionKernel) else estimate_kernel(data, estimator)
+    if tk.noise_free:  # its counts are placeholders: no variance to weight by, no p-value
+        weights = "uniform"
     n = tk.n_states
     i, j, y, w = _two_way(tk, weights)
     if i.size == 0:

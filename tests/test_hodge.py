@@ -98,3 +98,10 @@ def test_variance_shares_of_known_kernels():
     assert sum(vs2.to_series()) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="square"):
         variance_shares(np.zeros((3, 4)))
+
+
+def test_a_noise_free_kernel_gets_no_p_value_from_placeholder_counts():
+    chain = driven_chain(20, degree=5, drive=0.5, seed=3)
+    h = hodge(chain.kernel())  # default weights asked for; the kernel has no noise
+    assert h.weights == "uniform" and np.isnan(h.p_value)
+    assert h.curl_fraction > 0
