@@ -118,8 +118,9 @@ def _cmd_check(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    reproduce(Path(args.out), source=args.source, formats=tuple(args.formats.split(",")))
-    return 0
+    report = reproduce(Path(args.out), source=args.source,
+                       formats=tuple(args.formats.split(",")))
+    return 0 if report.ok else 1
 
 
 def _read_vocab(arg: str) -> list[str]:
@@ -287,7 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--source",
         default="shipped",
         help="shipped: the runs in data/ (offline); paper: the authors' data set from Hugging "
-        "Face (needs a network once); or the path of your own word-agent store. "
+        "Face (needs a network once); a folder holding that data set's files as downloaded "
+        "(word_database_*.json, ideasearchfitter_database.json; offline); or the path of "
+        "your own word-agent store. The exit status is 1 if any item failed. "
         "Default: %(default)s",
     )
     r.add_argument(

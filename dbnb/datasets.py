@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,11 @@ __all__ = [
     "read_word_dict_json",
     "score_to_mse",
     "paper",
+    "paper_files",
+    "letter_folder",
+    "read_letter_json",
+    "LetterFiles",
+    "LETTER_FILES",
     "PAPER_REPO",
 ]
 
@@ -119,7 +125,7 @@ def _load_json(path: str | os.PathLike):
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a byte-order mark is accepted
             return json.load(fh)
     except json.JSONDecodeError as exc:
         raise ValueError(
@@ -294,3 +300,154 @@ def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = No
             ) from None
         out[Path(name).stem] = _reader_for(name)(local)
     return out
+
+
+#: The files of the authors' data set by name, as their scripts read them, and what each is.
+LETTER_FILES = {
+    "word_database_claude-4.json": "claude",
+    "word_database_gemini-2.5-flash-nothinking.json": "gemini",
+    "word_database_gpt5-nano.json": "gpt5nano",
+    "ideasearchfitter_database.json": "ideasearchfitter",
+}
+
+
+def read_letter_json(path: str | os.PathLike) -> TransitionCounts:
+    """Read a Letter-format JSON file, whichever of the two formats it holds.
+
+    A JSON array is the "ideas" list (:func:`read_ideas_json`), an object the raw word
+    dictionary (:func:`read_word_dict_json`). A UTF-8 byte-order mark is accepted.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Naming the file: not JSON, neither format, or a malformed element.
+    """
+    data = _load_json(path)
+    if isinstance(data, dict):
+        return read_word_dict_json(path)
+    if isinstance(data, list):
+        return read_ideas_json(path)
+    raise ValueError(f"{path}: expected a JSON array (ideas list) or object (word dictionary), "
+                     f"got {type(data).__name__}")
+
+
+@dataclass(frozen=True)
+class LetterFiles:
+    """The files of (a copy of) the authors' data set, mapped by identity.
+
+    Attributes
+    ----------
+    where : str
+        The folder or repository the files came from.
+    files : dict
+        ``{role: path}`` for the files of :data:`LETTER_FILES` that are present; roles
+        ``"claude"``, ``"gemini"``, ``"gpt5nano"``, ``"ideasearchfitter"``.
+    unknown : tuple of str
+        Every other file found (listed, never guessed at).
+    """
+
+    where: str
+    files: dict[str, Path] = field(default_factory=dict)
+    unknown: tuple[str, ...] = ()
+
+    def name(self, role: str) -> str:
+        """The file name of ``role`` (as the authors' scripts name it)."""
+        return self.files[role].name
+
+    def read(self, role: str) -> TransitionCounts:
+        """The counts of one file (:func:`read_letter_json`), labelled with its name."""
+        if role not in self.files:
+            raise KeyError(f"no {role!r} file in {self.where} (expected "
+                           f"{_file_of_role(role)!r}; found {sorted(self.files)})")
+        return read_letter_json(self.files[role])
+
+
+def _file_of_role(role: str) -> str:
+    return {v: k for k, v in LETTER_FILES.items()}.get(role, "?")
+
+
+def letter_folder(folder: str | os.PathLike) -> LetterFiles:
+    """Map the files of a local copy of the authors' data set (``Nondegeneracy/
+    detailed-balance-llm`` as downloaded) to what they are, by file name.
+
+    The folder is searched recursively (a hub snapshot may keep the files under ``data/``);
+    names are matched exactly (:data:`LETTER_FILES`), case-insensitively. Hidden files and
+    folders (``.git``, ``.cache``) are ignored; everything else is listed in ``unknown``.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``folder`` is not a directory.
+    ValueError
+        No known file in it (names what was found), or a name found twice.
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no such folder: {root}")
+    known = {k.lower(): v for k, v in LETTER_FILES.items()}
+    files: dict[str, Path] = {}
+    unknown: list[str] = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if not p.is_file() or any(part.startswith(".") for part in rel.parts):
+            continue
+        role = known.get(p.name.lower())
+        if role is None:
+            unknown.append(str(rel))
+        elif role in files:
+            raise ValueError(f"{root}: two files for {role!r}: {files[role]} and {p}")
+        else:
+            files[role] = p
+    if not files:
+        raise ValueError(f"{root} holds none of the Letter's files {sorted(LETTER_FILES)}; "
+                         f"found: {unknown[:20]}")
+    return LetterFiles(str(root), files, tuple(unknown))
+
+
+def paper_files(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = None,
+                revision: str | None = None) -> LetterFiles:
+    """Download the files of :data:`LETTER_FILES` from the authors' Hugging Face data set
+    (needs a network once; later calls read the Hugging Face cache) and map them by name.
+
+    Raises
+    ------
+    ConnectionError
+        The repository cannot be listed or a file cannot be fetched (offline): says what to do.
+    ValueError
+        The repository holds none of the known files (names what it has).
+    """
+    try:
+        from huggingface_hub import HfApi, hf_hub_download
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with litellm
+        raise ImportError("reading the Letter's data needs huggingface_hub (pip install "
+                          "huggingface_hub)") from exc
+    try:
+        listed = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    except Exception as exc:  # network errors come in many types; report them as one
+        raise ConnectionError(
+            f"cannot list the Hugging Face data set {repo_id!r} ({type(exc).__name__}: {exc}). "
+            "It needs a network connection once; offline, copy the data set's files into a "
+            "folder and pass that folder (dbnb reproduce --source DIR), or use the shipped "
+            "data (dbnb reproduce)."
+        ) from None
+    known = {k.lower(): v for k, v in LETTER_FILES.items()}
+    files: dict[str, Path] = {}
+    unknown: list[str] = []
+    for name in sorted(listed):
+        role = known.get(Path(name).name.lower())
+        if role is None:
+            if not Path(name).name.startswith("."):
+                unknown.append(name)
+            continue
+        try:
+            local = hf_hub_download(repo_id, name, repo_type="dataset", revision=revision,
+                                    cache_dir=cache_dir)
+        except Exception as exc:
+            raise ConnectionError(
+                f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
+            ) from None
+        files[role] = Path(local)
+    if not files:
+        raise ValueError(f"the data set {repo_id!r} holds none of the Letter's files "
+                         f"{sorted(LETTER_FILES)}; it has: {unknown[:20]}")
+    return LetterFiles(f"huggingface.co/datasets/{repo_id}", files, tuple(unknown))

@@ -27,64 +27,101 @@ from .sources import (  # noqa: F401 (re-exported)
 )
 from .verdict import format_p
 
-__all__ = ["Item", "Sources", "shipped_sources", "items", "reproduce", "markdown_table"]
+__all__ = ["Item", "Report", "Sources", "shipped_sources", "items", "reproduce", "markdown_table"]
 
 
 @dataclass(frozen=True)
 class Item:
-    """One output: ``make()`` returns a matplotlib Figure or a pandas DataFrame."""
+    """One output: ``make()`` returns a matplotlib Figure or a pandas DataFrame.
+
+    ``source`` names the data file it is drawn from ("" for drawn or analytic items); the
+    printed list shows it. To add an item, append ``Item(name, title, make, source)`` in
+    :func:`items`.
+    """
 
     name: str
     title: str
     make: Callable[[], object]
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Report:
+    """What :func:`reproduce` did: the files written, the items that failed with their
+    reason, and the items skipped for want of data (not failures)."""
+
+    written: list[Path]
+    failed: list[tuple[str, str]]
+    skipped: list[tuple[str, str]]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
 
 
 def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
     """The outputs the sources allow, and ``(name, reason)`` for those they do not."""
     from . import plots
 
+    cf = src.file_of("claude")
+    cc = src.caption("claude")
     out: list[Item] = [
         Item("fig01_schematic", "Fig. 1: schematic of detailed balance", plots.fig01_schematic),
         Item(
             "fig02_claude_transitions",
-            "Fig. 2: Claude-4 transition diagram (Table II)",
-            lambda: plots.fig02_transition_diagram(src.claude_fit),
+            f"Fig. 2: Claude-4 transition diagram ({cc})",
+            lambda: plots.fig02_transition_diagram(
+                src.claude_fit, caption=f"Claude-4, {cc}"), cf,
         ),
-        Item("table2_claude_counts", "Table II: Claude-4 counts",
-             lambda: plots.table2_counts(src.claude)),
+        Item("table2_claude_counts", "Table II: Claude-4 counts", lambda: _table2(src), cf),
         Item("fig12_majority_vote", "Fig. 12: majority vote, M = 10, n = 5, 7, 9",
              lambda: plots.fig12_majority_vote(
                  diagnostics.majority_vote_curves(m=10, ns=(5, 7, 9)))),
     ]
     skipped: list[tuple[str, str]] = []
+    if src.available("gemini"):
+        gc = src.caption("gemini")
+        out.append(Item("fig06_gemini_transitions",
+                        f"Fig. 6: Gemini-2.5-flash transition diagram ({gc})",
+                        lambda: plots.fig02_transition_diagram(
+                            src.gemini_fit, caption=f"Gemini-2.5-flash, {gc}"),
+                        src.file_of("gemini")))
     if src.available("words"):
-        w = LOCAL_MODEL + ", constrained words"
+        w = _words_label(src)
+        wf = src.file_of("words")
+        frac = 0.2  # the Letter shows 1/5 of the word pairs and triplets (seed 42)
         out += [
             Item("fig03_words_triplets", f"Fig. 3: closed triplets ({w})",
-                 lambda: plots.fig_triplets(diagnostics.triplets(src.words_fit))),
+                 lambda: plots.fig_triplets(diagnostics.triplets(src.words_fit),
+                                            fraction=frac), wf),
             Item("fig07_words_pairs", f"Fig. 7: pairs ({w})",
-                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit))),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit), fraction=frac), wf),
             Item("fig09_words_pairs_softplus", f"Fig. 9: pairs, softplus K ({w})",
-                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit_softplus))),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.words_fit_softplus),
+                                         fraction=frac), wf),
             Item("fig10_words_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({w})",
-                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.words_fit))),
+                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.words_fit)), wf),
             Item("fig11_words_potential_histogram", f"Fig. 11: potential histogram ({w})",
                  lambda: plots.fig11_potential_histogram(
-                     diagnostics.potential_distribution(src.words_fit))),
-            Item("fig06_words_transitions", f"Fig. 6 analogue: transition diagram, 6 most-visited "
-             f"states ({w})",
-             lambda: plots.fig02_transition_diagram(fit_potential(src.words_top(6)),
-                                                    min_T=0.03)),
-            ]
+                     diagnostics.potential_distribution(src.words_fit)), wf),
+        ]
+        if not src.available("gemini"):
+            out.append(Item(
+                "fig06_words_transitions",
+                f"Fig. 6 analogue: transition diagram, 6 most-visited states ({w})",
+                lambda: plots.fig02_transition_diagram(
+                    fit_potential(src.words_top(6), min_calls=0), min_T=0.03), wf))
     else:
         skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"no word-agent data in {src.source!r}"))
-    stats = {"Claude-4 (Table II)": src.claude}
+    stats = {f"Claude-4 ({cf})": src.claude}
+    if src.available("gemini"):
+        stats[f"Gemini-2.5-flash ({src.file_of('gemini')})"] = src.gemini
     if src.available("words"):
-        stats["words, constrained (local)"] = src.words
+        stats[f"words ({src.file_of('words')})"] = src.words
     if src.available("free"):
         stats["words, free, Letter schedule (local)"] = src.words_free
     if src.available("symbolic"):
-        stats["symbolic, constrained (local)"] = src.symbolic
+        stats[f"symbolic ({src.file_of('symbolic')})"] = src.symbolic
     if src.available("symbolic_free"):
         stats["symbolic, free, Letter schedule (local)"] = src.symbolic_free
     if src.available("words") or src.available("symbolic"):
@@ -96,9 +133,11 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                 dists["symbolic"] = diagnostics.potential_distribution(src.symbolic_fit)
             return plots.table4_action_scale(dists)
 
-        out.append(Item("table4_action_scale", "Table IV: action as a scale", table4))
-    out.append(Item("table3_statistics", "Table III: database statistics",
-                    lambda: plots.table3_statistics(stats)))
+        out.append(Item("table4_action_scale", "Table IV: action as a scale", table4,
+                        _files(src, "words", "symbolic")))
+    out.append(Item("table3_statistics", "Table III: database statistics, ours and the "
+                    "Letter's", lambda: _table3(stats),
+                    _files(src, "claude", "gemini", "words", "symbolic")))
     if src.available("logprob30"):
         out += [
             Item("figE1_exact_vs_sampled", "Beyond the Letter: sampled vs exact pair log-ratios "
@@ -114,28 +153,29 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
             lambda: plots.fig_pairs(diagnostics.pairs(src.logprob100_fit), fraction=0.1,
                                     errors=False)))
     if src.available("symbolic"):
-        s = "symbolic agent"
+        s = _symbolic_label(src)
+        sf = src.file_of("symbolic")
         out += [
             Item("fig04_symbolic_pairs", f"Fig. 4: pairs ({s})",
-                 lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit), fraction=0.1)),
+                 lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit), fraction=0.1), sf),
             Item("fig05_symbolic_potential_vs_mse", f"Fig. 5: potential vs MSE ({s})",
                  lambda: plots.fig_potential_vs_score(diagnostics.potential_vs_score(
-                     src.symbolic_fit, src.symbolic.metadata["mse"]))),
+                     src.symbolic_fit, src.symbolic.metadata["mse"])), sf),
             Item("fig08_symbolic_triplets", f"Fig. 8: closed triplets ({s})",
                  lambda: plots.fig_triplets(diagnostics.triplets(src.symbolic_fit),
-                                            fraction=0.2)),
+                                            fraction=0.2), sf),
             Item("fig09_symbolic_pairs_softplus", f"Fig. 9: pairs, softplus K ({s})",
                  lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit_softplus),
-                                         fraction=0.1)),
+                                         fraction=0.1), sf),
             Item("fig10_symbolic_one_way", f"Fig. 10: one-way pairs vs Eq. 25 ({s})",
-                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.symbolic_fit))),
+                 lambda: plots.fig10_one_way(diagnostics.one_way_pairs(src.symbolic_fit)), sf),
             Item("fig11_symbolic_potential_histogram", f"Fig. 11: potential histogram ({s})",
                  lambda: plots.fig11_potential_histogram(
-                     diagnostics.potential_distribution(src.symbolic_fit))),
+                     diagnostics.potential_distribution(src.symbolic_fit)), sf),
             Item("table1_symbolic_examples", f"Table I: example states ({s})",
-                 lambda: plots.table1_examples(src.symbolic_fit, 5, counts=src.symbolic)),
+                 lambda: plots.table1_examples(src.symbolic_fit, 5, counts=src.symbolic), sf),
             Item("table5_feature_potential", f"Table V analogue: explicit potential ({s})",
-                 lambda: _feature_table(src)),
+                 lambda: _feature_table(src), sf),
         ]
     else:
         skipped.append(("figs 4, 5, 8; tables I, V", f"no symbolic-agent data in {src.source!r}"))
@@ -171,9 +211,59 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
              "the log-ratio flow, every data set",
              lambda: plots.fig_hodge_fractions(src.verdicts(bootstrap=BALANCE_BOOTSTRAP))),
     ]
-    skipped.append(("fig 6 (Gemini)", "Gemini-2.5-flash counts are not published; drawn "
-                    "from the local model's most-visited states instead"))
+    if not src.available("gemini"):
+        skipped.append(("fig 6 (Gemini)", "no Gemini-2.5-flash file in this source "
+                        "(word_database_gemini-2.5-flash-nothinking.json); drawn from the word "
+                        "agent's most-visited states instead"))
+    if src.kind == "letter" and src.letter_files.unknown:
+        skipped.append(("unknown files", "not the Letter's, not read: "
+                        + ", ".join(src.letter_files.unknown)))
     return out, skipped
+
+
+def _files(src: Sources, *what: str) -> str:
+    """The files of the data sets ``what`` that the source has, comma-separated."""
+    names = [src.file_of(w) for w in what if w == "claude" or src.available(w)]
+    return ", ".join(n for n in names if n)
+
+
+def _words_label(src: Sources) -> str:
+    if src.kind == "letter":
+        return f"GPT-5 Nano words, {src.caption('words')}"
+    return LOCAL_MODEL + ", constrained words"
+
+
+def _symbolic_label(src: Sources) -> str:
+    if src.kind == "letter":
+        return f"IdeaSearchFitter, {src.caption('symbolic')}"
+    return "symbolic agent"
+
+
+def _table2(src: Sources) -> pd.DataFrame:
+    """Table II from the source's Claude counts; with the authors' file, its differences
+    from the Letter's Table II in the note."""
+    from . import plots
+
+    table = plots.table2_counts(src.claude)
+    if src.available("claude_file"):
+        diff = src.claude_table2_differences()
+        table.attrs["note"] = (
+            f"counts of {src.file_of('claude')}; "
+            + ("identical to the Letter's Table II" if diff.empty else
+               "differences from the Letter's Table II (file vs Letter): "
+               + "; ".join(f"{r['from']} -> {r['to']}: {r['file']} vs {r['Letter']}"
+                           for _, r in diff.iterrows())))
+    return table
+
+
+def _table3(stats: dict) -> pd.DataFrame:
+    """Table III: our statistics of each data set, then the Letter's published rows."""
+    from . import letter, plots
+
+    ours = plots.table3_statistics(stats)
+    theirs = letter.table3()
+    theirs.index.name = ours.index.name
+    return pd.concat([ours, theirs.astype(float)])
 
 
 #: Bootstrap replicates of the balance tests in ``tableE_balance_tests`` (p >= 1/200).
@@ -275,14 +365,51 @@ def _save(obj, out: Path, name: str, formats: Sequence[str]) -> list[Path]:
     return written
 
 
+def _potential_line(fit) -> str:
+    v = fit.potential
+    return ", ".join(f"{s} {v[s]:.2f}" for s in v.sort_values().index)
+
+
+def _few_state_headlines(src: Sources) -> list[str]:
+    """Eq. 22 (Claude-4) and Eq. 23 (Gemini) with the authors' convention, and dbnb's own
+    estimator beside them where it differs."""
+    lines = [f"Claude-4 (Eq. 22; {src.caption('claude')}): beta V = "
+             f"{_potential_line(src.claude_fit)}; action {src.claude_fit.action:.4f}"]
+    if src.available("claude_file"):
+        lines.append(f"  dbnb's estimator ({src.claude.calls_kind or 'out-count, Eq. 24'}): "
+                     f"beta V = {_potential_line(fit_potential(src.claude))}")
+        diff = src.claude_table2_differences()
+        lines.append("  counts vs the Letter's Table II: " + (
+            "identical" if diff.empty else "; ".join(
+                f"{r['from']} -> {r['to']}: file {r['file']}, Letter {r['Letter']}"
+                for _, r in diff.iterrows())))
+    if src.available("gemini"):
+        lines.append(f"Gemini-2.5-flash (Eq. 23; {src.caption('gemini')}): beta V = "
+                     f"{_potential_line(src.gemini_fit)}")
+        lines.append(f"  dbnb's estimator (out-count, Eq. 24): beta V = "
+                     f"{_potential_line(fit_potential(src.gemini))}")
+    return lines
+
+
+def _table3_line(src: Sources) -> str:
+    """Table III of the Letter's files beside the published numbers."""
+    from . import letter
+
+    pub = letter.table3()
+    parts = []
+    for what, row in (("words", "words, GPT-5 Nano (Letter)"),
+                      ("symbolic", "IdeaSearchFitter (Letter)")):
+        if src.available(what):
+            st = (src.words if what == "words" else src.symbolic).statistics()
+            parts.append(f"{src.file_of(what)}: " + ", ".join(
+                f"{k} {int(st[k])} (Letter {int(pub.at[row, k])})" for k in pub.columns))
+    return "Table III: " + "; ".join(parts)
+
+
 def _headlines(src: Sources) -> list[str]:
     lines = []
-    v = src.claude_fit.potential
-    lines.append(
-        "Claude-4 (Eq. 22): beta V = "
-        + ", ".join(f"{s} {v[s]:.2f}" for s in v.sort_values().index)
-        + f"; action {src.claude_fit.action:.4f}"
-    )
+    if src.kind == "letter":
+        lines.append(_table3_line(src))
     if src.available("words"):
         fit = src.words_fit
         pc = diagnostics.pairs(fit)
@@ -291,7 +418,7 @@ def _headlines(src: Sources) -> list[str]:
         st = src.words.statistics()
         ow = diagnostics.one_way_pairs(fit)
         lines.append(
-            f"local words: {int(st['samples'])} transitions, {int(st['states'])} states; "
+            f"words ({src.file_of('words')}): {int(st['samples'])} transitions, {int(st['states'])} states; "
             f"{pc.n_pairs} pairs, {pc.within_1sigma:.0%} within 1 sigma, "
             f"{pc.within_2sigma:.0%} within 2 sigma, chi2/dof = {pc.chi2_per_dof:.2f} "
             f"(dof {pc.dof}; the Letter's unweighted chi2/ndf {pc.letter_chi2_ndf:.2f}); "
@@ -327,7 +454,7 @@ def _headlines(src: Sources) -> list[str]:
         st = src.symbolic.statistics()
         dist = diagnostics.potential_distribution(fit)
         lines.append(
-            f"symbolic agent: {int(st['samples'])} transitions, {int(st['states'])} states, "
+            f"symbolic agent ({src.file_of('symbolic')}): {int(st['samples'])} transitions, {int(st['states'])} states, "
             f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
             f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
             f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}, action / "
@@ -367,7 +494,6 @@ def _headlines(src: Sources) -> list[str]:
             f"sampled pair bars cover {cmp.within_1sigma:.0%}/{cmp.within_2sigma:.0%} "
             f"(1/2 sigma) of {cmp.n_pairs} pairs"
         )
-    lines.append(_balance_headline(src))
     return lines
 
 
@@ -395,9 +521,17 @@ def reproduce(
     formats: Sequence[str] = ("png", "pdf"),
     progress: bool = True,
 ) -> list[Path]:
-    """Write every available figure and table into ``out``; print what and where.
+    """Write every available figure and table into ``out``; print what, where and from which
+    file.
 
-    Returns the written paths.
+    ``source`` is that of :class:`Sources`: ``"shipped"``, ``"paper"``, a folder with the
+    Letter's files, or a store. An item that fails is printed with its reason and the run goes
+    on; items without data are listed as skipped (not failures).
+
+    Returns
+    -------
+    Report
+        ``written`` paths, ``failed`` ``(item, reason)``, ``skipped`` ``(item, reason)``.
     """
     from tqdm.auto import tqdm
 
@@ -412,20 +546,39 @@ def reproduce(
     src = Sources(source)
     todo, skipped = items(src)
     written: list[Path] = []
+    failed: list[tuple[str, str]] = []
     t0 = time.perf_counter()
     rows = []
     for item in tqdm(todo, desc="dbnb reproduce", unit="item", disable=not progress):
         t = time.perf_counter()
-        paths = _save(item.make(), out, item.name, formats)
+        try:
+            paths = _save(item.make(), out, item.name, formats)
+        except Exception as exc:  # one item's failure is reported, the run goes on
+            failed.append((item.name, f"{type(exc).__name__}: {exc}"))
+            rows.append((item, None))
+            continue
         written += paths
-        rows.append((item.name, item.title, time.perf_counter() - t))
-    print(f"\nwrote {len(written)} files for {len(todo)} items to {out.resolve()}/")
-    for name, title, dt in rows:
-        print(f"  {name:<34s} {title}  ({dt:.1f} s)")
+        rows.append((item, time.perf_counter() - t))
+    print(f"\nwrote {len(written)} files for {len(todo) - len(failed)} items to "
+          f"{out.resolve()}/")
+    reasons = dict(failed)
+    for item, dt in rows:
+        src_file = f"  [{item.source}]" if item.source else ""
+        status = f"FAILED: {reasons[item.name]}" if dt is None else f"({dt:.1f} s)"
+        print(f"  {item.name:<34s} {item.title}{src_file}  {status}")
     for name, reason in skipped:
         print(f"  skipped {name}: {reason}")
     print("\nheadline numbers:")
-    for line in _headlines(src):
-        print("  " + line)
+    for label, make in (("few-state agents", lambda: _few_state_headlines(src)),
+                        ("headlines", lambda: _headlines(src)),
+                        ("balance headline", lambda: [_balance_headline(src)])):
+        try:
+            for line in make():
+                print("  " + line)
+        except Exception as exc:
+            failed.append((label, f"{type(exc).__name__}: {exc}"))
+            print(f"  {label} FAILED: {type(exc).__name__}: {exc}")
+    if failed:
+        print(f"\n{len(failed)} item(s) failed: " + ", ".join(n for n, _ in failed))
     print(f"\ndone in {time.perf_counter() - t0:.1f} s")
-    return written
+    return Report(written, failed, skipped)

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import datasets, diagnostics
+from . import authors, datasets, diagnostics
 from .counts import TransitionCounts
 from .potential import PotentialFit, fit_potential
 from .verdict import Verdict, check
@@ -44,26 +44,52 @@ class Sources:
     ----------
     source : str or path
         ``"shipped"``: the local-model runs in ``data/runs/`` (offline). ``"paper"``: the
-        authors' data set from Hugging Face (:func:`dbnb.datasets.paper`, needs a network
-        once). A path: your own word-agent response store (``.jsonl`` or ``.jsonl.gz``).
+        authors' data set from Hugging Face (:func:`dbnb.datasets.paper_files`, needs a
+        network once). A folder: a local copy of that data set's files
+        (:func:`dbnb.datasets.letter_folder`). A file: your own word-agent response store
+        (``.jsonl`` or ``.jsonl.gz``).
+
+    Notes
+    -----
+    For the authors' files each data set is mapped by its file name
+    (:data:`dbnb.datasets.LETTER_FILES`): Claude-4 gives Fig. 2, Table II and Eq. 22, Gemini
+    Fig. 6 and Eq. 23, GPT-5 Nano the word figures (3, 7, 9-11), IdeaSearchFitter the
+    symbolic ones (4, 5, 8, 9-11, Table I); fits use the authors' estimator of that file
+    (:data:`dbnb.authors.CONVENTIONS`). :meth:`file_of` names the file behind each data set.
     """
 
     def __init__(self, source: str | Path = "shipped", *, data: Path | None = None) -> None:
         self.source = source
         self.data = Path(data) if data is not None else datasets.data_dir()
-        if source not in ("shipped", "paper") and not Path(source).is_file():
+        if source in ("shipped", "paper"):
+            self.kind = str(source) if source == "shipped" else "letter"
+        elif Path(source).is_dir():
+            self.kind = "letter"
+        elif Path(source).is_file():
+            self.kind = "store"
+        else:
             raise FileNotFoundError(
-                f"source {str(source)!r} is neither 'shipped', 'paper' nor an existing store file"
+                f"source {str(source)!r} is neither 'shipped', 'paper', a folder with the "
+                "Letter's data files nor an existing store file"
             )
 
     @cached_property
-    def _paper(self) -> dict[str, TransitionCounts]:
-        return datasets.paper()
+    def letter_files(self) -> datasets.LetterFiles:
+        """The authors' files of this source, by role (``kind == "letter"`` only)."""
+        if self.kind != "letter":
+            raise ValueError(f"source {self.source!r} holds no file of the Letter's data set")
+        if self.source == "paper":
+            return datasets.paper_files()
+        return datasets.letter_folder(self.source)
+
+    def _has(self, role: str) -> bool:
+        return self.kind == "letter" and role in self.letter_files.files
 
     def available(self, what: str) -> bool:
         """Whether a data set exists: ``"words"``, ``"free"``, ``"symbolic"``, ``"symbolic_free"``,
-        ``"logprob30"``, ``"logprob100"`` or ``"symbolic_logprob"``."""
-        if self.source == "shipped":
+        ``"logprob30"``, ``"logprob100"``, ``"symbolic_logprob"``, ``"gemini"`` or
+        ``"claude_file"`` (Claude's counts from the authors' file, not the shipped Table II)."""
+        if self.kind == "shipped":
             if what == "logprob30":
                 return all((self.data / r).is_file() for r in (RR30_RUN, LOGPROB30))
             if what == "logprob100":
@@ -71,33 +97,93 @@ class Sources:
             if what == "symbolic_logprob":
                 return all((self.data / r).is_file() for r in (SYM_RUN, SYM_LOGPROB))
             rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN,
-                   "symbolic_free": SYM_FREE_RUN}[what]
-            return (self.data / rel).is_file()
-        if self.source == "paper":
-            key = {"words": "word", "symbolic": "ideasearch"}.get(what)
-            return key is not None and any(key in k.lower() for k in self._paper)
+                   "symbolic_free": SYM_FREE_RUN}.get(what)
+            return rel is not None and (self.data / rel).is_file()
+        if self.kind == "letter":
+            role = _ROLE_OF.get(what)
+            return role is not None and self._has(role)
         return what == "words"
+
+    def file_of(self, what: str) -> str:
+        """The file a data set is drawn from: ``"claude"``, ``"gemini"``, ``"words"``,
+        ``"symbolic"`` or any name of :meth:`available`."""
+        if what == "claude":
+            return (self.letter_files.name("claude") if self._has("claude")
+                    else "data/claude4_table2.csv")
+        if self.kind == "letter":
+            role = _ROLE_OF.get(what, what)
+            return self.letter_files.name(role) if self._has(role) else ""
+        if self.kind == "store":
+            return Path(self.source).name if what == "words" else ""
+        rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN,
+               "symbolic_free": SYM_FREE_RUN, "logprob30": LOGPROB30,
+               "logprob100": LOGPROB100, "symbolic_logprob": SYM_LOGPROB}.get(what)
+        return f"data/{rel}" if rel else ""
+
+    def convention(self, what: str) -> authors.Convention | None:
+        """The authors' estimator used for a data set of their files (None: dbnb's default,
+        Eq. 6 with recorded calls or Eq. 18 with Table II's nominal 4000)."""
+        role = _ROLE_OF.get(what, what)
+        return authors.convention(role) if self._has(role) else None
+
+    def _fit(self, counts: TransitionCounts, what: str, violation: str = "exp") -> PotentialFit:
+        conv = self.convention(what)
+        kw = conv.fit_kwargs(counts) if conv is not None else {}
+        return fit_potential(counts, violation=violation, **kw)
+
+    def caption(self, what: str) -> str:
+        """``file; estimator`` for a figure caption or the printed list."""
+        conv = self.convention(what)
+        est = conv.label if conv is not None else "dbnb's estimator"
+        return f"{self.file_of(what)}; {est}"
 
     # --- Claude-4, Table II ---------------------------------------------------------------
     @cached_property
     def claude(self) -> TransitionCounts:
+        """Claude-4 counts: the authors' file when the source has it, else the Letter's
+        Table II as shipped."""
+        if self._has("claude"):
+            return self.letter_files.read("claude")
         return datasets.claude4_table2()
 
     @cached_property
     def claude_fit(self) -> PotentialFit:
-        return fit_potential(self.claude, violation="exp")
+        """Least action (exp kernel) with the authors' Eq. 18 for the file (Eq. 22)."""
+        return self._fit(self.claude, "claude")
 
-    # --- local model, constrained word agent ---------------------------------------------
+    def claude_table2_differences(self) -> pd.DataFrame:
+        """Cells where the Claude file's counts differ from the Letter's Table II
+        (``data/claude4_table2.csv``): columns ``from, to, file, Letter``; empty when they
+        agree. ``to = "escape"`` compares the file's rejected replies (``INVALID00``) with
+        the Letter's escape column (the file does not record non-alphabetic replies)."""
+        return _table_differences(self.claude, datasets.claude4_table2())
+
+    # --- Gemini-2.5-flash (Fig. 6, Eq. 23) -------------------------------------------------
+    @cached_property
+    def gemini(self) -> TransitionCounts:
+        """Gemini-2.5-flash counts (the authors' file only; they are not shipped)."""
+        if not self._has("gemini"):
+            raise ValueError(f"no Gemini file in source {self.source!r} (expected "
+                             "word_database_gemini-2.5-flash-nothinking.json)")
+        return self.letter_files.read("gemini")
+
+    @cached_property
+    def gemini_fit(self) -> PotentialFit:
+        return self._fit(self.gemini, "gemini")
+
+    # --- word agent: GPT-5 Nano (Letter) or the local model --------------------------------
     @cached_property
     def words(self) -> TransitionCounts:
-        """Word-agent counts of the chosen source."""
+        """Word-agent counts of the chosen source (GPT-5 Nano's file for the Letter's data)."""
         from .agents.run import counts_from_store
         from .agents.word import WordAgent, vocabulary
 
-        if self.source == "paper":
-            name = sorted(k for k in self._paper if "word" in k)[0]
-            return self._paper[name]
-        if self.source == "shipped":
+        if self.kind == "letter":
+            if not self._has("gpt5nano"):
+                raise ValueError(f"no GPT-5 Nano word file in source {self.source!r} "
+                                 "(expected word_database_gpt5-nano.json)")
+            return self.letter_files.read("gpt5nano")
+        if self.kind == "shipped":
             path = self.data / WORD_RUN
             agent = WordAgent(vocabulary(_vocab_size(path)), mode="constrained")
             counts = counts_from_store(path, agent=agent)
@@ -111,11 +197,17 @@ class Sources:
 
     @cached_property
     def words_fit(self) -> PotentialFit:
-        return fit_potential(self.words, violation="exp")
+        return self._fit(self.words, "words")
 
     @cached_property
     def words_fit_softplus(self) -> PotentialFit:
-        return fit_potential(self.words, violation="softplus")
+        return self._fit(self.words, "words", violation="softplus")
+
+    @cached_property
+    def words_fit_dbnb(self) -> PotentialFit:
+        """dbnb's own estimator on the word counts (Eq. 24 when only transitions are known),
+        beside the authors' :attr:`words_fit`."""
+        return fit_potential(self.words, violation="exp")
 
     @cached_property
     def logprob30_pair(self):
@@ -178,10 +270,12 @@ class Sources:
     @cached_property
     def symbolic(self) -> TransitionCounts:
         """Symbolic-regression agent counts (IdeaSearchFitter in the Letter)."""
-        if self.source == "paper":
-            name = sorted(k for k in self._paper if "ideasearch" in k.lower())[0]
-            return self._paper[name]
-        if self.source != "shipped":
+        if self.kind == "letter":
+            if not self._has("ideasearchfitter"):
+                raise ValueError(f"no IdeaSearchFitter file in source {self.source!r} "
+                                 "(expected ideasearchfitter_database.json)")
+            return self.letter_files.read("ideasearchfitter")
+        if self.kind != "shipped":
             raise ValueError(f"no symbolic-agent data in source {self.source!r}")
         from .agents.run import counts_from_store
         from .agents.symbolic import SymbolicAgent
@@ -221,21 +315,29 @@ class Sources:
 
     @property
     def symbolic_variable(self) -> str:
-        return "log_v_k_nu" if self.source == "paper" else "times"
+        return "log_v_k_nu" if self.kind == "letter" else "times"
 
     @cached_property
     def symbolic_fit(self) -> PotentialFit:
-        return fit_potential(self.symbolic, violation="exp")
+        return self._fit(self.symbolic, "symbolic")
 
     @cached_property
     def symbolic_fit_softplus(self) -> PotentialFit:
-        return fit_potential(self.symbolic, violation="softplus")
+        return self._fit(self.symbolic, "symbolic", violation="softplus")
 
     def words_top(self, k: int = 8) -> TransitionCounts:
         """The ``k`` states that receive the most transitions (the analogue of the Letter's
-        few-state Gemini diagram, Fig. 6), with the transitions among them."""
-        top = np.argsort(-self.words.in_counts(), kind="stable")[:k]
-        sub = self.words.submodel(np.sort(top))
+        few-state Gemini diagram, Fig. 6), with the transitions among them.
+
+        Without recorded calls, each state keeps the calls of the whole data set as a nominal
+        ``N0`` (its appearances as a source, the authors' ``low_reject``): ``T`` stays the
+        probability per call from ``f``, not renormalised to the few states kept. Fit it with
+        ``min_calls=0``: a state need not have a transition inside the subset."""
+        counts = self.words
+        if counts.calls is None:
+            counts = counts.with_calls(counts.observed_calls(), kind="nominal")
+        top = np.argsort(-counts.in_counts(), kind="stable")[:k]
+        sub = counts.submodel(np.sort(top))
         return sub._replace(source=f"{self.words.source}; the {k} most-visited states")
 
     @cached_property
@@ -251,17 +353,26 @@ class Sources:
         """Every data set of this source the verdicts are drawn from, by label: counts, or a
         noise-free kernel (log-probability kernels, with their ``log T`` in
         :meth:`balance_log_t`). Loading is lazy: the values are callables."""
-        sets: dict[str, object] = {"Claude-4, Table II": lambda: self.claude}
+        letter = self.kind == "letter"
+        claude = f"Claude-4, {self.file_of('claude')}" if self.available("claude_file") \
+            else "Claude-4, Table II"
+        sets: dict[str, object] = {claude: lambda: self.claude}
+        if self.available("gemini"):
+            sets[f"Gemini-2.5-flash, {self.file_of('gemini')}"] = lambda: self.gemini
         if self.available("words"):
-            sets["words, constrained, fixed design"] = lambda: self.words
-        if self.source == "shipped":
+            label = (f"GPT-5 Nano words, {self.file_of('words')}" if letter
+                     else "words, constrained, fixed design")
+            sets[label] = lambda: self.words
+        if self.kind == "shipped":
             if self.available("logprob30"):
                 sets["words, 30, round robin"] = lambda: self.words_rr30
             if self.available("free"):
                 sets["words, free, Letter schedule"] = lambda: self.words_free
         if self.available("symbolic"):
-            sets["symbolic, constrained, fixed design"] = lambda: self.symbolic
-        if self.source == "shipped":
+            label = (f"IdeaSearchFitter, {self.file_of('symbolic')}" if letter
+                     else "symbolic, constrained, fixed design")
+            sets[label] = lambda: self.symbolic
+        if self.kind == "shipped":
             if self.available("symbolic_free"):
                 sets["symbolic, free, Letter schedule"] = lambda: self.symbolic_free
             for what, rel, label in (("logprob30", LOGPROB30, "words, exact kernel, 30"),
@@ -297,6 +408,24 @@ class Sources:
         labels = list(self.balance_data())
         return {k: self.verdict(k, bootstrap=bootstrap, seed=seed)
                 for k in tqdm(labels, desc="verdicts", disable=not progress)}
+
+
+#: Data-set names of :meth:`Sources.available` -> roles of :data:`dbnb.datasets.LETTER_FILES`.
+_ROLE_OF = {"words": "gpt5nano", "symbolic": "ideasearchfitter", "gemini": "gemini",
+            "claude_file": "claude", "claude": "claude"}
+
+
+def _table_differences(a: TransitionCounts, b: TransitionCounts) -> pd.DataFrame:
+    """Every cell ``(from, to)`` where the dense tables of ``a`` (``file``) and ``b``
+    (``Letter``) differ, over the union of their states and the escape column."""
+    da, db = a.to_dense_frame(), b.to_dense_frame()
+    rows = sorted(set(da.index) | set(db.index))
+    cols = [s for s in rows if s != "escape"] + ["escape"]
+    da = da.reindex(index=rows, columns=cols).fillna(0)
+    db = db.reindex(index=rows, columns=cols).fillna(0)
+    out = [(f, g, int(da.at[f, g]), int(db.at[f, g])) for f in rows for g in cols
+           if da.at[f, g] != db.at[f, g]]
+    return pd.DataFrame(out, columns=["from", "to", "file", "Letter"])
 
 
 def _fit_logprob(ek, label: str, max_log_gap: float | None = None) -> PotentialFit:
