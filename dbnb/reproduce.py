@@ -418,7 +418,8 @@ def _headlines(src: Sources) -> list[str]:
         st = src.words.statistics()
         ow = diagnostics.one_way_pairs(fit)
         lines.append(
-            f"words ({src.file_of('words')}): {int(st['samples'])} transitions, {int(st['states'])} states; "
+            f"words ({src.file_of('words')}): {int(st['samples'])} transitions, "
+            f"{int(st['states'])} states; "
             f"{pc.n_pairs} pairs, {pc.within_1sigma:.0%} within 1 sigma, "
             f"{pc.within_2sigma:.0%} within 2 sigma, chi2/dof = {pc.chi2_per_dof:.2f} "
             f"(dof {pc.dof}; the Letter's unweighted chi2/ndf {pc.letter_chi2_ndf:.2f}); "
@@ -454,7 +455,8 @@ def _headlines(src: Sources) -> list[str]:
         st = src.symbolic.statistics()
         dist = diagnostics.potential_distribution(fit)
         lines.append(
-            f"symbolic agent ({src.file_of('symbolic')}): {int(st['samples'])} transitions, {int(st['states'])} states, "
+            f"symbolic agent ({src.file_of('symbolic')}): {int(st['samples'])} transitions, "
+            f"{int(st['states'])} states, "
             f"{int((fit.status == 'main').sum())} in the main component; {pc.n_pairs} pairs; "
             f"Fig. 5 transitions down/up/flat {shares['down']:.0%}/{shares['up']:.0%}/"
             f"{shares['flat']:.0%} (Letter 70/26/5 %); action {fit.action:.3f}, action / "
