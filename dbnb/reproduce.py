@@ -113,17 +113,13 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                     fit_potential(src.words_top(6), min_calls=0), min_T=0.03), wf))
     else:
         skipped.append(("figs 3, 7, 9, 10, 11; table IV", f"no word-agent data in {src.source!r}"))
-    stats = {f"Claude-4 ({cf})": src.claude}
-    if src.available("gemini"):
-        stats[f"Gemini-2.5-flash ({src.file_of('gemini')})"] = src.gemini
-    if src.available("words"):
-        stats[f"words ({src.file_of('words')})"] = src.words
-    if src.available("free"):
-        stats["words, free, Letter schedule (local)"] = src.words_free
-    if src.available("symbolic"):
-        stats[f"symbolic ({src.file_of('symbolic')})"] = src.symbolic
-    if src.available("symbolic_free"):
-        stats["symbolic, free, Letter schedule (local)"] = src.symbolic_free
+    # data sets of Table III, loaded when the item is made (a bad file fails that item only)
+    stats: dict[str, Callable[[], object]] = {f"Claude-4 ({cf})": lambda: src.claude}
+    for what, label in (("gemini", "Gemini-2.5-flash"), ("words", "words"),
+                        ("free", "words, free, Letter schedule"), ("symbolic", "symbolic"),
+                        ("symbolic_free", "symbolic, free, Letter schedule")):
+        if src.available(what):
+            stats[f"{label} ({src.file_of(what)})"] = (lambda w=what: getattr(src, _ATTR[w]))
     if src.available("words") or src.available("symbolic"):
         def table4():
             dists = {}
@@ -221,6 +217,11 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
     return out, skipped
 
 
+#: The :class:`Sources` attribute of each data set of Table III.
+_ATTR = {"gemini": "gemini", "words": "words", "free": "words_free", "symbolic": "symbolic",
+         "symbolic_free": "symbolic_free"}
+
+
 def _files(src: Sources, *what: str) -> str:
     """The files of the data sets ``what`` that the source has, comma-separated."""
     names = [src.file_of(w) for w in what if w == "claude" or src.available(w)]
@@ -260,7 +261,7 @@ def _table3(stats: dict) -> pd.DataFrame:
     """Table III: our statistics of each data set, then the Letter's published rows."""
     from . import letter, plots
 
-    ours = plots.table3_statistics(stats)
+    ours = plots.table3_statistics({k: load() for k, load in stats.items()})
     theirs = letter.table3()
     theirs.index.name = ours.index.name
     return pd.concat([ours, theirs.astype(float)])

@@ -1,0 +1,150 @@
+"""dbnb reproduce with the Letter's files: every item names its file, failures are reported.
+
+The files are written into ``tmp_path`` (``tests/letter_files.py``); offline throughout.
+"""
+
+from __future__ import annotations
+
+import sys
+from importlib.util import module_from_spec, spec_from_file_location
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dbnb import cli, reproduce
+from dbnb.sources import Sources
+
+CLAUDE = "word_database_claude-4.json"
+GEMINI = "word_database_gemini-2.5-flash-nothinking.json"
+WORDS = "word_database_gpt5-nano.json"
+IDEAS = "ideasearchfitter_database.json"
+
+
+def _letter_files():
+    if "letter_files" not in sys.modules:
+        spec = spec_from_file_location("letter_files",
+                                       Path(__file__).with_name("letter_files.py"))
+        mod = module_from_spec(spec)
+        sys.modules["letter_files"] = mod
+        spec.loader.exec_module(mod)
+    return sys.modules["letter_files"]
+
+
+lf = _letter_files()
+
+
+@pytest.fixture(scope="module")
+def letter_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("letter")
+    lf.write_all(folder)
+    (folder / "notes.csv").write_text("a,b\n")
+    return folder
+
+
+def test_every_item_is_drawn_from_its_file(letter_dir):
+    todo, skipped = reproduce.items(Sources(letter_dir))
+    src = {i.name: i.source for i in todo}
+    want = {
+        "fig02_claude_transitions": CLAUDE, "table2_claude_counts": CLAUDE,
+        "fig06_gemini_transitions": GEMINI,
+        "fig03_words_triplets": WORDS, "fig07_words_pairs": WORDS,
+        "fig09_words_pairs_softplus": WORDS, "fig10_words_one_way": WORDS,
+        "fig11_words_potential_histogram": WORDS,
+        "fig04_symbolic_pairs": IDEAS, "fig05_symbolic_potential_vs_mse": IDEAS,
+        "fig08_symbolic_triplets": IDEAS, "fig09_symbolic_pairs_softplus": IDEAS,
+        "fig10_symbolic_one_way": IDEAS, "fig11_symbolic_potential_histogram": IDEAS,
+        "table1_symbolic_examples": IDEAS, "table5_feature_potential": IDEAS,
+        "table4_action_scale": f"{WORDS}, {IDEAS}",
+        "table3_statistics": f"{CLAUDE}, {GEMINI}, {WORDS}, {IDEAS}",
+    }
+    for name, file in want.items():
+        assert src[name] == file, name
+    assert "fig06_words_transitions" not in src  # Gemini's own file draws Fig. 6
+    # the captions name the authors' estimator of each file
+    titles = {i.name: i.title for i in todo}
+    assert "20000/(number of states)" in titles["fig02_claude_transitions"]
+    assert "20000/(number of states)" in titles["fig06_gemini_transitions"]
+    assert "low_reject" in titles["fig07_words_pairs"]
+    assert "low_reject" in titles["fig04_symbolic_pairs"]
+    assert ("unknown files", "not the Letter's, not read: notes.csv") in skipped
+
+
+def test_shipped_items_name_the_shipped_files():
+    todo, _ = reproduce.items(reproduce.shipped_sources())
+    src = {i.name: i.source for i in todo}
+    assert src["fig02_claude_transitions"] == "data/claude4_table2.csv"
+    assert src["fig07_words_pairs"] == "data/runs/word_constrained_fixed.jsonl.gz"
+    assert src["fig04_symbolic_pairs"] == "data/runs/symbolic_constrained_fixed.jsonl.gz"
+
+
+def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(reproduce, "BALANCE_BOOTSTRAP", 9)
+    report = reproduce.reproduce(tmp_path, source=str(letter_dir), formats=("png",),
+                                 progress=False)
+    out = capsys.readouterr().out
+    assert report.ok, report.failed
+    assert (tmp_path / "fig06_gemini_transitions.png").is_file()
+    assert (tmp_path / "fig07_words_pairs.png").is_file()
+    assert f"[{WORDS}]" in out and f"[{GEMINI}]" in out
+    assert "PERSONAL 4.07, PROBLEM 5.18, TURKEY inf, BUZZY inf" in out  # Eq. 22
+    assert "DISCIPLINE 0.53, EXCELLENT 4.77, BLISSFUL 5.17" in out  # Eq. 23
+    assert "counts vs the Letter's Table II: identical" in out
+    assert "states 645" not in out and "(Letter 645)" in out  # Table III beside ours
+    t3 = pd.read_csv(tmp_path / "table3_statistics.csv", index_col=0)
+    assert t3.loc["words, GPT-5 Nano (Letter)", "samples"] == 19968
+    assert t3.loc["IdeaSearchFitter (Letter)", "unique_transitions"] == 21697
+    assert t3.loc[f"words ({WORDS})", "states"] == Sources(letter_dir).words.n_states
+    note = (tmp_path / "table2_claude_counts.md").read_text()
+    assert "identical to the Letter's Table II" in note
+
+
+def test_a_failing_item_is_reported_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "BALANCE_BOOTSTRAP", 9)
+    data = tmp_path / "data"
+    data.mkdir()
+    lf.write_claude(data)
+    (data / IDEAS).write_text('[{"target_expression": "x", "source_expressions": [}')
+    status = cli.main(["reproduce", "--source", str(data), "--out", str(tmp_path / "out"),
+                       "--formats", "png"])
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "fig04_symbolic_pairs" in out and "FAILED: ValueError" in out
+    assert f"{IDEAS} is not valid JSON" in out
+    assert (tmp_path / "out" / "fig02_claude_transitions.png").is_file()  # the rest was made
+    assert "item(s) failed" in out
+
+
+def test_skipped_items_are_not_failures(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(reproduce, "BALANCE_BOOTSTRAP", 9)
+    lf.write_claude(tmp_path)
+    status = cli.main(["reproduce", "--source", str(tmp_path), "--out", str(tmp_path / "o"),
+                       "--formats", "png"])
+    out = capsys.readouterr().out
+    assert status == 0
+    assert "skipped figs 3, 7, 9, 10, 11" in out and "FAILED" not in out
+
+
+def test_fig6_analogue_from_a_large_word_file(tmp_path):
+    lf.write_words(tmp_path)  # ~600 words in the Letter's format, no Gemini file
+    todo, skipped = reproduce.items(Sources(tmp_path))
+    item = {i.name: i for i in todo}["fig06_words_transitions"]
+    assert item.source == WORDS
+    fig = item.make()  # once: "estimator 'outcount' with min_calls=2 keeps no state"
+    assert fig.axes
+    assert any(name == "fig 6 (Gemini)" for name, _ in skipped)
+
+
+def test_paper_offline_exit_status(monkeypatch, tmp_path, capsys):
+    import types
+
+    class DeadApi:
+        def list_repo_files(self, *a, **k):
+            raise OSError("network unreachable")
+
+    hub = types.ModuleType("huggingface_hub")
+    hub.HfApi, hub.hf_hub_download = DeadApi, None
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    status = cli.main(["reproduce", "--source", "paper", "--out", str(tmp_path)])
+    assert status == 2
+    assert "needs a network connection once" in capsys.readouterr().err
