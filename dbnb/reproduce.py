@@ -127,7 +127,10 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                 dists["words"] = diagnostics.potential_distribution(src.words_fit)
             if src.available("symbolic"):
                 dists["symbolic"] = diagnostics.potential_distribution(src.symbolic_fit)
-            return plots.table4_action_scale(dists)
+            if src.kind == "letter":
+                dists = {f"{k} ({src.file_of(k)})": v for k, v in dists.items()}
+            table = plots.table4_action_scale(dists)
+            return _with_letter_rows(table, "table4") if src.kind == "letter" else table
 
         out.append(Item("table4_action_scale", "Table IV: action as a scale", table4,
                         _files(src, "words", "symbolic")))
@@ -257,14 +260,22 @@ def _table2(src: Sources) -> pd.DataFrame:
     return table
 
 
+def _with_letter_rows(table: pd.DataFrame, which: str) -> pd.DataFrame:
+    """``table`` with the Letter's published rows (:func:`dbnb.letter.table3` or
+    :func:`~dbnb.letter.table4`) below it, in the columns they share (others NaN)."""
+    from . import letter
+
+    theirs = getattr(letter, which)()
+    theirs.index.name = table.index.name
+    return pd.concat([table, theirs.astype(float)])
+
+
 def _table3(stats: dict) -> pd.DataFrame:
     """Table III: our statistics of each data set, then the Letter's published rows."""
-    from . import letter, plots
+    from . import plots
 
-    ours = plots.table3_statistics({k: load() for k, load in stats.items()})
-    theirs = letter.table3()
-    theirs.index.name = ours.index.name
-    return pd.concat([ours, theirs.astype(float)])
+    return _with_letter_rows(plots.table3_statistics({k: load() for k, load in stats.items()}),
+                             "table3")
 
 
 #: Bootstrap replicates of the balance tests in ``tableE_balance_tests`` (p >= 1/200).

@@ -95,6 +95,9 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert t3.loc["words, GPT-5 Nano (Letter)", "samples"] == 19968
     assert t3.loc["IdeaSearchFitter (Letter)", "unique_transitions"] == 21697
     assert t3.loc[f"words ({WORDS})", "states"] == Sources(letter_dir).words.n_states
+    t4 = pd.read_csv(tmp_path / "table4_action_scale.csv", index_col=0)
+    assert t4.loc["words, GPT-5 Nano (Letter)", "actual_min_action"] == 0.195
+    assert f"words ({WORDS})" in t4.index and f"symbolic ({IDEAS})" in t4.index
     note = (tmp_path / "table2_claude_counts.md").read_text()
     assert "identical to the Letter's Table II" in note
 
