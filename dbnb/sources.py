@@ -134,7 +134,12 @@ class Sources:
     def caption(self, what: str) -> str:
         """``file; estimator`` for a figure caption or the printed list."""
         conv = self.convention(what)
-        est = conv.label if conv is not None else "dbnb's estimator"
+        if conv is not None:
+            est = conv.label
+        elif what == "claude":  # the shipped Table II: the Letter's own Eq. 18
+            est = "T = min(N/4000, 1) (Eq. 18, the Letter's nominal N0)"
+        else:
+            est = "dbnb's estimator"
         return f"{self.file_of(what)}; {est}"
 
     # --- Claude-4, Table II ---------------------------------------------------------------
