@@ -418,10 +418,30 @@ def _table3_line(src: Sources) -> str:
     return "Table III: " + "; ".join(parts)
 
 
+def _dbnb_estimator_lines(src: Sources) -> list[str]:
+    """The many-state files fitted with dbnb's own estimator (Eq. 24, out-count without
+    self-loops), beside the authors' ``low_reject`` of the figures."""
+    lines = []
+    for what, attr in (("words", "words_fit_dbnb"), ("symbolic", "symbolic_fit_dbnb")):
+        if not src.available(what):
+            continue
+        ours, theirs = getattr(src, attr), getattr(src, f"{what}_fit")
+        pc, pt = diagnostics.pairs(ours), diagnostics.pairs(theirs)
+        lines.append(
+            f"{src.file_of(what)}, dbnb's estimator ({ours.transitions.method}, Eq. 24) vs the "
+            f"authors' ({theirs.transitions.method}): {ours.transitions.n_states} vs "
+            f"{theirs.transitions.n_states} states, {pc.n_pairs} vs {pt.n_pairs} pairs, "
+            f"the Letter's chi2/ndf {pc.letter_chi2_ndf:.2f} vs {pt.letter_chi2_ndf:.2f}, "
+            f"chi2/dof {pc.chi2_per_dof:.2f} vs {pt.chi2_per_dof:.2f}, action "
+            f"{ours.action:.3f} vs {theirs.action:.3f}")
+    return lines
+
+
 def _headlines(src: Sources) -> list[str]:
     lines = []
     if src.kind == "letter":
         lines.append(_table3_line(src))
+        lines += _dbnb_estimator_lines(src)
     if src.available("words"):
         fit = src.words_fit
         pc = diagnostics.pairs(fit)

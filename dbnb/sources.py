@@ -327,6 +327,11 @@ class Sources:
         return self._fit(self.symbolic, "symbolic")
 
     @cached_property
+    def symbolic_fit_dbnb(self) -> PotentialFit:
+        """dbnb's own estimator on the symbolic counts, beside the authors' :attr:`symbolic_fit`."""
+        return fit_potential(self.symbolic, violation="exp")
+
+    @cached_property
     def symbolic_fit_softplus(self) -> PotentialFit:
         return self._fit(self.symbolic, "symbolic", violation="softplus")
 
