@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import optimize, stats
 from scipy.special import expit
@@ -323,3 +324,52 @@ def test_firth_settles_on_the_shipped_symbolic_run():
     fit = fit_likelihood(shipped_sources().symbolic)  # 121 expressions, 633 pairs
     assert fit.converged and (fit.status == "main").all()
     assert np.isfinite(fit.stderr).all()
+
+
+def test_stderr_is_the_sandwich_written_out(monkeypatch):
+    """The closed-form sandwich and the dense/sparse inverse diagonals against ``I^-1 J I^-1``
+    built densely from its definition (``J = I - L^T diag(1/N0) L``), on two components."""
+    import dbnb.likelihood as lk
+
+    a = sample_fixed_design(reversible_chain(12, degree=3, sigma=1.0, seed=21), 80, seed=22)
+    b = sample_fixed_design(reversible_chain(9, degree=3, sigma=1.0, seed=23), 40, seed=24)
+    import scipy.sparse as sp
+
+    m = sp.block_diag([a.matrix, b.matrix], format="csr")
+    states = tuple(f"a{s}" for s in a.states) + tuple(f"b{s}" for s in b.states)
+    c = TransitionCounts(states, m, calls=np.concatenate([a.calls, b.calls]),
+                         calls_kind="exact")
+    fit = fit_likelihood(c, penalty="jeffreys")
+    assert set(fit.status) == {"main", "unrelated"}
+    info = fit.information.toarray()
+    free = np.ones(len(states), bool)
+    free[fit.ground] = False
+    h = info[np.ix_(free, free)]
+    rows = info[:, free]
+    n0 = fit.transitions.n0
+    hinv = np.linalg.inv(h)
+    sandwich = hinv @ (h - rows.T @ np.diag(1 / n0) @ rows) @ hinv
+    want = np.zeros(len(states))
+    want[free] = np.sqrt(np.diag(sandwich))
+    want_model = np.zeros(len(states))
+    want_model[free] = np.sqrt(np.diag(hinv))
+    # both components' errors are computed, though only the main one's potentials are finite
+    got = {"dense": None, "sparse": None}
+    for kind, cap in (("dense", 10_000), ("sparse", 0)):
+        monkeypatch.setattr(lk, "DENSE_INVERSE_MAX", cap)
+        f2 = fit_likelihood(c, penalty="jeffreys")
+        var_m = np.zeros(len(states))
+        var_m[free] = lk._inverse_diagonal(sp.csc_matrix(h))
+        np.testing.assert_allclose(np.sqrt(var_m), want_model, rtol=1e-9, atol=1e-12)
+        got[kind] = f2.standard_errors("multinomial")
+    main = (fit.status == "main").to_numpy()
+    for kind, se in got.items():
+        np.testing.assert_allclose(se.to_numpy()[main], want[main], rtol=1e-9, atol=1e-12,
+                                   err_msg=kind)
+    # a linear combination: variance_of agrees with the sandwich
+    w = pd.Series(0.0, index=fit.potential.index)
+    k = np.flatnonzero(main & free)[:2]
+    w.iloc[k] = [1.0, -1.0]
+    x = np.zeros(free.sum())
+    x[np.searchsorted(np.flatnonzero(free), k)] = [1.0, -1.0]
+    assert fit.variance_of(w) == pytest.approx(x @ sandwich @ x, rel=1e-9)
