@@ -2,7 +2,8 @@ r"""Detailed-balance diagnostics: one module per check of the Letter, each a fro
 
 Module map (one check each; the functions it holds in brackets)::
 
-    pairs             Eq. 5, Figs. 4, 7, 9: log T(g<-f)/T(f<-g) vs beta dV  [pairs]
+    pairs             Eq. 5, Figs. 4, 7, 9: log T(g<-f)/T(f<-g) vs beta dV  [pairs,
+                      pair_intervals: exact conditional intervals, one-way pairs too]
     triplets          Eq. 7, Figs. 3, 8: closed 3-cycles, forward vs backward  [triplets]
     one_way           Eq. 25, Fig. 10: pairs seen one way vs the bound  [one_way_pairs]
     action_scale      Eq. 28, Fig. 11, Table IV: beta V histogram, expected vs actual action
@@ -43,7 +44,7 @@ from .majority_vote import (
     majority_vote_ratio,
 )
 from .one_way import OneWayCheck, one_way_pairs
-from .pairs import PairCheck, pairs
+from .pairs import PairCheck, pair_intervals, pairs
 from .sampled_vs_exact import ExactComparison, compare_to_exact, transition_check
 from .score import ScoreGraph, potential_vs_score
 from .triplets import TripletCheck, triplets
@@ -57,6 +58,7 @@ __all__ = [
     "ExactComparison",
     "MajorityVoteCurves",
     "pairs",
+    "pair_intervals",
     "triplets",
     "one_way_pairs",
     "potential_distribution",
