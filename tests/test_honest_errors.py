@@ -440,3 +440,19 @@ def test_log_ratio_interval_hand_worked():
     with pytest.raises(ValueError, match="no sampling noise"):
         diagnostics.pair_intervals(chain.kernel())
     assert np.isnan(diagnostics.pairs(fit_potential(chain.kernel())).interval().low).all()
+
+
+def test_coverage_by_total_bins_on_the_pair_total():
+    """Against the true kernel, the exact intervals cover at their level in every bin of the
+    pair total, one-way pairs included (by_min_count bins on the outcome and sees only pairs
+    seen both ways)."""
+    chain = synthetic.reversible_chain(600, degree=4, sigma=2.5, escape=0.5, seed=3)
+    sampled = estimate_kernel(synthetic.sample_fixed_design(chain, 30, seed=4), "exact")
+    table = diagnostics.coverage_by_total(sampled, chain.kernel(), edges=(1, 3, 6, 11))
+    assert table.index.tolist() == ["1-2", "3-5", "6-10", ">=11"]
+    assert table["pairs"].sum() > 1000 and (table["one_way"].iloc[:3] > 0.2).all()
+    for _, row in table.iterrows():
+        if row["pairs"] >= 50:
+            assert row["covered"] >= 0.95 - 3 * np.sqrt(0.95 * 0.05 / row["pairs"]), row
+    cmp = diagnostics.compare_to_exact(sampled, chain.kernel())
+    assert table["pairs"].sum() > 1.5 * cmp.n_pairs  # the one-way pairs the old view drops

@@ -218,8 +218,7 @@ def test_balance_test_is_calibrated_under_detailed_balance():
     assert stats.kstest(big, "uniform").pvalue > 0.01
     assert np.mean(np.array(big) < 0.05) < 0.12
     n_boot = 49
-    # graph, calls and bootstrap from separate seeds (one seed for all three ties the calls'
-    # random numbers to the graph's)
+    # graph, calls and bootstrap from separate seeds (separate random streams)
     small = [balance_test(sample_fixed_design(reversible_chain(12, degree=3, escape=0.2,
                                                                seed=s), 60, seed=10_000 + s),
                           bootstrap=n_boot, seed=20_000 + s) for s in range(80)]

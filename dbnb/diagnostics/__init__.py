@@ -12,7 +12,7 @@ Module map (one check each; the functions it holds in brackets)::
                       [majority_vote, majority_vote_ratio, majority_vote_curves]
     score             Fig. 5: potential vs score, up/down shares  [potential_vs_score]
     sampled_vs_exact  beyond the Letter: sampled error bars vs a kernel known without noise
-                      [compare_to_exact, transition_check]
+                      [compare_to_exact, coverage_by_total, transition_check]
     _common           shared: input checks, edge look-up, coverage fractions, sampling
 
 Every check is a pure function of a fitted potential (:class:`~dbnb.potential.PotentialFit`)
@@ -45,7 +45,12 @@ from .majority_vote import (
 )
 from .one_way import OneWayCheck, one_way_pairs
 from .pairs import PairCheck, pair_intervals, pairs
-from .sampled_vs_exact import ExactComparison, compare_to_exact, transition_check
+from .sampled_vs_exact import (
+    ExactComparison,
+    compare_to_exact,
+    coverage_by_total,
+    transition_check,
+)
 from .score import ScoreGraph, potential_vs_score
 from .triplets import TripletCheck, triplets
 
@@ -69,5 +74,6 @@ __all__ = [
     "majority_vote_curves",
     "potential_vs_score",
     "compare_to_exact",
+    "coverage_by_total",
     "transition_check",
 ]
