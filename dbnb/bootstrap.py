@@ -21,6 +21,8 @@ them); intervals are percentiles over the replicates where the state is finite.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import pickle
 from collections.abc import Callable
@@ -142,6 +144,13 @@ def _refit(fit: Callable[[TransitionCounts], PotentialFit], rep: TransitionCount
     return np.where(ok, v - v[ref], np.nan)
 
 
+def _takes_start(fit) -> bool:
+    try:
+        return "start" in inspect.signature(fit).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def bootstrap(
     counts: TransitionCounts,
     fit: Callable[[TransitionCounts], PotentialFit] | None = None,
@@ -152,6 +161,7 @@ def bootstrap(
     seed: int | np.random.Generator | None = 0,
     progress: bool = False,
     n_jobs: int = 1,
+    warm_start: bool = True,
 ) -> BootstrapResult:
     """Bootstrap replicates of a potential fit (see the module docstring).
 
@@ -177,6 +187,11 @@ def bootstrap(
         :func:`functools.partial` of one, not a lambda). Worth it for fits of a second or
         more (the Letter-size likelihood fit: 200 refits in about half the time on 2 free
         cores, ``benchmarks/bench_likelihood.py``).
+
+    warm_start : bool
+        When ``fit`` takes a ``start`` keyword (:func:`dbnb.likelihood.fit_likelihood`), start
+        every refit from the original estimate (fewer Newton steps, the same estimates to
+        the fit's tolerance).
 
     Returns
     -------
@@ -207,6 +222,8 @@ def bootstrap(
     elif reference not in main.index:
         raise ValueError(f"reference {reference!r} is not in the fit's main component")
     est = base.potential - base.potential[reference]
+    if warm_start and _takes_start(fit):
+        fit = functools.partial(fit, start=base.potential)
     p = _replicate_kernel(counts, base, design)
     n0 = np.asarray(counts.calls).astype(np.int64)
     rng = np.random.default_rng(seed)

@@ -405,6 +405,7 @@ def fit_likelihood(
     n0: float | None = None,
     tol: float = 1e-10,
     max_iter: int = 100,
+    start: pd.Series | None = None,
 ) -> LikelihoodFit:
     r"""The reversible maximum-likelihood potential ``beta V`` (see the module docstring).
 
@@ -426,6 +427,10 @@ def fit_likelihood(
     tol, max_iter
         Newton tolerance on the relative gradient, and the iteration cap
         (:class:`~dbnb.newton.ConvergenceError` if not met).
+    start : pandas.Series, optional
+        A starting ``beta V`` by state label (e.g. the point estimate, when refitting
+        bootstrap replicates); states it does not name, or names as non-finite, start at 0.
+        Only the starting point of Newton changes, not the estimate.
 
     Returns
     -------
@@ -467,6 +472,13 @@ def fit_likelihood(
 
     h = np.ones(pi.size) if penalty is not None else np.zeros(pi.size)
     v = np.zeros(n)
+    if start is not None:
+        s0 = np.asarray(pd.Series(start).reindex(index), dtype=float)
+        s0 = np.where(np.isfinite(s0), s0, 0.0)
+        first = graph.first_of_each(comp)
+        base = np.zeros(int(comp.max()) + 1)
+        base[comp[first]] = s0[first]
+        v = np.where(free, s0 - base[comp], 0.0)  # each component's ground at 0
     exact = int(free.sum()) <= EXACT_LEVERAGE_MAX
     if penalty == "firth" and exact:
         def refit(h, v):
@@ -479,8 +491,10 @@ def fit_likelihood(
     elif penalty == "firth":
         # the local estimate of a large graph: a few damped refits; iterating it further
         # drifts (benchmarks/README.md), so the fixed point is not pursued
-        for _ in range(LOCAL_REFITS):
-            v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol,
+        for k in range(LOCAL_REFITS):
+            # the refits before the last only set the leverages: a looser tolerance suffices
+            t_k = tol if k == LOCAL_REFITS - 1 else max(tol, 1e-7)
+            v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, t_k,
                                           max_iter)
             p = expit(v[pi] - v[pj] + off)
             h = 0.5 * (h + _leverages(pi, pj, m * p * (1 - p), free, n))
