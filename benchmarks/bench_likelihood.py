@@ -2,14 +2,16 @@
 
 Usage::
 
-    python benchmarks/bench_likelihood.py [--boot 200]
+    python benchmarks/bench_likelihood.py [--boot 200] [--jobs 2]
 
 On the Letter-size synthetic graph of ``bench_fit.py`` (a reversible chain sampled with the
 Letter's schedule: about 7,400 states and 21,700 unique transitions) it times, best of three,
 :func:`dbnb.fit_potential` (least action, exp violation), :func:`dbnb.likelihood.fit_likelihood`
-with Firth's penalty (leverages estimated by random projection above 2,500 free states) and
-without, prints the ratios, then times ``--boot`` bootstrap refits of the least-action fit and
-of the likelihood fit (nonparametric design) in one process.
+with Firth's penalty (local leverages and damped refits above 1,500 free states) and without,
+then the standard errors (the multinomial sandwich: one inverse diagonal of the information),
+prints the ratios to the least-action fit, then times ``--boot`` bootstrap refits of the
+least-action fit and of the likelihood fit (nonparametric design), in one process and with
+``--jobs`` worker processes.
 """
 
 from __future__ import annotations
@@ -38,8 +40,7 @@ def best(fn, repeat=3):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--boot", type=int, default=200)
-    ap.add_argument("--stderr", action="store_true",
-                    help="also time the standard errors (one solve per state: minutes here)")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes for the refits")
     args = ap.parse_args()
     _, counts = letter_size_counts()
     st = counts.statistics()
@@ -51,17 +52,20 @@ def main() -> None:
     print(f"least action      {t_la:.3f} s")
     print(f"likelihood firth  {t_firth:.3f} s  ({t_firth / t_la:.1f}x least action)")
     print(f"likelihood plain  {t_plain:.3f} s  ({t_plain / t_la:.1f}x least action)")
-    if args.stderr:
-        fit = fit_likelihood(counts)
-        t0 = time.perf_counter()
-        se = fit.stderr
-        med = float(se[fit.status == "main"].median())
-        print(f"stderr (multinomial sandwich, {counts.n_states} states) "
-              f"{time.perf_counter() - t0:.1f} s, median {med:.3f}")
+    fit = fit_likelihood(counts)
+    t0 = time.perf_counter()
+    se = fit.stderr  # lazy: computed here, once
+    t_se = time.perf_counter() - t0
+    med = float(se[fit.status == "main"].median())
+    print(f"stderr (multinomial sandwich, {int((fit.status == 'main').sum())} states) "
+          f"{t_se:.2f} s, median {med:.3f}; fit + stderr {t_firth + t_se:.2f} s "
+          f"({(t_firth + t_se) / t_la:.0f}x least action)")
     for name, fn in (("least action", None), ("likelihood firth", fit_likelihood)):
-        t0 = time.perf_counter()
-        bootstrap(counts, fn, n_boot=args.boot, seed=0)
-        print(f"bootstrap {args.boot} x {name}: {time.perf_counter() - t0:.1f} s")
+        for jobs in sorted({1, args.jobs}):
+            t0 = time.perf_counter()
+            bootstrap(counts, fn, n_boot=args.boot, seed=0, n_jobs=jobs)
+            print(f"bootstrap {args.boot} x {name}, {jobs} process(es): "
+                  f"{time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

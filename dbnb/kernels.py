@@ -48,11 +48,13 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy import stats
+from scipy.special import expit, logit
 
 from .counts import TransitionCounts, entries
 
-__all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance", "ESTIMATORS",
-           "DESIGNS"]
+__all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance",
+           "log_ratio_interval", "ESTIMATORS", "DESIGNS", "INTERVAL_METHODS"]
 
 Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
 ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
@@ -302,3 +304,118 @@ def log_t_variance(n, n0, design: str):
         return (1.0 / n + 0.0 * n0)[()]
     sign = -1.0 if design == "multinomial" else 1.0
     return 1.0 / n + sign / n0
+
+
+#: Methods of :func:`log_ratio_interval`.
+INTERVAL_METHODS = ("clopper-pearson", "mid-p")
+
+
+def _binomial_limit(y, m, alpha, side: str, mid: bool) -> np.ndarray:
+    """The ``side`` ("low" or "high") confidence limit on a binomial ``p`` from ``y`` of ``m``
+    at tail probability ``alpha`` (exact, or mid-p), elementwise; 0 / 1 at the boundary."""
+    y = np.asarray(y, dtype=float)
+    m = np.asarray(m, dtype=float)
+    if not mid:  # Clopper-Pearson: the beta quantiles
+        with np.errstate(invalid="ignore"):
+            if side == "low":
+                return np.where(y > 0, stats.beta.ppf(alpha, np.maximum(y, 1), m - y + 1), 0.0)
+            return np.where(y < m, stats.beta.ppf(1 - alpha, y + 1, np.maximum(m - y, 1)), 1.0)
+    # mid-p: P(Y > y) + P(Y = y)/2 = alpha (low), P(Y < y) + P(Y = y)/2 = alpha (high), by
+    # bisection in logit p (both tails are monotone in p)
+    lo = np.full(y.shape, -60.0)
+    hi = np.full(y.shape, 60.0)
+    for _ in range(80):
+        mid_z = 0.5 * (lo + hi)
+        p = expit(mid_z)
+        half = 0.5 * stats.binom.pmf(y, m, p)
+        if side == "low":
+            too_high = stats.binom.sf(y, m, p) + half > alpha  # tail grows with p
+        else:
+            too_high = stats.binom.cdf(y - 1, m, p) + half < alpha  # tail shrinks with p
+        hi = np.where(too_high, mid_z, hi)
+        lo = np.where(too_high, lo, mid_z)
+    out = expit(0.5 * (lo + hi))
+    if side == "low":
+        return np.where(y > 0, out, 0.0)
+    return np.where(y < m, out, 1.0)
+
+
+def log_ratio_interval(n_forward, n_backward, n0_source, n0_target, *, level: float = 0.95,
+                       method: str = "clopper-pearson") -> tuple[np.ndarray, np.ndarray]:
+    r"""Confidence interval for a pair's log-ratio ``log T(g <- f) / T(f <- g)`` (Eq. 5) that
+    is honest at small counts: exact given the pair's total.
+
+    Given ``m = N(g <- f) + N(f <- g)``, counts of independent Poisson (or rare multinomial)
+    calls split binomially,
+
+    .. math::
+
+        N(g \leftarrow f) \mid m \sim \mathrm{Binomial}(m, p), \qquad
+        \operatorname{logit} p = \log \frac{T(g \leftarrow f)}{T(f \leftarrow g)}
+                               + \log \frac{N_0(f)}{N_0(g)},
+
+    so limits ``[p_L, p_U]`` on the proportion map to ``[logit p_L, logit p_U] -
+    log N0(f)/N0(g)`` on the log-ratio. Unlike the delta-method bar ``y +- z sqrt(var)``
+    (:func:`log_t_variance`) it needs no pair to be seen both ways, so nothing is selected on
+    the outcome: a pair seen one way gets a one-sided interval (``+inf`` or ``-inf`` at the end
+    of the unseen direction), a pair never seen (``m = 0``) is undefined (NaN).
+
+    Parameters
+    ----------
+    n_forward, n_backward : array_like
+        ``N(g <- f)`` and ``N(f <- g)`` (non-negative counts).
+    n0_source, n0_target : array_like
+        ``N0(f)`` and ``N0(g)`` (positive), broadcast against the counts.
+    level : float
+        Two-sided confidence level; each end is a one-sided bound at ``(1 + level) / 2``
+        (so the finite end of a one-way pair's interval is a ``(1 + level)/2`` bound; the
+        one-sided ``level`` bound is :attr:`dbnb.diagnostics.OneWayCheck.lower_bound`).
+    method : {"clopper-pearson", "mid-p"}
+        ``"clopper-pearson"``: exact limits, coverage at least ``level`` for every true
+        ratio and every ``m`` (conservative: the split is discrete). ``"mid-p"``: half the
+        probability of the observed split counted in each tail; coverage close to ``level``
+        on average, not guaranteed.
+
+    Returns
+    -------
+    low, high : numpy.ndarray
+        In units of the log-ratio (``beta dV``); ``-inf``/``+inf`` on an unseen side, NaN
+        where ``m = 0``.
+
+    Notes
+    -----
+    Exact under Poisson sampling; with a fixed number of calls per source the split given
+    ``m`` is Fisher's noncentral hypergeometric rather than binomial, which differs at order
+    ``T`` (small where counts are small, the regime this interval is for).
+
+    Examples
+    --------
+    >>> low, high = log_ratio_interval(3, 0, 100, 100)   # seen 3 times one way, never back
+    >>> round(float(low), 4), float(high)                 # logit(0.025 ** (1/3))
+    (-0.8837, inf)
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"method must be one of {INTERVAL_METHODS}, got {method!r}")
+    y, x, n0f, n0g = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (
+        n_forward, n_backward, n0_source, n0_target)))
+    if np.any(y < 0) or np.any(x < 0):
+        bad = np.concatenate([y[y < 0], x[x < 0]])[:3]
+        raise ValueError(f"counts must be non-negative, got {bad.tolist()}")
+    if np.any(~(n0f > 0)) or np.any(~(n0g > 0)):
+        bad = np.concatenate([n0f[~(n0f > 0)], n0g[~(n0g > 0)]])[:3]
+        raise ValueError(f"N0 must be positive, got {bad.tolist()}")
+    m = y + x
+    alpha = (1 - level) / 2
+    mid = method == "mid-p"
+    p_lo = _binomial_limit(y, m, alpha, "low", mid)
+    p_hi = _binomial_limit(y, m, alpha, "high", mid)
+    off = np.log(n0f) - np.log(n0g)
+    with np.errstate(divide="ignore"):
+        low = logit(p_lo) - off
+        high = logit(p_hi) - off
+    undefined = m == 0
+    low = np.where(undefined, np.nan, low)
+    high = np.where(undefined, np.nan, high)
+    return low[()], high[()]

@@ -67,3 +67,26 @@ def test_bootstrap_checks_its_input():
         bootstrap(c, reference="nope")
     with pytest.raises(ValueError, match="calls"):
         bootstrap(c._replace(calls=None, calls_kind=None))
+    with pytest.raises(ValueError, match="n_jobs"):
+        bootstrap(c, n_jobs=0)
+    with pytest.raises(ValueError, match="picklable"):
+        bootstrap(c, lambda x: fit_potential(x), n_jobs=2)
+
+
+def test_worker_processes_give_the_same_replicates():
+    """The data sets are drawn in the parent in one order: n_jobs changes nothing but time."""
+    c = sample_fixed_design(reversible_chain(15, degree=3, seed=4), 60, seed=5)
+    one = bootstrap(c, fit_likelihood, n_boot=12, seed=3)
+    two = bootstrap(c, fit_likelihood, n_boot=12, seed=3, n_jobs=2)
+    np.testing.assert_array_equal(one.samples.to_numpy(), two.samples.to_numpy())
+    assert one.samples.notna().to_numpy().mean() > 0.9
+
+
+def test_warm_start_changes_only_the_starting_point():
+    c = sample_fixed_design(reversible_chain(15, degree=3, seed=4), 60, seed=5)
+    cold = bootstrap(c, fit_likelihood, n_boot=6, seed=1, warm_start=False)
+    warm = bootstrap(c, fit_likelihood, n_boot=6, seed=1)
+    np.testing.assert_allclose(warm.samples.to_numpy(), cold.samples.to_numpy(), atol=1e-7)
+    fit = fit_likelihood(c)
+    again = fit_likelihood(c, start=fit.potential + 3.0)  # any gauge, any offset
+    np.testing.assert_allclose(again.potential, fit.potential, atol=1e-8)

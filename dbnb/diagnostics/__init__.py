@@ -2,7 +2,8 @@ r"""Detailed-balance diagnostics: one module per check of the Letter, each a fro
 
 Module map (one check each; the functions it holds in brackets)::
 
-    pairs             Eq. 5, Figs. 4, 7, 9: log T(g<-f)/T(f<-g) vs beta dV  [pairs]
+    pairs             Eq. 5, Figs. 4, 7, 9: log T(g<-f)/T(f<-g) vs beta dV  [pairs,
+                      pair_intervals: exact conditional intervals, one-way pairs too]
     triplets          Eq. 7, Figs. 3, 8: closed 3-cycles, forward vs backward  [triplets]
     one_way           Eq. 25, Fig. 10: pairs seen one way vs the bound  [one_way_pairs]
     action_scale      Eq. 28, Fig. 11, Table IV: beta V histogram, expected vs actual action
@@ -11,7 +12,7 @@ Module map (one check each; the functions it holds in brackets)::
                       [majority_vote, majority_vote_ratio, majority_vote_curves]
     score             Fig. 5: potential vs score, up/down shares  [potential_vs_score]
     sampled_vs_exact  beyond the Letter: sampled error bars vs a kernel known without noise
-                      [compare_to_exact, transition_check]
+                      [compare_to_exact, coverage_by_total, transition_check]
     _common           shared: input checks, edge look-up, coverage fractions, sampling
 
 Every check is a pure function of a fitted potential (:class:`~dbnb.potential.PotentialFit`)
@@ -43,8 +44,13 @@ from .majority_vote import (
     majority_vote_ratio,
 )
 from .one_way import OneWayCheck, one_way_pairs
-from .pairs import PairCheck, pairs
-from .sampled_vs_exact import ExactComparison, compare_to_exact, transition_check
+from .pairs import PairCheck, pair_intervals, pairs
+from .sampled_vs_exact import (
+    ExactComparison,
+    compare_to_exact,
+    coverage_by_total,
+    transition_check,
+)
 from .score import ScoreGraph, potential_vs_score
 from .triplets import TripletCheck, triplets
 
@@ -57,6 +63,7 @@ __all__ = [
     "ExactComparison",
     "MajorityVoteCurves",
     "pairs",
+    "pair_intervals",
     "triplets",
     "one_way_pairs",
     "potential_distribution",
@@ -67,5 +74,6 @@ __all__ = [
     "majority_vote_curves",
     "potential_vs_score",
     "compare_to_exact",
+    "coverage_by_total",
     "transition_check",
 ]

@@ -20,7 +20,7 @@ from ..counts import entries
 from ..kernels import TransitionKernel, log_t_variance
 from ._common import EdgeTable, freeze, mutual_pairs, sigma_fraction
 
-__all__ = ["ExactComparison", "compare_to_exact", "transition_check"]
+__all__ = ["ExactComparison", "compare_to_exact", "coverage_by_total", "transition_check"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -36,7 +36,9 @@ class ExactComparison:
     large-count approximation: pairs with small counts have skewed errors, and keeping only
     pairs seen both ways pulls their log-ratios toward 0 (a selection bias no symmetric bar
     fixes), which ``by_min_count`` shows. It bins on the *observed* smaller count, so it
-    selects on the outcome too: read it as a description, not as coverage at a given count.
+    selects on the outcome too: read it as a description, not as coverage at a given count;
+    :func:`coverage_by_total` measures coverage at a given count (every observed pair, binned
+    on the pair total, with the exact conditional intervals).
 
     Attributes
     ----------
@@ -192,3 +194,50 @@ def transition_check(sampled: TransitionKernel, exact: TransitionKernel, *,
         },
         name="transitions vs exact",
     )
+
+
+def coverage_by_total(sampled: TransitionKernel, exact: TransitionKernel, *,
+                      level: float = 0.95, method: str = "clopper-pearson",
+                      edges: Sequence[int] = (1, 2, 5, 10, 20)) -> pd.DataFrame:
+    """Coverage of the exact conditional pair intervals against a kernel known without noise,
+    per bin of the pair total ``m = N(g<-f) + N(f<-g)``.
+
+    Every pair observed in ``sampled`` (one-way pairs included) whose exact probabilities are
+    both positive gets the interval of :func:`dbnb.diagnostics.pair_intervals`; given ``m``
+    its coverage does not depend on the outcome, so binning on ``m`` (unlike
+    :meth:`ExactComparison.by_min_count`, which bins on the smaller observed count) measures
+    coverage at a given count: at least ``level`` per bin for ``"clopper-pearson"`` when the
+    exact kernel is in detailed balance (Eq. 5) and is the sampled one's truth.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``pair total`` (bins ``lo-hi``); columns ``pairs``, ``covered`` (fraction; NaN
+        for an empty bin), ``one_way`` (fraction of the bin's pairs seen one way).
+    """
+    from .pairs import pair_intervals
+
+    iv = pair_intervals(sampled, level=level, method=method)
+    pos = pd.Index(exact.states).get_indexer(iv["f"].to_numpy(dtype=object))
+    pos_g = pd.Index(exact.states).get_indexer(iv["g"].to_numpy(dtype=object))
+    ok = (pos >= 0) & (pos_g >= 0)
+    te = sp.csr_array(exact.matrix)
+    fwd = np.zeros(len(iv))
+    bwd = np.zeros(len(iv))
+    fwd[ok] = entries(te, pos_g[ok], pos[ok])  # T(g <- f)
+    bwd[ok] = entries(te, pos[ok], pos_g[ok])  # T(f <- g)
+    good = ok & (fwd > 0) & (bwd > 0)
+    iv = iv[good]
+    truth = np.log(fwd[good]) - np.log(bwd[good])
+    hit = ((iv["low"] <= truth) & (truth <= iv["high"])).to_numpy()
+    m = iv["m"].to_numpy()
+    one_way = ((iv["N_forward"] == 0) | (iv["N_backward"] == 0)).to_numpy()
+    rows = []
+    bounds = [*edges, np.inf]
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        b = (m >= lo) & (m < hi)
+        rows.append({"pair total": f"{lo}-{hi - 1:g}" if np.isfinite(hi) else f">={lo}",
+                     "pairs": int(b.sum()),
+                     "covered": float(hit[b].mean()) if b.any() else float("nan"),
+                     "one_way": float(one_way[b].mean()) if b.any() else float("nan")})
+    return pd.DataFrame(rows).set_index("pair total")
