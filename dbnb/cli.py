@@ -152,10 +152,17 @@ def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | Non
     from .agents.run import run_fixed_design, run_letter_schedule
     from .llm import JsonlStore
 
-    kw = {"model": args.model, "store": JsonlStore(args.store),
+    store = JsonlStore(args.store)
+    kw = {"model": args.model, "store": store,
           "concurrency": args.concurrency, "offline": args.offline}
     if args.rpm:
         kw["rpm"] = args.rpm
+    if getattr(args, "deployments", None):
+        from .llm.router import load_deployments
+
+        kw["deployments"] = load_deployments(args.deployments)  # checked before any call
+        kw["deployments"].check_models([args.model])
+    before = {k for k in store.keys() if store.get(k) is not None}
     if args.schedule == "letter":
         recs = run_letter_schedule(agent, args.calls, start=start, seed=args.seed, **kw)
     else:
@@ -163,6 +170,9 @@ def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | Non
         recs = run_fixed_design(agent, states, per, **kw)
     counts = agent.counts(recs, source=Path(args.store).name)
     failed = sum(1 for r in recs if r.get("error"))
+    keys = {r["key"] for r in recs}
+    n_old = len(keys & before)
+    print(f"{n_old} calls replayed from the store, {len(keys) - n_old} new")
     print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
     print(counts)
     return 0
@@ -488,6 +498,9 @@ def _sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
     p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     p.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
+    p.add_argument("--deployments", default=None, metavar="FILE",
+                   help="litellm Router model_list (YAML or JSON): spread the calls over these "
+                   "deployments; --model must be one of their model_name values")
 
 
 def _symbolic_options(p: argparse.ArgumentParser) -> None:

@@ -34,7 +34,25 @@ __all__ = [
     "run_letter_schedule",
     "counts_from_store",
     "local_server",
+    "replay_tally",
 ]
+
+
+def replay_tally(store, requests: Iterable[Request]) -> tuple[int, int]:
+    """``(replayed, new)``: distinct requests the store answers, and those it does not.
+
+    A failed record is not an answer (a rerun retries it), so it counts as new.
+    """
+    keys = {r.key for r in requests}
+    hit = sum(1 for k in keys if store.get(k) is not None)
+    return hit, len(keys) - hit
+
+
+def _say(msg: str, progress: bool) -> None:
+    if progress:
+        from tqdm.auto import tqdm
+
+        tqdm.write(msg)
 
 
 @contextlib.contextmanager
@@ -131,17 +149,23 @@ def run_schedule(
                               or batch < 1):
         raise ValueError(f"batch must be a positive int, got {batch!r}")
     p = _merge(agent.params(), params)
-    server = local_server(model) if sample_kwargs.get("complete") is None \
-        else contextlib.nullcontext()
+    direct = sample_kwargs.get("complete") is None and sample_kwargs.get("deployments") is None
+    server = local_server(model) if direct else contextlib.nullcontext()
     if batch is None:
+        reqs = [_request(agent, model, s, k, p, label) for s, k in _take(schedule, None, None)]
+        n_old, n_new = replay_tally(store, reqs)
+        _say(f"{n_old} calls replayed from the store, {n_new} new", progress)
+        if n_new == 0:
+            server = contextlib.nullcontext()
         with server:
-            reqs = [_request(agent, model, s, k, p, label) for s, k in _take(schedule, None, None)]
             return sample(reqs, store=store, progress=progress, **sample_kwargs)
     sample_kwargs.setdefault("concurrency", min(batch, 4))
     records: list[dict] = []
     reached: list[str | None] | None = None
     found: set[str] = set()
     escapes = 0
+    _say(f"the store holds {len(store) - store.n_failed} successful calls; the same seed and "
+         "batch replay them", progress)
     with server, tqdm(total=total, disable=not progress, unit="call",
                       desc=f"{agent.name} ({label} schedule)") as bar:
         while prompts := _take(schedule, batch, reached):

@@ -10,6 +10,8 @@ store      the response store, cache and experimental record: :class:`MemoryStor
            sample index), :func:`sanitize_params`, :func:`compact` (``.jsonl.gz``)
 jsonl      :class:`JsonlFile`, the one append-only JSON Lines writer (file lock, fsync, a cut
            last line tolerated), and :func:`copy_json`
+router     :func:`load_deployments`: litellm Router's ``model_list`` (JSON/YAML), checked before
+           any call; ``sample(..., deployments=...)`` spreads calls over it
 local      the one local-model registry (:data:`MODELS`, :func:`model_path`), llama-cpp-python's
            server (:class:`LocalServer`, :func:`resolve_model`), plain CPU kernels
 logprob    log-probability kernels P(g | f) of a local model's grammar sampler (a subpackage:
@@ -31,12 +33,15 @@ from .local import (
     serve_forever,
 )
 from .logprob import LogprobKernel, load_logprob_kernel, logprob_replies
+from .router import Deployments, DeploymentsError, load_deployments
 from .store import JsonlStore, MemoryStore, Store, compact, make_key, sanitize_params
 
 __all__ = [
     "LOCAL_DEFAULTS",
     "MODELS",
     "CacheMiss",
+    "Deployments",
+    "DeploymentsError",
     "JsonlFile",
     "JsonlStore",
     "LocalServer",
@@ -49,6 +54,7 @@ __all__ = [
     "copy_json",
     "is_local",
     "is_retryable",
+    "load_deployments",
     "load_logprob_kernel",
     "local_name",
     "logprob",

@@ -343,6 +343,7 @@ def sample(
     offline: bool = False,
     backoff_base: float = 1.0,
     backoff_max: float = 60.0,
+    deployments=None,
 ) -> list[dict]:
     """Draw one completion per request, replaying stored ones.
 
@@ -374,7 +375,16 @@ def sample(
     offline : bool, default False
         Replay only: raise :class:`CacheMiss` if any request is not in the store.
     backoff_base, backoff_max : float
-        Retry ``k`` sleeps ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds.
+        Retry ``k`` sleeps ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
+        (direct calls only).
+    deployments : path, list, mapping or Deployments, optional
+        Send the calls through ``litellm.Router`` over these deployments
+        (:func:`dbnb.llm.router.load_deployments`; the Router's ``model_list``). The file is
+        checked, and every requested model must be served by an entry, before any call.
+        The Router then does the load balancing, rpm/tpm limits, retries (its
+        ``num_retries``), cool-downs and fallbacks, so `rpm`, `tpm` and `max_retries` must be
+        left at their defaults; each record names the deployment that served it
+        (``record["deployment"]``, its ``model_info.id``).
 
     Returns
     -------
@@ -410,6 +420,16 @@ def sample(
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     if not hasattr(store, "get") or not hasattr(store, "put"):
         raise TypeError(f"store must have get() and put(), got {type(store).__name__}")
+    if deployments is not None:
+        from .router import load_deployments
+
+        deployments = load_deployments(deployments)
+        deployments.check_models(r.model for r in reqs)
+        if rpm is not None or tpm is not None:
+            raise ValueError("rpm/tpm with deployments: set them per entry in the "
+                             "deployments file (litellm_params.rpm / tpm)")
+        if complete is not None:
+            raise ValueError("pass either complete= or deployments=, not both")
 
     results: dict[str, dict] = {}
     misses: dict[str, Request] = {}
@@ -432,6 +452,7 @@ def sample(
             concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries,
             timeout=timeout, progress=progress, postfix=postfix, results=results,
             n_total=len(misses) + n_replayed, backoff=(backoff_base, backoff_max),
+            deployments=deployments,
         )  # fmt: skip
         try:
             asyncio.get_running_loop()
@@ -463,13 +484,17 @@ def _set_postfix(bar, replayed, failed, spend, postfix, done_records) -> None:
 
 async def _run_misses(
     misses: list[Request], *, store, complete, concurrency, rpm, tpm, max_retries, timeout,
-    progress, postfix, results, n_total, backoff,
+    progress, postfix, results, n_total, backoff, deployments=None,
 ) -> None:  # fmt: skip
     from contextlib import ExitStack
 
     targets: dict[str, tuple[str, dict]] = {}
     with ExitStack() as stack:
-        if complete is None:
+        if deployments is not None:
+            # The Router retries, limits and cools down; one attempt per call from here.
+            complete = deployments.router(timeout=timeout).acompletion
+            max_retries = 0
+        elif complete is None:
             models = {r.model for r in misses}
             _check_providers(models, misses)
             litellm = _import_litellm()
@@ -537,6 +562,7 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
     reply = finish = None
     usage: dict[str, Any] = {"prompt_tokens": None, "completion_tokens": None}
     cost = None
+    deployment = None
     latency = 0.0
     while True:
         attempts += 1
@@ -551,6 +577,7 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
             latency = time.perf_counter() - t0
             reply, finish, usage = _parse_response(resp)
             cost = _response_cost(resp, req.model)
+            deployment = _deployment(resp, lmodel)
             limiter.record_tokens((usage.get("prompt_tokens") or 0)
                                   + (usage.get("completion_tokens") or 0))  # fmt: skip
             err = None
@@ -582,6 +609,15 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
         "time": _now_iso(),
         "error": err,
         "attempts": attempts,
+        "deployment": deployment,
         "meta": req.meta or {},
     }
     return record, fatal
+
+
+def _deployment(resp: Any, lmodel: str) -> str:
+    """The deployment that served `resp`: the Router's ``model_info.id``, else the model."""
+    hidden = _field(resp, "_hidden_params")
+    if isinstance(hidden, Mapping) and isinstance(hidden.get("model_id"), str):
+        return hidden["model_id"]
+    return lmodel

@@ -30,8 +30,10 @@ Record fields
 -------------
 ``key``, ``sample``, ``model``, ``messages``, ``params``, ``reply``, ``finish_reason``, ``usage``
 (``prompt_tokens``, ``completion_tokens``), ``cost`` (USD, ``None`` when unknown), ``latency_s``,
-``time`` (UTC ISO 8601), ``error`` (``None`` on success), and optionally ``attempts`` and
-``meta`` (a free dict from the caller, e.g. agent name and prompt state; not part of the key).
+``time`` (UTC ISO 8601), ``error`` (``None`` on success), and optionally ``attempts``,
+``deployment`` (what served the call: a Router deployment's ``model_info.id``, or the litellm
+model; not part of the key, so one run over several deployments is one store) and ``meta``
+(a free dict from the caller, e.g. agent name and prompt state; not part of the key).
 ``params`` never holds credentials: :func:`sanitize_params` drops API keys, tokens, secrets,
 authorization, headers and the endpoint (``api_base``/``base_url``) before keying and storing.
 """
@@ -76,7 +78,7 @@ REQUIRED_FIELDS = (
     "time",
     "error",
 )
-OPTIONAL_FIELDS = ("attempts", "meta")
+OPTIONAL_FIELDS = ("attempts", "deployment", "meta")
 
 # Parameter names never keyed nor stored. "token" matches credentials (access_token,
 # azure_ad_token) but not counts such as max_tokens, see `is_secret_name`.
