@@ -55,3 +55,34 @@ def test_reweight_unfollowed_child_is_uncovered_at_its_temperature():
         np.testing.assert_allclose(up, np.minimum(p + unc, 1.0), rtol=1e-12)
     with pytest.raises(ValueError, match="temperature"):
         reweight(rec, 0.0, 2, lambda c: np.array([0, 1]))
+
+
+@pytest.mark.parametrize("min_prob", [0.0, 0.05])
+def test_walk_record_reweight_at_one_equals_walk(min_prob):
+    """The walk on a fake model (logits per node), recorded, re-weighted at T = 1."""
+    from types import SimpleNamespace
+
+    from dbnb.llm.logprob.nodes import reweight, to_record
+    from dbnb.llm.logprob.tree import TokenTree
+    from dbnb.llm.logprob.walk import walk
+
+    words = ["AB", "A", "BA", "ABA"]
+    pieces = {"A": [1], "B": [2], "AB": [3], "BA": [4], "ABA": [5]}
+    tree = TokenTree(words, pieces, 3)
+    m = SimpleNamespace(llm=None, eog=np.array([0, 6]))
+
+    def logits_of(n):
+        return np.random.default_rng(n).normal(0, 2, 7).astype(np.float32).astype(float)
+
+    rows: list = []
+    lower, upper, _, stuck, _ = walk(m, [0, 0], tree, "fresh", len(words), min_prob, logits_of,
+                                     record=rows)
+    rec = to_record(rows, 2)
+    p, up, unc = reweight(rec, 1.0, len(words),
+                          lambda c: tree.completions(tree.text[c]))
+    np.testing.assert_allclose(p, np.exp(lower), rtol=1e-6, atol=1e-15)
+    np.testing.assert_allclose(up, upper, rtol=1e-6, atol=1e-12)
+    assert p.sum() + unc == pytest.approx(1.0, abs=1e-9)
+    p2, _, unc2 = reweight(rec, 2.0, len(words), lambda c: tree.completions(tree.text[c]))
+    assert p2.sum() + unc2 == pytest.approx(1.0, abs=1e-9)
+    assert not np.allclose(p2, p)

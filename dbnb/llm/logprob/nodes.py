@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["NodeRecord", "reweight"]
+__all__ = ["NodeRecord", "reweight", "to_record"]
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def reweight(rec: NodeRecord, temperature: float, n_words: int,
     prob, upper : numpy.ndarray
         Lower (followed paths only) and upper bounds of ``P_T(g | f)``.
     uncovered : float
-        Mass of the children the walk did not follow, at ``T``.
+        Mass of the children the walk did not follow, and of dead ends, at ``T``.
     """
     if not (isinstance(temperature, (int, float)) and temperature > 0):
         raise ValueError(f"temperature must be > 0, got {temperature!r}")
@@ -100,6 +100,7 @@ def reweight(rec: NodeRecord, temperature: float, n_words: int,
     lp_node = {int(rec.node[0]): 0.0}
     prob = np.zeros(n_words)
     skipped: list[tuple[int, float]] = []
+    dead = 0.0
     for i, n in enumerate(rec.node):
         lp = lp_node.pop(int(n))
         lo, hi = int(rec.offset[i]), int(rec.offset[i + 1])
@@ -116,14 +117,38 @@ def reweight(rec: NodeRecord, temperature: float, n_words: int,
             c = int(rec.child[k])
             if c in where:
                 lp_node[c] = lk
-            elif rec.child_leaf[k]:  # complete, EOG only: P(EOG) = 1
+            elif rec.child_leaf[k]:  # EOG only: P(EOG) = 1 (or a dead end, uncovered)
                 if rec.child_word[k] >= 0:
                     prob[rec.child_word[k]] += math.exp(lk)
+                else:
+                    dead += math.exp(lk)
             else:
                 skipped.append((c, math.exp(lk)))
     upper = prob.copy()
-    unc = 0.0
+    unc = dead
     for c, mass in skipped:
         upper[completions(c)] += mass
         unc += mass
     return prob, np.minimum(upper, 1.0), unc
+
+
+def to_record(rows: list, n_eog: int) -> NodeRecord:
+    """A :class:`NodeRecord` from the tuples :func:`dbnb.llm.logprob.walk.walk` appends to
+    its ``record`` list (one prompt)."""
+    if not rows:
+        raise ValueError("no visited node recorded")
+    sizes = [len(r[1]) for r in rows]
+    eog = np.full((len(rows), n_eog), np.nan, dtype=np.float32)
+    for i, r in enumerate(rows):
+        if r[3] is not None:
+            eog[i] = r[3]
+    return NodeRecord(
+        node=np.array([r[0] for r in rows], dtype=np.int64),
+        offset=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64),
+        child=np.array([k for r in rows for k in r[1]], dtype=np.int64),
+        logit=np.concatenate([r[2] for r in rows]).astype(np.float32),
+        eog=eog,
+        word=np.array([r[4] for r in rows], dtype=np.int64),
+        child_word=np.array([w for r in rows for w in r[5]], dtype=np.int64),
+        child_leaf=np.array([b for r in rows for b in r[6]], dtype=bool),
+    )
