@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import textwrap
 from collections.abc import Callable, Sequence
@@ -67,6 +68,23 @@ def style_rc() -> dict[str, Any]:
     return {k: v for k, v in rc.items() if k in valid}
 
 
+@contextlib.contextmanager
+def _style_keys(rc: dict[str, Any]):
+    """Set ``rc`` and restore afterwards only those keys.
+
+    ``mpl.rc_context`` restores *every* rcParam on exit, including what a backend changed
+    meanwhile: under Jupyter's inline backend the first figure of a session switches inline
+    display on inside the context, and leaving the context switched it off again, so every
+    later figure was dropped. Touching only the style keys leaves backend state alone.
+    """
+    saved = {k: mpl.rcParams[k] for k in rc}
+    try:
+        mpl.rcParams.update(rc)
+        yield
+    finally:
+        mpl.rcParams.update(saved)
+
+
 def plotting_function(func: Callable[..., Figure]) -> Callable[..., Figure]:
     """Check matplotlib is importable and draw inside the package style."""
 
@@ -77,7 +95,7 @@ def plotting_function(func: Callable[..., Figure]) -> Callable[..., Figure]:
                 f"dbnb.plots.{func.__name__} needs matplotlib; install it with "
                 f"`pip install matplotlib` (import failed: {_MPL_ERROR})"
             ) from _MPL_ERROR
-        with mpl.rc_context(style_rc()):
+        with _style_keys(style_rc()):
             return func(*args, **kwargs)
 
     return wrapper
