@@ -175,7 +175,23 @@ def _sample(args: argparse.Namespace, agent, start: str, states: list[str] | Non
     print(f"{n_old} calls replayed from the store, {len(keys) - n_old} new")
     print(f"{len(recs)} calls ({failed} failed) stored in {args.store}")
     print(counts)
+    hint = _free_mode_hint(counts, len(recs) - failed, getattr(args, "mode", None))
+    if hint:
+        print(hint, file=sys.stderr)
     return 0
+
+
+def _free_mode_hint(counts, n_ok: int, mode: str | None) -> str:
+    """A warning when free replies gave (almost) no valid state: small local models rarely
+    answer in the format asked for; grammar-constrained sampling makes every reply valid."""
+    if mode != "free" or n_ok <= 0:
+        return ""
+    valid = int(counts.matrix.sum())
+    if valid >= 0.1 * n_ok:
+        return ""
+    return (f"warning: only {valid} of {n_ok} free replies were a valid state (the rest "
+            "escaped). Small local models rarely answer in the format asked for; try "
+            "--mode constrained, which restricts every reply to a valid state.")
 
 
 def _cmd_sample_word(args: argparse.Namespace) -> int:

@@ -146,3 +146,15 @@ def test_markdown_table_formats_counts_as_integers():
     md = markdown_table(df)
     assert "| a | 15740 | 0.1235 |" in md and "| b | 7260 | 2e-07 |" in md
     assert md.splitlines()[1] == "|---|---|---|"
+
+
+def test_free_mode_hint_points_to_constrained():
+    from dbnb.cli import _free_mode_hint
+    from dbnb.counts import TransitionCounts
+
+    none_valid = TransitionCounts.from_pairs([], [], states=["A", "B"])
+    hint = _free_mode_hint(none_valid, 120, "free")
+    assert "0 of 120" in hint and "--mode constrained" in hint
+    assert _free_mode_hint(none_valid, 120, "constrained") == ""
+    some = TransitionCounts.from_pairs(["A"] * 50, ["B"] * 50, states=["A", "B"])
+    assert _free_mode_hint(some, 120, "free") == ""

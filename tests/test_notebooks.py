@@ -2,8 +2,10 @@
 committed .ipynb files are up to date with their sources in notebooks/py/."""
 
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -28,22 +30,69 @@ def test_notebooks_match_sources():
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+#: What a reader must never see in an output.
+RAW_REPRS = ("np.float64(", "np.int64(", "array(")
+#: Source text of a cell that draws a figure.
+DRAWS = re.compile(r"\bplots\.fig|\bplt\.(subplots|figure|plot)\b|\.plot\(")
+INLINE = "module://matplotlib_inline.backend_inline"
+
+
+def _text(output) -> str:
+    if output.output_type == "stream":
+        return output.text
+    return output.get("data", {}).get("text/plain", "") if "data" in output else ""
+
+
+def notebook_problems(nb) -> list[str]:
+    """What a reader would trip over in an executed notebook, one line per problem."""
+    problems = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        outs = cell.get("outputs", [])
+        where = f"cell {i} ({cell.source.splitlines()[0][:50] if cell.source else ''})"
+        if DRAWS.search(cell.source) and not any(
+            "image/png" in o.get("data", {}) for o in outs
+        ):
+            problems.append(f"{where}: draws but shows no image")
+        for o in outs:
+            if o.output_type == "error":
+                problems.append(f"{where}: error {o.ename}: {o.evalue}")
+            elif o.output_type == "stream" and o.name == "stderr":
+                problems.append(f"{where}: stderr {o.text[:200]!r}")
+            text = _text(o)
+            if "Traceback" in text:
+                problems.append(f"{where}: traceback in output")
+            for raw in RAW_REPRS:
+                if raw in text:
+                    problems.append(f"{where}: raw numpy repr {raw!r} in {text[:120]!r}")
+    return problems
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, tmp_path, monkeypatch):
-    # No API key may be needed: remove any from the kernel's environment.
-    for k in list(os.environ):
+def test_notebook_runs(path, monkeypatch):
+    """Run as a reader does: the real inline backend, every output looked at."""
+    pytest.importorskip("matplotlib_inline")
+    for k in list(os.environ):   # no API key may be needed
         if k.endswith("_API_KEY"):
             monkeypatch.delenv(k)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
+    monkeypatch.setenv("MPLBACKEND", INLINE)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     nb = nbformat.read(path, as_version=4)
+    probe = "import matplotlib.pyplot as _plt\nprint('open figures:', len(_plt.get_fignums()))"
+    nb.cells.append(nbformat.v4.new_code_cell(probe))
     client = nbclient.NotebookClient(
         nb, timeout=120, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
+    start = time.perf_counter()
     client.execute()
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-        if o.output_type == "error"
-    ]
-    assert not errors
+    seconds = time.perf_counter() - start
+    print(f"{path.stem}: {seconds:.1f} s")
+    last = nb.cells.pop()
+    problems = notebook_problems(nb)
+    if "open figures: 0" not in _text(last.outputs[0]):
+        problems.append(f"figures left open at the end: {_text(last.outputs[0]).strip()}")
+    assert not problems, "\n".join(problems)

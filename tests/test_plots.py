@@ -227,3 +227,61 @@ def test_fig_exact_comparison_draws_every_pair():
     assert len(line.lines[0].get_xdata()) == cmp.n_pairs > 0
     np.testing.assert_allclose(line.lines[0].get_xdata(), cmp.y_exact)
     plt.close(fig)
+
+
+_INLINE_SCRIPT = """
+import sys
+from IPython.core.interactiveshell import InteractiveShell
+shell = InteractiveShell.instance()       # what a Jupyter kernel provides
+import matplotlib
+from dbnb import diagnostics, fit_potential, plots
+from dbnb.datasets import claude4_table2
+fit = fit_potential(claude4_table2())
+shown = []
+for _ in range(3):                         # three cells, each drawing one figure
+    plots.fig_pairs(diagnostics.pairs(fit))
+    import matplotlib_inline.backend_inline as bi
+    bi.display = lambda fig, **kw: shown.append(fig)
+    shell.events.trigger("post_execute")   # the kernel flushes figures after a cell
+print(len(shown), matplotlib.is_interactive())
+"""
+
+
+def test_figures_show_under_the_inline_backend():
+    """The first figure of a Jupyter session loads the inline backend, which switches
+    interactive mode on; the package style must not switch it off again when the figure
+    is done (it did with ``mpl.rc_context``, and every later figure was dropped)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    pytest.importorskip("matplotlib_inline")
+    pytest.importorskip("IPython")
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, MPLBACKEND="module://matplotlib_inline.backend_inline",
+               PYTHONPATH=str(root))
+    r = subprocess.run([sys.executable, "-c", _INLINE_SCRIPT], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split()[-2:] == ["3", "True"], r.stdout + r.stderr
+
+
+def test_style_is_restored_but_other_rc_changes_survive():
+    before = matplotlib.rcParams["font.size"]
+
+    @plots._style.plotting_function
+    def draw():
+        assert matplotlib.rcParams["font.size"] == plots._style.style_rc()["font.size"]
+        matplotlib.rcParams["hatch.linewidth"] = 17.0   # as a backend would change state
+        fig, _ = plt.subplots()
+        return fig
+
+    assert "hatch.linewidth" not in plots._style.style_rc()
+    old = matplotlib.rcParams["hatch.linewidth"]
+    try:
+        plt.close(draw())
+        assert matplotlib.rcParams["font.size"] == before
+        assert matplotlib.rcParams["hatch.linewidth"] == 17.0
+    finally:
+        matplotlib.rcParams["hatch.linewidth"] = old

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import textwrap
 from collections.abc import Callable, Sequence
@@ -34,13 +35,19 @@ PALETTE = {
     "caption": "0.35",
 }
 
+#: Font size of captions and annotation boxes: readable on a projector.
+CAPTION_PT = 9
+
+#: Every figure's nominal size is scaled by this, room for the projector-sized fonts.
+FIGSIZE_SCALE = 1.35
+
 _BASE_RC = {
-    "font.size": 8,
-    "axes.labelsize": 9,
-    "axes.titlesize": 9,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "legend.fontsize": 7,
+    "font.size": 10,
+    "axes.labelsize": 10,
+    "axes.titlesize": 10,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "legend.fontsize": 9,
     "legend.frameon": False,
     "axes.spines.top": False,
     "axes.spines.right": False,
@@ -48,7 +55,7 @@ _BASE_RC = {
     "ytick.direction": "out",
     "axes.unicode_minus": True,
     "savefig.dpi": 200,
-    "figure.dpi": 100,
+    "figure.dpi": 150,
 }
 
 
@@ -67,6 +74,23 @@ def style_rc() -> dict[str, Any]:
     return {k: v for k, v in rc.items() if k in valid}
 
 
+@contextlib.contextmanager
+def _style_keys(rc: dict[str, Any]):
+    """Set ``rc`` and restore afterwards only those keys.
+
+    ``mpl.rc_context`` restores *every* rcParam on exit, including what a backend changed
+    meanwhile: under Jupyter's inline backend the first figure of a session switches inline
+    display on inside the context, and leaving the context switched it off again, so every
+    later figure was dropped. Touching only the style keys leaves backend state alone.
+    """
+    saved = {k: mpl.rcParams[k] for k in rc}
+    try:
+        mpl.rcParams.update(rc)
+        yield
+    finally:
+        mpl.rcParams.update(saved)
+
+
 def plotting_function(func: Callable[..., Figure]) -> Callable[..., Figure]:
     """Check matplotlib is importable and draw inside the package style."""
 
@@ -77,7 +101,7 @@ def plotting_function(func: Callable[..., Figure]) -> Callable[..., Figure]:
                 f"dbnb.plots.{func.__name__} needs matplotlib; install it with "
                 f"`pip install matplotlib` (import failed: {_MPL_ERROR})"
             ) from _MPL_ERROR
-        with mpl.rc_context(style_rc()):
+        with _style_keys(style_rc()):
             return func(*args, **kwargs)
 
     return wrapper
@@ -86,7 +110,8 @@ def plotting_function(func: Callable[..., Figure]) -> Callable[..., Figure]:
 def get_axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     """The given axes and its figure, or a new figure of ``figsize``."""
     if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        size = (figsize[0] * FIGSIZE_SCALE, figsize[1] * FIGSIZE_SCALE)
+        fig, ax = plt.subplots(figsize=size, layout="constrained")
         return fig, ax
     if not hasattr(ax, "figure"):
         raise TypeError(f"ax must be a matplotlib Axes, got {type(ax).__name__}")
@@ -97,14 +122,14 @@ def write_caption(ax: Axes, text: str | None, auto: str) -> None:
     """Write ``text`` above the axes (``None``: the automatic ``auto``; ``""``: nothing)."""
     text = auto if text is None else text
     if text:
-        # Wrap to the axes' width (about 0.55 em per character at 6 pt), so that a long
+        # Wrap to the axes' width (about 0.55 em per character), so that a long
         # provenance line never widens a saved figure.
         width_in = ax.get_position().width * ax.figure.get_figwidth()
-        chars = max(30, int(width_in * 72 / (6 * 0.55)))
+        chars = max(30, int(width_in * 72 / (CAPTION_PT * 0.55)))
         text = "\n".join(textwrap.wrap(text, chars))
         ax.text(
             0.0, 1.02, text, transform=ax.transAxes, ha="left", va="bottom",
-            fontsize=6, color=PALETTE["caption"], gid="caption",
+            fontsize=CAPTION_PT, color=PALETTE["caption"], gid="caption",
         )
 
 
@@ -118,7 +143,7 @@ def stats_box(ax: Axes, lines: Sequence[str], loc: str = "lower right") -> None:
     x, ha = (0.97, "right") if "right" in loc else (0.03, "left")
     y, va = (0.04, "bottom") if "lower" in loc else (0.96, "top")
     ax.text(
-        x, y, "\n".join(lines), transform=ax.transAxes, ha=ha, va=va, fontsize=7,
+        x, y, "\n".join(lines), transform=ax.transAxes, ha=ha, va=va, fontsize=CAPTION_PT,
         bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="0.6", lw=0.5, alpha=0.9),
         gid="stats",
     )

@@ -157,7 +157,7 @@ def fig_hodge_fractions(
         h = v.hodge
         if h is None or h.dof == 0:
             why = "no pair seen both ways" if h is None else "no cycle among the two-way pairs"
-            ax.text(0.01, yi, f"undefined: {why}", va="center", ha="left", fontsize=7,
+            ax.text(0.01, yi, f"undefined: {why}", va="center", ha="left", fontsize=9,
                     color=PALETTE["caption"], gid=f"undefined:{name}")
             continue
         left = 0.0
@@ -171,7 +171,7 @@ def fig_hodge_fractions(
             format_p(v.test.p_value, v.test.n_bootstrap)
             if v.test is not None and v.status != "undefined" else "balance untestable")
         ax.text(1.01, yi, f"{h.gradient_fraction:.2f}  {note}", va="center", ha="left",
-                fontsize=7, clip_on=False)
+                fontsize=9, clip_on=False)
     ax.set_yticks(y, names)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.6, len(names) - 0.4)

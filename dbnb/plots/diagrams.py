@@ -43,7 +43,7 @@ def fig01_schematic(*, ax: Axes | None = None, figsize: tuple[float, float] = (4
                             zorder=6, gid=f"state:{nm}"))
         ax.text(xi, yi + 0.32, nm if len(nm) == 1 else "", ha="center", va="center",
                 fontsize=9, style="italic", zorder=7)
-    ax.text(xs[-1], ys[-1] - 0.35, "goal", ha="center", va="top", fontsize=7,
+    ax.text(xs[-1], ys[-1] - 0.35, "goal", ha="center", va="top", fontsize=9,
             color=PALETTE["caption"])
     for a in range(3):
         b = a + 1
@@ -61,9 +61,9 @@ def fig01_schematic(*, ax: Axes | None = None, figsize: tuple[float, float] = (4
                                      color=PALETTE["up"], zorder=4, shrinkA=2, shrinkB=2))
     mid = 0.5 * (xs[0] + xs[1])
     top = max(ys[0], ys[1])
-    ax.text(mid, top + 1.55, r"$T(g\leftarrow f)$", ha="center", fontsize=7,
+    ax.text(mid, top + 1.55, r"$T(g\leftarrow f)$", ha="center", fontsize=9,
             color=PALETTE["down"])
-    ax.text(mid + 0.35, top + 0.55, r"$T(f\leftarrow g)$", ha="left", va="center", fontsize=7,
+    ax.text(mid + 0.35, top + 0.55, r"$T(f\leftarrow g)$", ha="left", va="center", fontsize=9,
             color=PALETTE["up"])
     ax.text(
         9.9, land(x).max() + 1.5,
@@ -157,7 +157,7 @@ def fig02_transition_diagram(
         ax.plot([x0, x1], [y, y], color=PALETTE["level"], lw=1.0, solid_capstyle="butt",
                 gid=f"level:{state}", zorder=2)
         ax.annotate(f"{state}", (x1, y), xytext=(x1 + 0.03, label_y[state]), ha="left",
-                    va="center", fontsize=7, annotation_clip=False,
+                    va="center", fontsize=9, annotation_clip=False,
                     arrowprops=dict(arrowstyle="-", lw=0.4, color=PALETTE["caption"],
                                     shrinkA=0, shrinkB=0)
                     if abs(label_y[state] - y) > 1e-9 else None)
@@ -182,7 +182,7 @@ def fig02_transition_diagram(
         if annotate:
             ym = 0.5 * (yf[e] + yg[e])
             ax.annotate(f"{t[e]:.2f}", (x, ym), xytext=(2 + lw, 0), textcoords="offset points",
-                        ha="left", va="center", fontsize=6.5, zorder=4,
+                        ha="left", va="center", fontsize=9, zorder=4,
                         bbox=dict(boxstyle="square,pad=0.1", fc="white", ec="none", alpha=0.85))
     # axis: finite ticks at their values, +/- inf as a band above/below the break
     finite = np.sort(levels[np.abs(levels) < brk].to_numpy())

@@ -44,14 +44,14 @@ def fig12_majority_vote(
             ax.plot(r_all[ok], curves.voted[i, j][ok], color=color, ls=styles[j % len(styles)],
                     lw=1.3, gid=f"ratio:n={n},T={b:g}")
         ax.text(curves.max_ratio * 1.05, curves.power_law[i, -1], f"$n$ = {n}", color=color,
-                va="center", fontsize=7)
+                va="center", fontsize=9)
     ax.set_xscale("log")
     ax.set_yscale("log")
     handles = [Line2D([], [], color="0.3", ls=styles[j % len(styles)],
                       label=rf"$T(f\leftarrow g)$ = {b:g}")
                for j, b in enumerate(curves.t_backward)]
     handles.append(Line2D([], [], color="k", ls=":", label=r"power law $(a/b)^n$"))
-    ax.legend(handles=handles, loc="upper left", title=f"$M$ = {curves.m}", title_fontsize=7)
+    ax.legend(handles=handles, loc="upper left", title=f"$M$ = {curves.m}", title_fontsize=9)
     ax.set_xlim(1.0, curves.max_ratio * 1.6)
     ax.set_xlabel(r"base ratio $a/b = T(g\leftarrow f)/T(f\leftarrow g)$")
     ax.set_ylabel(r"$T_{M,n}(g\leftarrow f)/T_{M,n}(f\leftarrow g)$")

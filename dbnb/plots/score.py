@@ -65,7 +65,7 @@ def fig_potential_vs_score(
         for d, name in ((-1, "down"), (1, "up"), (0, "flat"))
     ]
     ax.legend(handles=handles, loc="upper center", ncol=3, handlelength=1.2,
-              columnspacing=1.0, title="share of transitions (of samples)", title_fontsize=7)
+              columnspacing=1.0, title="share of transitions (of samples)", title_fontsize=9)
     ax.set_xlabel((r"$\log_{10}$ " if logx else "") + graph.score_name)
     ax.set_ylabel(r"potential $\beta V$")
     if len(xv) and np.isfinite(xv).any():

@@ -43,7 +43,7 @@ c.to_dense_frame()
 # %%
 for method in ("outcount", "low_reject", "high_reject"):
     k = dbnb.estimate_kernel(c, method, min_calls=1)
-    print(f"{method:11s} N0 = {dict(zip(k.states, k.n0))}")
+    print(f"{method:11s} N0 = " + ", ".join(f"{s}: {n:g}" for s, n in zip(k.states, k.n0)))
     print(k.to_frame().to_string(index=False), "\n")
 
 # %% [markdown]
