@@ -25,9 +25,8 @@ another temperature.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,7 +40,6 @@ __all__ = [
     "fit_pair_potential",
     "compare",
     "comparison_table",
-    "reproduce_items",
 ]
 
 
@@ -318,41 +316,3 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("A", 
 def comparison_table(results: Sequence[Comparison]) -> pd.DataFrame:
     """One row per comparison (:meth:`Comparison.to_series`)."""
     return pd.DataFrame([c.to_series() for c in results])
-
-
-RUNS = Path(__file__).resolve().parent.parent / "data" / "runs"
-
-
-def reproduce_items() -> list[tuple[str, str, Callable[[Path], list[Path]]]]:
-    """Items for ``dbnb reproduce``: ``(name, source description, callable(outdir) -> paths)``.
-
-    Each callable reads only shipped kernels and returns the files it wrote; an item whose
-    kernels are not shipped raises ``FileNotFoundError`` naming them (the caller lists it as
-    skipped).
-    """
-
-    def table(outdir: Path) -> list[Path]:
-        from .llm.logprob import load_logprob_kernel
-
-        pairs = _shipped_pairs()
-        if not pairs:
-            raise FileNotFoundError("no pair of comparable shipped kernels in data/runs/ "
-                                    "(word_logprob100*.npz)")
-        res = [compare(kernel_frame(load_logprob_kernel(pa)), kernel_frame(load_logprob_kernel(pb)),
-                       names=(pa.stem, pb.stem)) for pa, pb in pairs]
-        outdir = Path(outdir)
-        outdir.mkdir(parents=True, exist_ok=True)
-        df = comparison_table(res)
-        out = [outdir / "tableG_one_potential.csv", outdir / "tableG_one_potential.md"]
-        df.to_csv(out[0], index=False)
-        out[1].write_text(df.to_markdown(index=False, floatfmt=".3f") + "\n", encoding="utf-8")
-        return out
-
-    return [("tableG_one_potential",
-             "data/runs/word_logprob100*.npz (exact word kernels, same 100 words)", table)]
-
-
-def _shipped_pairs() -> list[tuple[Path, Path]]:
-    base = RUNS / "word_logprob100.npz"
-    others = sorted(p for p in RUNS.glob("word_logprob100_*.npz") if ".part" not in p.name)
-    return [(base, p) for p in others if base.is_file()]

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dbnb.comparison import compare, comparison_table, fit_pair_potential, reproduce_items
+from dbnb.comparison import compare, comparison_table, fit_pair_potential
 
 
 def _kernel(v, noise=0.0, seed=0, pop=None):
@@ -68,11 +68,6 @@ def test_popularity_control_explains_popularity_kernel():
     assert c.r2_popularity == pytest.approx(1.0, abs=1e-10)
     table = comparison_table([c])
     assert list(table["r2_popularity"]) == [c.r2_popularity]
-
-
-def test_reproduce_items_shape():
-    items = reproduce_items()
-    assert items and all(len(it) == 3 and callable(it[2]) for it in items)
 
 
 def test_errors():

@@ -25,7 +25,7 @@ LAYERS = {
     "dbnb.action": "core", "dbnb.newton": "core", "dbnb.potential": "core",
     "dbnb.feature_potential": "core", "dbnb.schedules": "core", "dbnb.synthetic": "core",
     "dbnb.datasets": "core", "dbnb.symdata": "core", "dbnb.letter": "core",
-    "dbnb.authors": "core",
+    "dbnb.authors": "core", "dbnb.comparison": "core",
     "dbnb.likelihood": "core", "dbnb.hierarchy": "core", "dbnb.hodge": "core",
     "dbnb.bootstrap": "core", "dbnb.verdict": "core", "dbnb.calibration": "core",
     "dbnb.diagnostics": "diagnostics",
