@@ -254,6 +254,40 @@ def _reader_for(name: str):
     return None
 
 
+def _hub():
+    try:
+        import huggingface_hub
+    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with litellm
+        raise ImportError("reading the Letter's data needs huggingface_hub (pip install "
+                          "huggingface_hub)") from exc
+    return huggingface_hub
+
+
+def _hub_list(repo_id: str, revision: str | None) -> list[str]:
+    """The files of a Hugging Face data set; offline, a ConnectionError that says what to do."""
+    try:
+        return _hub().HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    except Exception as exc:  # network errors come in many types; report them as one
+        raise ConnectionError(
+            f"cannot list the Hugging Face data set {repo_id!r} ({type(exc).__name__}: {exc}). "
+            "It needs a network connection once; offline, copy the data set's files into a "
+            "folder and pass that folder (dbnb reproduce --source DIR), or use the shipped "
+            "data (dbnb reproduce)."
+        ) from None
+
+
+def _hub_download(repo_id: str, name: str, revision: str | None,
+                  cache_dir: str | os.PathLike | None) -> str:
+    """Download one file of a Hugging Face data set into its cache; the local path."""
+    try:
+        return _hub().hf_hub_download(repo_id, name, repo_type="dataset", revision=revision,
+                                      cache_dir=cache_dir)
+    except Exception as exc:
+        raise ConnectionError(
+            f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
+        ) from None
+
+
 def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = None,
           revision: str | None = None) -> dict[str, TransitionCounts]:
     """Fetch and read the authors' data set from Hugging Face (needs a network once).
@@ -270,19 +304,7 @@ def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = No
     ValueError
         The repository holds no file in a known format (names what it found).
     """
-    try:
-        from huggingface_hub import HfApi, hf_hub_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with litellm
-        raise ImportError("reading the Letter's data needs huggingface_hub (pip install "
-                          "huggingface_hub)") from exc
-    try:
-        files = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
-    except Exception as exc:  # network errors come in many types; report them as one
-        raise ConnectionError(
-            f"cannot list the Hugging Face data set {repo_id!r} ({type(exc).__name__}: {exc}). "
-            "It needs a network connection once; offline, use the shipped data "
-            "(dbnb reproduce, dbnb.datasets.claude4_table2(), the runs in data/runs/)."
-        ) from None
+    files = _hub_list(repo_id, revision)
     wanted = [f for f in files if _reader_for(f) is not None]
     if not wanted:
         raise ValueError(
@@ -291,13 +313,7 @@ def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = No
         )
     out: dict[str, TransitionCounts] = {}
     for name in wanted:
-        try:
-            local = hf_hub_download(repo_id, name, repo_type="dataset", revision=revision,
-                                    cache_dir=cache_dir)
-        except Exception as exc:
-            raise ConnectionError(
-                f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
-            ) from None
+        local = _hub_download(repo_id, name, revision, cache_dir)
         out[Path(name).stem] = _reader_for(name)(local)
     return out
 
@@ -416,20 +432,7 @@ def paper_files(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | Non
     ValueError
         The repository holds none of the known files (names what it has).
     """
-    try:
-        from huggingface_hub import HfApi, hf_hub_download
-    except ImportError as exc:  # pragma: no cover - huggingface_hub comes with litellm
-        raise ImportError("reading the Letter's data needs huggingface_hub (pip install "
-                          "huggingface_hub)") from exc
-    try:
-        listed = HfApi().list_repo_files(repo_id, repo_type="dataset", revision=revision)
-    except Exception as exc:  # network errors come in many types; report them as one
-        raise ConnectionError(
-            f"cannot list the Hugging Face data set {repo_id!r} ({type(exc).__name__}: {exc}). "
-            "It needs a network connection once; offline, copy the data set's files into a "
-            "folder and pass that folder (dbnb reproduce --source DIR), or use the shipped "
-            "data (dbnb reproduce)."
-        ) from None
+    listed = _hub_list(repo_id, revision)
     known = {k.lower(): v for k, v in LETTER_FILES.items()}
     files: dict[str, Path] = {}
     unknown: list[str] = []
@@ -439,14 +442,7 @@ def paper_files(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | Non
             if not Path(name).name.startswith("."):
                 unknown.append(name)
             continue
-        try:
-            local = hf_hub_download(repo_id, name, repo_type="dataset", revision=revision,
-                                    cache_dir=cache_dir)
-        except Exception as exc:
-            raise ConnectionError(
-                f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
-            ) from None
-        files[role] = Path(local)
+        files[role] = Path(_hub_download(repo_id, name, revision, cache_dir))
     if not files:
         raise ValueError(f"the data set {repo_id!r} holds none of the Letter's files "
                          f"{sorted(LETTER_FILES)}; it has: {unknown[:20]}")
