@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+# Test helpers that are modules, not fixtures (``letter_files``: the Letter's files written into
+# tmp_path): importable from the test modules, which pytest imports in importlib mode.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 @pytest.fixture(scope="session")

@@ -6,9 +6,8 @@ The files are written into ``tmp_path`` (``tests/letter_files.py``); offline thr
 from __future__ import annotations
 
 import sys
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 
+import letter_files as lf  # tests/conftest.py puts tests/ on sys.path
 import pandas as pd
 import pytest
 
@@ -21,17 +20,6 @@ WORDS = "word_database_gpt5-nano.json"
 IDEAS = "ideasearchfitter_database.json"
 
 
-def _letter_files():
-    if "letter_files" not in sys.modules:
-        spec = spec_from_file_location("letter_files",
-                                       Path(__file__).with_name("letter_files.py"))
-        mod = module_from_spec(spec)
-        sys.modules["letter_files"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["letter_files"]
-
-
-lf = _letter_files()
 
 
 @pytest.fixture(scope="module")

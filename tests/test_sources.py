@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
-from importlib.util import module_from_spec, spec_from_file_location
-from pathlib import Path
 
+import letter_files as lf_  # tests/conftest.py puts tests/ on sys.path
 import numpy as np
 import pytest
 
@@ -18,19 +17,6 @@ from dbnb import datasets, fit_potential
 from dbnb.authors import SCRIPT_CALLS
 from dbnb.sources import Sources
 
-
-def load_letter_files():
-    """The writers of ``tests/letter_files.py`` (the tests import in importlib mode)."""
-    if "letter_files" not in sys.modules:
-        spec = spec_from_file_location("letter_files",
-                                       Path(__file__).with_name("letter_files.py"))
-        mod = module_from_spec(spec)
-        sys.modules["letter_files"] = mod
-        spec.loader.exec_module(mod)
-    return sys.modules["letter_files"]
-
-
-lf_ = load_letter_files()
 GEMINI, TABLE2 = lf_.GEMINI, lf_.TABLE2
 write, write_all, write_claude = lf_.write, lf_.write_all, lf_.write_claude
 write_gemini, write_words = lf_.write_gemini, lf_.write_words
