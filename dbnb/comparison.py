@@ -34,7 +34,7 @@ import pandas as pd
 from scipy import stats
 
 __all__ = [
-    "PotentialFit",
+    "PairPotential",
     "Comparison",
     "kernel_frame",
     "fit_pair_potential",
@@ -44,7 +44,7 @@ __all__ = [
 
 
 @dataclass(frozen=True)
-class PotentialFit:
+class PairPotential:
     """A least-squares potential of a kernel's pair log-ratios.
 
     Attributes
@@ -74,7 +74,7 @@ class Comparison:
         ``(A, B)``.
     states : tuple of str
         The common states compared.
-    fit_a, fit_b : PotentialFit
+    fit_a, fit_b : PairPotential
         Each kernel's own fit, on the common states.
     pearson, spearman : tuple of float
         ``(r, lo, hi)``: the correlation of ``V_A`` and ``V_B`` with a ``level`` interval
@@ -92,8 +92,8 @@ class Comparison:
 
     names: tuple[str, str]
     states: tuple[str, ...]
-    fit_a: PotentialFit
-    fit_b: PotentialFit
+    fit_a: PairPotential
+    fit_b: PairPotential
     pearson: tuple[float, float, float]
     spearman: tuple[float, float, float]
     pearson_boot: tuple[float, float]
@@ -194,7 +194,7 @@ def _r2(y: np.ndarray, pred: np.ndarray) -> float:
     return float("nan") if tot == 0 else 1.0 - float(np.sum((y - pred) ** 2)) / tot
 
 
-def fit_pair_potential(p: pd.DataFrame, states: Sequence[str] | None = None) -> PotentialFit:
+def fit_pair_potential(p: pd.DataFrame, states: Sequence[str] | None = None) -> PairPotential:
     """Least-squares potential of the pair log-ratios of a square kernel ``P[g, f]``.
 
     Parameters
@@ -206,7 +206,7 @@ def fit_pair_potential(p: pd.DataFrame, states: Sequence[str] | None = None) -> 
 
     Returns
     -------
-    PotentialFit
+    PairPotential
         On the largest connected component of the two-way pair graph.
 
     Examples
@@ -231,7 +231,7 @@ def fit_pair_potential(p: pd.DataFrame, states: Sequence[str] | None = None) -> 
     v = _solve(pairs, comp)
     pot = pd.Series(v, index=comp, name="V")
     pred = pot[pairs["f"]].to_numpy() - pot[pairs["g"]].to_numpy()
-    return PotentialFit(pot, pairs, _r2(pairs["y"].to_numpy(), pred))
+    return PairPotential(pot, pairs, _r2(pairs["y"].to_numpy(), pred))
 
 
 def _scaled_r2(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
