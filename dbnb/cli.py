@@ -221,18 +221,46 @@ def _check_out(args: argparse.Namespace) -> str:
     return args.checkpoint or args.out[: -len(".npz")] + ".ckpt.jsonl"
 
 
+def _temperatures(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        temps = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise ValueError(f"--temperatures must be comma-separated numbers, got {text!r}") from None
+    if not temps or any(not (t > 0 and t < float("inf")) for t in temps):
+        raise ValueError(f"--temperatures must be numbers > 0, got {text!r}")
+    return temps
+
+
+def temperature_path(out: str | Path, temperature: float) -> Path:
+    """``OUT`` of ``dbnb kernel word --temperatures``: ``name_T0.5.npz`` per temperature."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_T{temperature:g}{out.suffix}")
+
+
 def _cmd_kernel_word(args: argparse.Namespace) -> int:
-    from .agents.word import word_logprob_kernel
+    from .agents.word import PROMPTS, word_logprob_kernel, word_logprob_kernels
 
     model = _local_model(args.model)
     vocab = _read_vocab(args.vocab)
+    temps = _temperatures(args.temperatures)
     ckpt = _check_out(args)
-    ek = word_logprob_kernel(vocab, model=model, prompt_mode=args.prompt_mode,
-                             min_prob=args.min_prob, checkpoint=ckpt)
-    ek.save(args.out)
-    print(ek)
-    print(f"wrote {args.out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s, uncovered "
-          f"mass <= {float(ek.uncovered.max()):.2g})")
+    prompt_fn = PROMPTS[args.prompt]
+    if temps is None:
+        kernels = {None: word_logprob_kernel(vocab, model=model, prompt_fn=prompt_fn,
+                                             prompt_mode=args.prompt_mode,
+                                             min_prob=args.min_prob, checkpoint=ckpt)}
+    else:
+        kernels = word_logprob_kernels(vocab, temps, model=model, prompt_fn=prompt_fn,
+                                       prompt_mode=args.prompt_mode, min_prob=args.min_prob,
+                                       checkpoint=ckpt, info={"prompt": args.prompt})
+    for t, ek in kernels.items():
+        out = args.out if t is None else temperature_path(args.out, t)
+        ek.save(out)
+        print(ek)
+        print(f"wrote {out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s, uncovered "
+              f"mass <= {float(ek.uncovered.max()):.2g})")
     return 0
 
 
@@ -479,6 +507,13 @@ def build_parser() -> argparse.ArgumentParser:
     kw.add_argument("--prompt-mode", choices=["fresh", "cached"], default="fresh",
                     help="fresh: prompt evaluated as one batch (a call after a different "
                     "prompt); cached: as after an identical prompt. Default: %(default)s")
+    kw.add_argument("--prompt", choices=["letter", "paraphrase"], default="letter",
+                    help="prompt template: the Letter's, or the same request reworded "
+                    "(dbnb.agents.word.paraphrase_messages). Default: %(default)s")
+    kw.add_argument("--temperatures", default=None, metavar="T1,T2,...",
+                    help="kernels at these sampling temperatures from one walk (each child's "
+                    "logit kept and re-weighted), written as OUT_T<t>.npz; default: "
+                    "temperature 1 only, written as OUT")
     _exact_options(kw)
     kw.set_defaults(func=_cmd_kernel_word, command="kernel word")
 

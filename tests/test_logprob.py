@@ -531,3 +531,33 @@ def test_dbnb_exact_is_a_deprecated_alias():
         ex = importlib.import_module("dbnb.exact")
     assert ex.ExactKernel is LogprobKernel and ex.load_exact is load_logprob_kernel
     assert ex.exact_kernel is word_logprob_kernel
+
+
+def test_temperatures_from_one_walk_and_resume(tmp_path):
+    """T = 1 is the walk's own kernel; T != 1 normalises, sharpens (T < 1) or flattens (T > 1)
+    each column, and a rerun reads every temperature back from the checkpoint."""
+    from dbnb.agents.word import word_logprob_kernels
+
+    ck = tmp_path / "ck.jsonl"
+    kw = dict(sources=SHORT[:2], progress=False, prompt_fn=_short_messages)
+    ref = word_logprob_kernel(SHORT, **kw)
+    ks = word_logprob_kernels(SHORT, [0.5, 1, 2], checkpoint=ck, **kw)
+    assert sorted(ks) == [0.5, 1.0, 2.0]
+    np.testing.assert_array_equal(ks[1.0].logprob, ref.logprob)
+    for t, k in ks.items():
+        assert k.info["temperature"] == t and f"temperature {t:g}" in k.info["sampler"]
+        np.testing.assert_allclose(k.prob.sum(axis=0) + k.uncovered, 1.0, atol=1e-12)
+        assert np.all(k.upper >= k.prob)
+
+    def entropy(k):
+        p = k.prob
+        return -(p * np.log(np.where(p > 0, p, 1))).sum(axis=0)
+
+    assert np.all(entropy(ks[0.5]) < entropy(ks[1.0]))
+    assert np.all(entropy(ks[2.0]) > entropy(ks[1.0]))
+    again = word_logprob_kernels(SHORT, [0.5, 1, 2], checkpoint=ck, **kw)
+    assert len(ck.read_text().splitlines()) == 2
+    for t in ks:
+        np.testing.assert_array_equal(again[t].prob, ks[t].prob)
+    with pytest.raises(ValueError, match="temperatures"):
+        word_logprob_kernels(SHORT, [0.0], **kw)

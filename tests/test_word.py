@@ -155,3 +155,19 @@ def test_counts_from_records_errors():
         counts_from_records([{"prompt": "BUZZY", "reply": None, "error": "x"}])
     with pytest.raises(ValueError, match="prompt"):
         counts_from_records([{"reply": "ATTITUDE"}])
+
+
+def test_paraphrase_has_the_same_content_in_other_words():
+    from dbnb.agents.word import PROMPTS, WORKED_EXAMPLES, paraphrase_messages
+
+    a = prompt_messages("turkey")[0]["content"]
+    b = paraphrase_messages("turkey")[0]["content"]
+    assert PROMPTS == {"letter": prompt_messages, "paraphrase": paraphrase_messages}
+    assert a != b and "TURKEY" in b and "100%" in b and "26%" in b
+    for w, s in WORKED_EXAMPLES:
+        assert f"{w} gives" in b and f"= {s}%" in b
+    # sentence by sentence reworded: no sentence of the Letter's prompt reappears
+    assert not {x.strip() for x in a.split(".") if len(x) > 20} & {
+        x.strip() for x in b.split(".") if len(x) > 20}
+    with pytest.raises(ValueError, match="word"):
+        paraphrase_messages(" ")

@@ -55,8 +55,12 @@ __all__ = [
     "grammar",
     "letter_sum",
     "parse_reply",
+    "PROMPTS",
+    "paraphrase_messages",
     "prompt_messages",
     "vocabulary",
+    "word_logprob_kernel",
+    "word_logprob_kernels",
     "vocabulary_path",
 ]
 
@@ -124,6 +128,33 @@ def prompt_messages(word: str) -> list[dict[str, str]]:
         "Give a new word whose letters add up to 100%. Answer with only the word."
     )
     return [{"role": "user", "content": content}]
+
+
+def paraphrase_messages(word: str) -> list[dict[str, str]]:
+    """The same request as :func:`prompt_messages` in other words (a prompt-template control).
+
+    The same content (letter values, the three worked examples, the example word, the 100 %
+    target, a one-word answer) and the same vocabulary, reworded sentence by sentence and in
+    another order, so that a potential that survives the change is not a property of the
+    wording. One user message.
+    """
+    if not isinstance(word, str) or not word.strip():
+        raise ValueError(f"word must be a non-empty string, got {word!r}")
+    examples = "; ".join(
+        f"{w} gives {' + '.join(str(ord(c) - 64) for c in w)} = {s}%" for w, s in WORKED_EXAMPLES
+    )
+    content = (
+        f"The word {word.strip().upper()} scores exactly 100%. Its score is found by adding up "
+        "the percentages of its letters, where every letter is worth its place in the "
+        "alphabet: A is 1%, B is 2%, C is 3%, and so on up to Z at 26%. Some worked "
+        f"examples: {examples}.\n"
+        "Reply with one different word that also scores exactly 100%, and nothing else."
+    )
+    return [{"role": "user", "content": content}]
+
+
+#: The word agent's prompt templates by name: the Letter's (our wording) and a paraphrase.
+PROMPTS = {"letter": prompt_messages, "paraphrase": paraphrase_messages}
 
 
 def _clean(reply: str) -> str:
@@ -396,6 +427,47 @@ def word_logprob_kernel(
     """
     from ..llm.logprob import logprob_replies
 
+    words, sources = _kernel_words(vocabulary, sources)
+    return logprob_replies(words, prompt_fn or prompt_messages, sources=sources, model=model,
+                           progress=progress, strategy=strategy, prompt_mode=prompt_mode,
+                           min_prob=min_prob, desc="logprob kernel (words)",
+                           checkpoint=checkpoint)
+
+
+def word_logprob_kernels(
+    vocabulary: Sequence[str],
+    temperatures: Sequence[float],
+    *,
+    model: str = "smollm2",
+    prompt_fn=None,
+    sources: Sequence[str] | None = None,
+    progress: bool = True,
+    prompt_mode: str = "fresh",
+    min_prob: float = 0.0,
+    checkpoint=None,
+    info: dict | None = None,
+):
+    """:func:`word_logprob_kernel` at several sampling temperatures, from one walk per word.
+
+    :func:`dbnb.llm.logprob.logprob_temperatures` with the word agent's grammar and prompt;
+    the arguments are those of :func:`word_logprob_kernel`. With ``min_prob = 0`` (the
+    default) every kernel is exact at its temperature.
+
+    Returns
+    -------
+    dict of float to dbnb.llm.logprob.LogprobKernel
+    """
+    from ..llm.logprob import logprob_temperatures
+
+    words, sources = _kernel_words(vocabulary, sources)
+    return logprob_temperatures(words, prompt_fn or prompt_messages, temperatures,
+                                sources=sources, model=model, progress=progress,
+                                prompt_mode=prompt_mode, min_prob=min_prob, info=info,
+                                desc="logprob kernel (words)", checkpoint=checkpoint)
+
+
+def _kernel_words(vocabulary, sources):
+    """Validated, upper-cased vocabulary and sources of the kernel functions."""
     if isinstance(vocabulary, str):
         raise ValueError("vocabulary must be a sequence of words, not a single string")
     words = [str(w).upper() for w in vocabulary]
@@ -408,7 +480,4 @@ def word_logprob_kernel(
         if isinstance(sources, str):
             raise ValueError("sources must be a sequence of words, not a single string")
         sources = [str(s).upper() for s in sources]
-    return logprob_replies(words, prompt_fn or prompt_messages, sources=sources, model=model,
-                           progress=progress, strategy=strategy, prompt_mode=prompt_mode,
-                           min_prob=min_prob, desc="logprob kernel (words)",
-                           checkpoint=checkpoint)
+    return words, sources

@@ -14,12 +14,13 @@ walk       the depth-first walk: P(g | f) as a sum over token paths of products 
            llama-cpp internals (prompt evaluation, logits)
 kernel     :class:`LogprobKernel` (the result, its counts and transition kernel), ``.npz`` save
            and :func:`load_logprob_kernel` with a format version, and the one :func:`merge`
-replies    :func:`logprob_replies`, the entry point, resumable through a :class:`Checkpoint`
+replies    :func:`logprob_replies`, the entry point, resumable through a :class:`Checkpoint`;
+           :func:`logprob_temperatures`, the same walk at several sampling temperatures
 """
 
 from .kernel import FORMAT_VERSION, LogprobKernel, load_logprob_kernel, merge
 from .model import LoadedModel, load_model, machine_info, same_machine
-from .replies import Checkpoint, logprob_replies
+from .replies import Checkpoint, logprob_replies, logprob_temperatures
 from .tree import TokenTree, build_tree
 from .walk import LADDER, PROMPT_MODES, STRATEGIES
 
@@ -36,6 +37,7 @@ __all__ = [
     "load_logprob_kernel",
     "load_model",
     "logprob_replies",
+    "logprob_temperatures",
     "machine_info",
     "merge",
     "same_machine",

@@ -23,10 +23,11 @@ import pandas as pd
 from ..jsonl import JsonlFile
 from .kernel import LogprobKernel
 from .model import load_model, machine_info
+from .nodes import reweight, to_record
 from .tree import TokenTree
 from .walk import LADDER, PROMPT_MODES, STRATEGIES, PromptMode, Strategy, naive_logits, walk
 
-__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "logprob_replies"]
+__all__ = ["CHECKPOINT_FORMAT", "Checkpoint", "logprob_replies", "logprob_temperatures"]
 
 #: Part of every checkpoint row's key: rows of another layout are never reused.
 CHECKPOINT_FORMAT = 3
@@ -133,7 +134,79 @@ def logprob_replies(
     LogprobKernel
         ``n_nodes`` is the number of token-tree nodes materialised (all of them when
         ``min_prob=0``); ``info["visited_nodes"]`` the internal nodes evaluated per source.
+
+    See Also
+    --------
+    logprob_temperatures : the same walk, kernels at several sampling temperatures.
     """
+    return _compute(candidates, prompt_fn, (1.0,), sources=sources, model=model,
+                    progress=progress, strategy=strategy, prompt_mode=prompt_mode,
+                    min_prob=min_prob, info=info, desc=desc, checkpoint=checkpoint)[1.0]
+
+
+def logprob_temperatures(
+    candidates: Sequence[str],
+    prompt_fn: Callable[[str], list[dict[str, str]]],
+    temperatures: Sequence[float],
+    **kwargs: Any,
+) -> dict[float, LogprobKernel]:
+    """Kernels of the grammar sampler at several temperatures, from one walk per prompt.
+
+    At temperature ``T`` llama.cpp's grammar sampler (no top-k, top-p or min-p) draws each
+    token from ``softmax(logits / T)`` over the tokens the grammar allows, so the walk keeps,
+    per visited tree node, the logits of the allowed children and the EOG logits
+    (:mod:`dbnb.llm.logprob.nodes`) and re-weights them at every ``T``
+    (:func:`dbnb.llm.logprob.nodes.reweight`). At ``T = 1`` the kernel is the walk's own (the
+    one :func:`logprob_replies` returns). With ``min_prob > 0`` the cut-off is applied at
+    ``T = 1``; at other temperatures the children it left unfollowed are uncovered mass,
+    added to the upper bound of every candidate they could complete (recomputed per ``T``),
+    and ``ladder`` is not available (``None``).
+
+    Parameters
+    ----------
+    candidates, prompt_fn
+        As in :func:`logprob_replies`.
+    temperatures : sequence of float
+        Sampling temperatures, each ``> 0``; duplicates are ignored.
+    **kwargs
+        The keyword arguments of :func:`logprob_replies`. A ``checkpoint`` row also holds the
+        kernels at these temperatures, so the key includes them.
+
+    Returns
+    -------
+    dict of float to LogprobKernel
+        One kernel per temperature, ``info["temperature"]`` set.
+    """
+    if isinstance(temperatures, (int, float)):
+        temperatures = [temperatures]
+    temps = []
+    for t in temperatures:
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not (
+                math.isfinite(t) and t > 0):
+            raise ValueError(f"temperatures must be finite numbers > 0, got {t!r}")
+        if float(t) not in temps:
+            temps.append(float(t))
+    if not temps:
+        raise ValueError("temperatures is empty")
+    return _compute(candidates, prompt_fn, tuple(temps), **kwargs)
+
+
+def _compute(
+    candidates: Sequence[str],
+    prompt_fn: Callable[[str], list[dict[str, str]]],
+    temperatures: tuple[float, ...],
+    *,
+    sources: Sequence[str] | None = None,
+    model: str | Path = "smollm2",
+    progress: bool = True,
+    strategy: Strategy = "reuse",
+    prompt_mode: PromptMode = "fresh",
+    min_prob: float = 0.0,
+    info: dict[str, Any] | None = None,
+    desc: str = "logprob kernel",
+    checkpoint: str | Path | None = None,
+) -> dict[float, LogprobKernel]:
+    """The walk behind :func:`logprob_replies` and :func:`logprob_temperatures`."""
     if isinstance(candidates, str):
         raise ValueError("candidates must be a sequence of strings, not a single string")
     cands = list(candidates)
@@ -166,8 +239,9 @@ def logprob_replies(
         raise ValueError("min_prob > 0 needs strategy='reuse'")
 
     m = load_model(model)
+    others = [t for t in temperatures if t != 1.0]  # re-weighted from the walk's record
     key = _digest([CHECKPOINT_FORMAT, cands, m.path.name, strategy, prompt_mode,
-                   float(min_prob)])
+                   float(min_prob)] + ([sorted(others)] if others else []))
     tree = TokenTree(cands, m.pieces, m.max_piece)
     if strategy == "naive":
         tree.expand_all()
@@ -178,6 +252,8 @@ def logprob_replies(
     uncovered = np.zeros(len(srcs))
     seconds = np.zeros(len(srcs))
     prompt_lengths, visited = [], []
+    at = {t: (np.zeros((n, len(srcs))), np.zeros((n, len(srcs))), np.zeros(len(srcs)))
+          for t in others}  # T -> (prob, upper, uncovered)
     it = srcs
     if progress:
         from tqdm.auto import tqdm
@@ -196,16 +272,30 @@ def logprob_replies(
             lp, up, lad = (np.asarray(row[c], dtype=float) for c in ("logprob", "upper",
                                                                       "ladder"))
             secs, k = row["seconds"], row["visited"]
+            got = {float(t): tuple(np.asarray(v[c], dtype=float) for c in ("prob", "upper"))
+                   + (float(v["uncovered"]),) for t, v in row.get("at", {}).items()}
         else:
             logits_of = (naive_logits(m, prompt, tree, prompt_mode) if strategy == "naive"
                          else None)
-            lp, up, lad, _, k = walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of)
+            rows: list | None = [] if others else None
+            lp, up, lad, _, k = walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of,
+                                     record=rows)
+            got = {}
+            if others:
+                rec = to_record(rows, len(m.eog))
+                for t in others:
+                    got[t] = reweight(rec, t, n, lambda c: tree.completions(tree.text[c]))
             secs = time.perf_counter() - t0
             if ckpt is not None:
                 ckpt.append(
                     {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
                      "upper": up.tolist(), "ladder": lad.tolist(), "seconds": secs,
-                     "visited": k})
+                     "visited": k,
+                     **({"at": {repr(t): {"prob": g[0].tolist(), "upper": g[1].tolist(),
+                                          "uncovered": g[2]} for t, g in got.items()}}
+                        if got else {})})
+        for t in others:
+            at[t][0][:, j], at[t][1][:, j], at[t][2][j] = got[t]
         logprob[:, j] = lp
         upper[:, j] = up
         ladder[:, :, j] = lad
@@ -219,30 +309,38 @@ def logprob_replies(
         a.setflags(write=False)
     import llama_cpp
 
-    return LogprobKernel(
-        states=tuple(cands),
-        sources=tuple(srcs),
-        prob=prob,
-        logprob=logprob,
-        uncovered=uncovered,
-        seconds=seconds,
-        n_nodes=tree.size,
-        upper=upper,
-        ladder=ladder,
-        info={
-            "model": str(m.path),
-            "model_file": m.path.name,
-            "strategy": strategy,
-            "prompt_mode": prompt_mode,
-            "min_prob": min_prob,
-            "llama_cpp_version": llama_cpp.__version__,
-            "machine": machine_info(m.path, n_threads=1),
-            "eog_tokens": m.eog.tolist(),
-            "prompt_tokens": prompt_lengths,
-            "visited_nodes": visited,
-            "ladder_cuts": [min_prob * f for f in LADDER],
-            "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
-            **(info or {}),
-        },
-    )
+    base = dict(states=tuple(cands), sources=tuple(srcs), seconds=seconds, n_nodes=tree.size)
+    common = {
+        "model": str(m.path),
+        "model_file": m.path.name,
+        "strategy": strategy,
+        "prompt_mode": prompt_mode,
+        "min_prob": min_prob,
+        "llama_cpp_version": llama_cpp.__version__,
+        "machine": machine_info(m.path, n_threads=1),
+        "eog_tokens": m.eog.tolist(),
+        "prompt_tokens": prompt_lengths,
+        "visited_nodes": visited,
+        "ladder_cuts": [min_prob * f for f in LADDER],
+        **(info or {}),
+    }
+    out = {}
+    for t in temperatures:
+        tinfo = {**common, "temperature": t,
+                 "sampler": f"grammar, temperature {t:g}, top_k 0, top_p 1, min_p 0, "
+                            "repeat_penalty 1"}
+        if t == 1.0:
+            out[t] = LogprobKernel(prob=prob, logprob=logprob, uncovered=uncovered,
+                                   upper=upper, ladder=ladder, info=tinfo, **base)
+            continue
+        tinfo["reweighted_from"] = "temperature 1 walk (dbnb.llm.logprob.nodes.reweight)"
+        p_t, up_t, unc_t = at[t]
+        with np.errstate(divide="ignore"):
+            lp_t = np.log(p_t)
+        up_t = np.maximum(up_t, p_t)
+        for a in (p_t, lp_t, up_t, unc_t):
+            a.setflags(write=False)
+        out[t] = LogprobKernel(prob=p_t, logprob=lp_t, uncovered=unc_t, upper=up_t,
+                               ladder=None, info=tinfo, **base)
+    return out
 
