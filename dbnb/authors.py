@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from .counts import TransitionCounts
 
-__all__ = ["Convention", "CONVENTIONS", "convention", "SCRIPT_CALLS", "PLOT_FRACTION"]
+__all__ = ["Convention", "CONVENTIONS", "convention", "graph_nodes", "SCRIPT_CALLS",
+           "PLOT_FRACTION"]
 
 #: Calls per word-agent run in the Letter (Sec. 6): the authors' ``20000`` of Eq. 18.
 SCRIPT_CALLS = 20_000
@@ -48,19 +51,37 @@ class Convention:
         """The ``estimator`` (and ``n0``) arguments of :func:`dbnb.fit_potential`."""
         kw: dict[str, object] = {"estimator": self.estimator}
         if self.per_state_calls:
-            kw["n0"] = SCRIPT_CALLS / counts.n_states
+            kw["n0"] = SCRIPT_CALLS / graph_nodes(counts)
         return kw
+
+
+def graph_nodes(counts: TransitionCounts) -> int:
+    """The authors' ``total_nodes``: states on at least one transition between two different
+    states (their graph is built from such edges; a state seen only repeating itself is not a
+    node). The denominator of ``N0 = 20000 / total_nodes``."""
+    n = counts.matrix.tocoo()
+    off = n.row != n.col
+    touched = np.union1d(n.row[off], n.col[off])
+    if not len(touched):
+        raise ValueError(f"{counts.source or 'counts'}: no transition between two different "
+                         "states, so the authors' N0 = 20000 / total_nodes is undefined")
+    return len(touched)
 
 
 _EQ18 = Convention("fixed", True, "authors' N0 = 20000/(number of states), T = min(N/N0, 1) "
                                   "(Eq. 18)")
+_HIGH = Convention("fixed", True, "authors' high_reject: N0 = 20000/(number of states) for "
+                                  "every state, T = min(N/N0, 1)")
 _LOW = Convention("low_reject", False, "authors' low_reject: N0 = appearances as a source, "
                                        "self-loops included, states with N0 > 1")
 
 #: The authors' estimator for each file of their data set (roles of
-#: :data:`dbnb.datasets.LETTER_FILES`): Eq. 18 for the few-state Claude and Gemini runs
-#: (``samll case/calculate_potential.py``), the out-count with self-loops for the rest.
-CONVENTIONS = {"claude": _EQ18, "gemini": _EQ18, "gpt5nano": _LOW, "ideasearchfitter": _LOW}
+#: :data:`dbnb.datasets.LETTER_FILES`), as their scripts call it: Eq. 18 for the few-state
+#: Claude and Gemini runs (``samll case/calculate_potential.py``); ``high_reject`` with
+#: ``N_threshold=0`` for GPT-5 Nano and ``low_reject`` with ``N_threshold=1`` for
+#: IdeaSearchFitter (``main.py``, which prints these settings for Figs. 3, 7 and 11). Their
+#: ``high_reject`` is Eq. 18 again, ``N0 = 20000 / total_nodes`` for every node.
+CONVENTIONS = {"claude": _EQ18, "gemini": _EQ18, "gpt5nano": _HIGH, "ideasearchfitter": _LOW}
 
 
 def convention(role: str) -> Convention:

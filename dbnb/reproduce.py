@@ -420,7 +420,7 @@ def _table3_line(src: Sources) -> str:
 
 def _dbnb_estimator_lines(src: Sources) -> list[str]:
     """The many-state files fitted with dbnb's own estimator (Eq. 24, out-count without
-    self-loops), beside the authors' ``low_reject`` of the figures."""
+    self-loops), beside the authors' estimators of the figures (:mod:`dbnb.authors`)."""
     lines = []
     for what, attr in (("words", "words_fit_dbnb"), ("symbolic", "symbolic_fit_dbnb")):
         if not src.available(what):

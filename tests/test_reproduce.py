@@ -53,7 +53,7 @@ def test_every_item_is_drawn_from_its_file(letter_dir):
     titles = {i.name: i.title for i in todo}
     assert "20000/(number of states)" in titles["fig02_claude_transitions"]
     assert "20000/(number of states)" in titles["fig06_gemini_transitions"]
-    assert "low_reject" in titles["fig07_words_pairs"]
+    assert "high_reject" in titles["fig07_words_pairs"]
     assert "low_reject" in titles["fig04_symbolic_pairs"]
     assert ("unknown files", "not the Letter's, not read: notes.csv") in skipped
 
@@ -78,7 +78,7 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert "PERSONAL 4.07, PROBLEM 5.18, TURKEY inf, BUZZY inf" in out  # Eq. 22
     assert "DISCIPLINE 0.53, EXCELLENT 4.77, BLISSFUL 5.17" in out  # Eq. 23
     assert "counts vs the Letter's Table II: identical" in out
-    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (low_reject)" in out
+    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (fixed)" in out
     assert "states 645" not in out and "(Letter 645)" in out  # Table III beside ours
     t3 = pd.read_csv(tmp_path / "table3_statistics.csv", index_col=0)
     assert t3.loc["words, GPT-5 Nano (Letter)", "samples"] == 19968

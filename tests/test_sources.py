@@ -94,17 +94,36 @@ def test_gemini_like_file_gives_eq23_pattern(letter_dir):
     np.testing.assert_allclose(fit.transitions.n0, SCRIPT_CALLS / 13)
 
 
-def test_many_state_files_use_the_authors_low_reject(letter_dir):
+def test_many_state_files_use_the_authors_settings_of_main_py(letter_dir):
+    """GPT-5 Nano: high_reject, N_threshold 0; IdeaSearchFitter: low_reject, N_threshold 1."""
+    from dbnb.authors import graph_nodes
+
     src = Sources(letter_dir)
-    for what in ("words", "symbolic"):
-        fit = src.words_fit if what == "words" else src.symbolic_fit
-        counts = src.words if what == "words" else src.symbolic
-        assert fit.transitions.method == "low_reject"
-        kept = np.isin(counts.states, fit.transitions.states)
-        # N0 = appearances as a source, self-loops included, states with N0 > 1
-        np.testing.assert_array_equal(fit.transitions.n0, counts.observed_calls()[kept])
-        assert (fit.transitions.n0 > 1).all()
+    fit, counts = src.symbolic_fit, src.symbolic
+    assert fit.transitions.method == "low_reject"
+    kept = np.isin(counts.states, fit.transitions.states)
+    # N0 = appearances as a source, self-loops included, states with N0 > 1
+    np.testing.assert_array_equal(fit.transitions.n0, counts.observed_calls()[kept])
+    assert (fit.transitions.n0 > 1).all()
+    fit, counts = src.words_fit, src.words
+    assert fit.transitions.method == "fixed"
+    # N0 = 20000 / (states on a transition between different states), the same for all
+    m = counts.matrix.tocoo()
+    nodes = len(np.union1d(m.row[m.row != m.col], m.col[m.row != m.col]))
+    assert graph_nodes(counts) == nodes
+    np.testing.assert_allclose(fit.transitions.n0, 20000 / nodes)
+    assert "high_reject" in src.caption("words")
     assert src.words_fit_dbnb.transitions.method == "outcount"
+
+
+def test_graph_nodes_leaves_out_states_seen_only_repeating_themselves():
+    from dbnb import TransitionCounts
+    from dbnb.authors import graph_nodes
+
+    c = TransitionCounts.from_pairs(["A", "B", "C"], ["B", "A", "C"])
+    assert c.n_states == 3 and graph_nodes(c) == 2
+    with pytest.raises(ValueError, match="no transition between two different states"):
+        graph_nodes(TransitionCounts.from_pairs(["C"], ["C"]))
 
 
 def test_words_top_of_a_large_letter_file_fits(tmp_path):
