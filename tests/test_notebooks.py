@@ -35,6 +35,8 @@ RAW_REPRS = ("np.float64(", "np.int64(", "array(")
 #: Source text of a cell that draws a figure.
 DRAWS = re.compile(r"\bplots\.fig|\bplt\.(subplots|figure|plot)\b|\.plot\(")
 INLINE = "module://matplotlib_inline.backend_inline"
+#: What a cell prints instead of its figure when the source lacks its data (the only excuse).
+SKIPPED = re.compile(r"^no .+ in source ", re.M)
 
 
 def _text(output) -> str:
@@ -53,7 +55,7 @@ def notebook_problems(nb) -> list[str]:
         where = f"cell {i} ({cell.source.splitlines()[0][:50] if cell.source else ''})"
         if DRAWS.search(cell.source) and not any(
             "image/png" in o.get("data", {}) for o in outs
-        ):
+        ) and not any(SKIPPED.search(_text(o)) for o in outs):
             problems.append(f"{where}: draws but shows no image")
         for o in outs:
             if o.output_type == "error":
@@ -69,10 +71,10 @@ def notebook_problems(nb) -> list[str]:
     return problems
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_runs(path, monkeypatch):
-    """Run as a reader does: the real inline backend, every output looked at."""
+def _execute(path: Path, monkeypatch, source: str | None = None):
+    """Execute a notebook as a reader does (the real inline backend); ``source`` replaces the
+    value of its ``SOURCE = ...`` line. Returns the problems :func:`notebook_problems` finds,
+    with figures left open, and the seconds it took."""
     pytest.importorskip("matplotlib_inline")
     for k in list(os.environ):   # no API key may be needed
         if k.endswith("_API_KEY"):
@@ -81,6 +83,11 @@ def test_notebook_runs(path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     nb = nbformat.read(path, as_version=4)
+    if source is not None:
+        hits = [c for c in nb.cells if c.cell_type == "code" and SOURCE_LINE.search(c.source)]
+        assert hits, f"{path.name} has no SOURCE line"
+        for c in hits:
+            c.source = SOURCE_LINE.sub(f"SOURCE = {source!r}", c.source)
     probe = "import matplotlib.pyplot as _plt\nprint('open figures:', len(_plt.get_fignums()))"
     nb.cells.append(nbformat.v4.new_code_cell(probe))
     client = nbclient.NotebookClient(
@@ -90,9 +97,38 @@ def test_notebook_runs(path, monkeypatch):
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    print(f"{path.stem}: {seconds:.1f} s")
     last = nb.cells.pop()
     problems = notebook_problems(nb)
     if "open figures: 0" not in _text(last.outputs[0]):
         problems.append(f"figures left open at the end: {_text(last.outputs[0]).strip()}")
+    return nb, problems, seconds
+
+
+SOURCE_LINE = re.compile(r'^SOURCE = "shipped".*$', re.M)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs(path, monkeypatch):
+    """Run as a reader does: the real inline backend, every output looked at."""
+    _, problems, seconds = _execute(path, monkeypatch)
+    print(f"{path.stem}: {seconds:.1f} s")
     assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+# 06 is left out: on a folder it fits the 150-expression file's feature potential in a cell that
+# runs over the 120 s cell timeout (open in issue 14's note).
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS if not p.stem.startswith("06")])
+def test_notebook_runs_on_a_folder_of_the_letters_files(stem, tmp_path, monkeypatch):
+    """``SOURCE`` a folder holding the Letter's four files (written as the data set holds
+    them): the notebook reads them, says which file it drew from, and shows no problem."""
+    import letter_files
+
+    files = letter_files.write_all(tmp_path / "letter")
+    nb, problems, _ = _execute(ROOT / "notebooks" / f"{stem}.ipynb", monkeypatch,
+                               source=str(tmp_path / "letter"))
+    assert not problems, "\n".join(problems)
+    if stem in ("01_sampling", "02_transition_matrices"):
+        text = "".join(_text(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        assert files["gpt5nano"].name in text

@@ -18,7 +18,7 @@
 # popularity-only control, the verdict on every shipped data set).
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import numpy as np

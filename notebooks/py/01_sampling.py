@@ -14,7 +14,7 @@
 # 127.0.0.1 by llama-cpp-python.
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/) or the path of your own store
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 LIVE = False        # True: make 10 new calls to the local model (needs the [local] extra)
 
 # %%
@@ -50,7 +50,15 @@ pd.DataFrame({"reply": replies, "state": [p.state for p in parsed],
 
 # %%
 data = dbnb.datasets.data_dir() / "runs"
-path = data / "word_constrained_fixed.jsonl.gz" if SOURCE == "shipped" else SOURCE
+src = dbnb.sources.Sources(SOURCE)
+if src.kind == "store":
+    path = SOURCE
+else:  # the Letter's files record transitions, not calls: the store cells read the shipped run
+    path = data / "word_constrained_fixed.jsonl.gz"
+    if src.kind == "letter":
+        print(f"{SOURCE!r} holds the Letter's files, which record transitions, not calls; "
+              f"their word counts ({src.file_of('words') or 'no word file'}) are in notebook 02. "
+              "This notebook's store cells read the shipped run.")
 store = JsonlStore(path, read_only=True)
 frame = store.records_frame()
 print(f"{len(store)} records, {frame['error'].notna().sum()} failed")

@@ -18,7 +18,7 @@
 # | `low_reject` / `high_reject` | the authors' code options | reproducing their numbers |
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import numpy as np
@@ -68,7 +68,7 @@ dbnb.estimate_kernel(claude).to_frame()
 src = dbnb.sources.Sources(SOURCE)
 data = {"Claude-4 (Table II)": claude}
 if src.available("words"):
-    data["words, constrained (local)"] = src.words
+    data[src.file_of("words")] = src.words
 if src.available("free"):
     data["words, free, Letter schedule (local)"] = src.words_free
 pd.concat([plots.table3_statistics(data), dbnb.letter.table3()])
@@ -80,7 +80,10 @@ pd.concat([plots.table3_statistics(data), dbnb.letter.table3()])
 # by how unequal the escape rates are:
 
 # %%
-if src.available("words"):
+if src.available("words") and src.words.calls_kind != "exact":
+    print(f"{src.file_of('words')} records transitions, not calls: N0 is not known, so only "
+          "the Letter's conventions apply")
+elif src.available("words"):
     words = src.words
     exact = dbnb.fit_potential(words, estimator="exact")
     outc = dbnb.fit_potential(words, estimator="outcount")

@@ -15,7 +15,7 @@
 
 # %%
 # Parameters: the data source for the last section ("shipped" local-model runs, "paper", or a store path)
-SOURCE = "shipped"
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import matplotlib.pyplot as plt

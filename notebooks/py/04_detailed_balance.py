@@ -27,7 +27,7 @@
 # by a cycle current that breaks it.
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import matplotlib.pyplot as plt

@@ -11,7 +11,7 @@
 # and Table IV compares it with the action actually reached.
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import numpy as np

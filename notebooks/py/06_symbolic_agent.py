@@ -18,7 +18,7 @@
 # kernel is also computed exactly from the model's token probabilities (last section).
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model run in data/) or "paper" (the Letter's data, needs a network)
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 
 # %%
 import matplotlib.pyplot as plt

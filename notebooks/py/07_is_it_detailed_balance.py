@@ -41,7 +41,7 @@
 # and a popularity-only kernel has the reply effect only.
 
 # %%
-SOURCE = "shipped"  # "shipped" (local-model runs in data/), "paper" (needs a network), or a store path
+SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
 N_BOOT = 99  # bootstrap replicates of each test on the shipped data (reproduce uses 199)
 
 # %%
