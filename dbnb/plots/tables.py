@@ -44,7 +44,7 @@ def table3_statistics(counts: Mapping[str, TransitionCounts]) -> pd.DataFrame:
     rows = {name: c.statistics() for name, c in counts.items()}
     # Whole numbers print as counts (15742, not 15742.0); a missing one as <NA>.
     table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("data set")
-    return table.convert_dtypes(convert_string=False, convert_boolean=False)
+    return table.convert_dtypes(convert_string=False)
 
 
 def table4_action_scale(distributions: Mapping[str, PotentialDistribution]) -> pd.DataFrame:
