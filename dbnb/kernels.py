@@ -132,8 +132,11 @@ class TransitionKernel:
         """Long table ``source, target, T, N, N0_source``."""
         f, g, t, n = self.edges()
         s = np.array(self.states, dtype=object)
+        n0 = self.n0[f]
+        if np.all(n0 == np.round(n0)):   # counted calls print as 4000, not 4000.0
+            n0 = n0.astype(np.int64)
         return pd.DataFrame(
-            {"source": s[f], "target": s[g], "T": t, "N": n, "N0_source": self.n0[f]}
+            {"source": s[f], "target": s[g], "T": t, "N": n, "N0_source": n0}
         )
 
     def escape_probability(self) -> pd.Series:

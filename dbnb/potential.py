@@ -128,7 +128,7 @@ class PotentialFit:
                 "beta_V_in_component": self.relative,
                 "component": self.component,
                 "status": self.status,
-                "N0": self.transitions.n0,
+                "N0": _as_counts(self.transitions.n0),
             }
         )
 
@@ -274,3 +274,8 @@ def fit_potential(
         converged=ok,
         regularization=float(regularization),
     )
+
+
+def _as_counts(n0: np.ndarray) -> np.ndarray:
+    """``n0`` as integers when every value is whole (prints 4000, not 4000.0)."""
+    return n0.astype(np.int64) if np.all(n0 == np.round(n0)) else n0

@@ -285,3 +285,17 @@ def test_style_is_restored_but_other_rc_changes_survive():
         assert matplotlib.rcParams["hatch.linewidth"] == 17.0
     finally:
         matplotlib.rcParams["hatch.linewidth"] = old
+
+
+def test_kernel_heatmap_columns_are_sources():
+    from dbnb.kernels import estimate_kernel
+
+    kern = estimate_kernel(claude4_table2())
+    fig = plots.fig_kernel_heatmap(kern)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    (im,) = [a for a in ax.get_images() if a.get_gid() == "kernel"]
+    shown = np.nan_to_num(np.asarray(im.get_array(), dtype=float))
+    assert np.allclose(shown, kern.matrix.toarray())
+    assert "source" in ax.get_xlabel() and "target" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(kern.states)

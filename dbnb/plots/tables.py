@@ -42,7 +42,14 @@ def table2_counts(counts: TransitionCounts) -> pd.DataFrame:
 def table3_statistics(counts: Mapping[str, TransitionCounts]) -> pd.DataFrame:
     """Table III: database statistics (:meth:`TransitionCounts.statistics`) per data set."""
     rows = {name: c.statistics() for name, c in counts.items()}
-    return pd.DataFrame(rows).T.rename_axis("data set")
+    # Whole numbers print as counts (15742, not 15742.0); a missing one as <NA>.
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("data set")
+    for col in table.columns:
+        values = pd.to_numeric(table[col], errors="coerce")
+        whole = values.dropna()
+        if values.notna().sum() == table[col].notna().sum() and (whole == whole.round()).all():
+            table[col] = values.astype("Int64")
+    return table
 
 
 def table4_action_scale(distributions: Mapping[str, PotentialDistribution]) -> pd.DataFrame:

@@ -10,12 +10,27 @@
 # for a potential $V$ found by minimising a convex action (least action). The LLM behaves as if
 # it had learned a potential over states, not a set of rules.
 #
-# This notebook shows every headline number in a few minutes, on data that ship with `dbnb`:
-# the Letter's Claude-4 table, and real runs of a real local LLM (SmolLM2-135M-Instruct) made with
-# `dbnb` itself. The next notebooks take each step apart:
-# 01 sampling, 02 transition matrices, 03 least action, 04 detailed balance, 05 action as a scale,
-# 06 the symbolic agent, 07 is it really detailed balance? (calibrated tests, error bars, the
-# popularity-only control, the verdict on every shipped data set).
+# **What you will learn**
+# - the Letter's claim and its headline numbers, on data that ship with `dbnb` (the Letter's
+#   Claude-4 table, and runs of a local LLM, SmolLM2-135M-Instruct, made with `dbnb` itself);
+# - where each step is taken apart in the notebooks that follow.
+#
+# The notebooks:
+#
+# | | notebook | what it does |
+# |---|---|---|
+# | 00 | this overview | the claim and the headline numbers |
+# | 01 | [sampling](01_sampling.ipynb) | the word agent, the prompt, the response store, a local model |
+# | 02 | [transition matrices](02_transition_matrices.ipynb) | counts, $N_0$, the kernel estimators |
+# | 03 | [least action](03_least_action.ipynb) | the potential as the minimiser of a convex action |
+# | 04 | [detailed balance](04_detailed_balance.ipynb) | pairs, triplets, one-way pairs, with controls |
+# | 05 | [action as a scale](05_action_as_scale.ipynb) | how directional an agent is (Eq. 28) |
+# | 06 | [the symbolic agent](06_symbolic_agent.ipynb) | the Letter's second agent, fitting expressions |
+# | 07 | [is it detailed balance?](07_is_it_detailed_balance.ipynb) | calibrated tests, the popularity control, verdicts |
+#
+# Words used throughout (escape, SCC, upstream / downstream, gauge, exact vs nominal $N_0$, least
+# action, detailed balance, popularity-only kernel, Hodge gradient fraction) are defined in the
+# [glossary](../docs/glossary.md).
 
 # %%
 SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
@@ -40,8 +55,14 @@ dbnb.letter.compare(
 plots.fig02_transition_diagram(cfit);
 
 # %% [markdown]
+# *What to look for:* the three words of the main component sit at finite levels of $\beta V$,
+# BUZZY and TURKEY above a break (at $+\infty$); thick arrows point downhill.
+
+# %% [markdown]
 # ## A local 135M model, 20,000 calls
-# The word agent asks for a new word whose letters (A = 1, ..., Z = 26) sum to 100. A model this
+# The word agent asks for a new word whose letters (A = 1, ..., Z = 26) sum to 100: the prompt
+# says "letters add up to 100%", the Letter's puzzle phrasing (ATTITUDE = 1+20+20+9+20+21+4+5
+# = 100). A model this
 # small almost never writes such a word freely, so the shipped run restricts its reply to the 200
 # most frequent valid English words with a grammar, and prompts each word 100 times; every call
 # is recorded, so $N_0$ is exact.
@@ -57,6 +78,11 @@ print(fit)
 
 # %%
 plots.fig_pairs(pc);
+
+# %% [markdown]
+# *What to look for:* the points follow the diagonal only loosely and sit in horizontal rows
+# (pairs seen once or twice each way); notebook 04 shows a reversible chain sampled as sparsely
+# looks the same, and leads with the exact kernel instead.
 
 # %% [markdown]
 # ## Headline numbers, side by side
@@ -78,3 +104,11 @@ dbnb.letter.compare(
         "expected min. action exp(s^2) erfc(s)": (0.227, round(dist.expected_action, 3)),
     }
 )
+
+# %% [markdown]
+# ## Takeaway
+# The pipeline (sample, count, fit a potential, check detailed balance) reproduces the Letter's
+# Claude-4 potential exactly and runs end to end on a small local model; how strong the evidence
+# for detailed balance is, is the subject of notebooks 04 and 07.
+#
+# **Next:** [01 · Sampling](01_sampling.ipynb).

@@ -6,6 +6,11 @@
 # stripped, is the next state, or an **escape** (not alphabetic, the same word, the wrong letter
 # sum, optionally not in a dictionary).
 #
+# **What you will learn**
+# - what one call of the word agent is: prompt, reply, parsed state or escape;
+# - how the response store records and replays every call;
+# - why the shipped run is grammar-constrained, and how often the model repeats the prompt word.
+#
 # Every call goes through [litellm](https://docs.litellm.ai), so any provider works
 # (`gpt-5-nano`, `anthropic/...`, `gemini/...`, keys from the usual environment variables), and
 # through a **response store**: a JSON Lines file that is both the cache and the experimental
@@ -33,6 +38,13 @@ from dbnb.llm import JsonlStore
 
 # %%
 print(word.prompt_messages("BUZZY")[0]["content"])
+
+# %% [markdown]
+# "Add up to 100%" is the Letter's puzzle phrasing: give each letter its place in the alphabet
+# (A = 1, B = 2, ..., Z = 26) and add them; a valid word sums to exactly 100, as BUZZY does:
+
+# %%
+print(" + ".join(f"{ch}={ord(ch) - 64}" for ch in "BUZZY"), "=", sum(ord(ch) - 64 for ch in "BUZZY"))
 
 # %%
 replies = ["Attitude", "**PERSONAL.**", "buzzy", "HELLO", "two words", "", "Sure! TURKEY"]
@@ -87,6 +99,11 @@ records = run_fixed_design(agent, prompts, n_per, model=frame.iloc[0]["model"], 
 print(f"replayed {len(records)} calls in {time.perf_counter() - t0:.2f} s")
 counts = agent.counts(records)
 print(counts)
+why = pd.Series([word.parse_reply(r["reply"], r["meta"]["prompt"]).reason or "valid state"
+                 for r in records]).value_counts(normalize=True)
+print(f"share of calls that repeat the prompt word (an escape): "
+      f"{why.filter(like='same').sum():.0%}")
+why.round(3).to_frame("share of calls")
 
 # %% [markdown]
 # ## Free mode: the Letter's exact design, and why the shipped run is constrained
@@ -121,3 +138,11 @@ if LIVE:
     print([r["reply"] for r in recs])
 else:
     print("LIVE is False: no model call made")
+
+# %% [markdown]
+# ## Takeaway
+# Every call is a recorded fact (prompt, reply, parameters); states and escapes are a parsing
+# rule applied to it, so counts can always be rebuilt and rerun for free.
+#
+# **Next:** [02 · Transition matrices](02_transition_matrices.ipynb) turns the calls into counts
+# and a kernel.

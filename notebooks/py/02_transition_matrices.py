@@ -1,14 +1,19 @@
 # %% [markdown]
 # # 02 · Transition matrices: counts, N0 and the kernel estimators
 #
+# **What you will learn**
+# - how a list of calls $f \to g$ becomes counts $N(g\leftarrow f)$ and a kernel $T(g\leftarrow f)$;
+# - what $N_0(f)$ is, and why exact and nominal $N_0$ give different kernels;
+# - how to read $T$ as a matrix: in `dbnb` a **column is a source** $f$, a **row a target** $g$.
+#
 # An experiment is a list of calls $f \to g$ (or $f \to$ escape). `dbnb.TransitionCounts` holds
-# them as data: the states, a sparse matrix $N[g, f] = N(g\leftarrow f)$ (column = source),
+# them as data: the states, a sparse matrix $N[g, f] = N(g\leftarrow f)$ (row = target $g$, column = source $f$, as in $T(g\leftarrow f)$),
 # $N_0(f)$ (the calls made from $f$) when it is known, the escapes, and per-state metadata.
 # Estimators are functions of it. The transition kernel is
 #
 # $$ T(g\leftarrow f) \approx \frac{N(g\leftarrow f)}{N_0(f)} \qquad \text{(Eq. 6)}, $$
 #
-# and the conventions differ in what $N_0$ is (METHOD §4 of the project notes):
+# and the conventions differ in what $N_0$ is:
 #
 # | estimator | $N_0(f)$ | used for |
 # |---|---|---|
@@ -30,7 +35,10 @@ from dbnb import plots
 # %% [markdown]
 # ## A handful of calls
 # Eight hand-made calls, one of them an escape (`INVALID00`, the Letter's marker for a reply
-# that is not a state) and one a self-transition:
+# that is not a state) and one a self-transition. The table `to_dense_frame()` is for reading
+# the calls: it is the matrix **transposed**, one *row* per source $f$ (what was prompted) and one
+# column per target $g$ (what came back), plus the escapes; the kernel and the heatmap below keep
+# the `dbnb` orientation, column = source.
 
 # %%
 c = dbnb.TransitionCounts.from_pairs(
@@ -56,7 +64,19 @@ claude = dbnb.datasets.claude4_table2()
 plots.table2_counts(claude)
 
 # %%
-dbnb.estimate_kernel(claude).to_frame()
+ckern = dbnb.estimate_kernel(claude)
+ckern.to_frame()
+
+# %% [markdown]
+# The same kernel as a picture, in the `dbnb` orientation $T[g, f]$: read down a column to see
+# where a prompt word goes.
+
+# %%
+plots.fig_kernel_heatmap(ckern);
+
+# %% [markdown]
+# *What to look for:* each column is one prompt word; a blank cell is a transition never seen,
+# and the empty BUZZY row says that no word ever leads *to* BUZZY.
 
 # %% [markdown]
 # ## Table III: database statistics
@@ -92,3 +112,10 @@ elif src.available("words"):
     print(f"escape rate per state: median {esc.median():.3f}, range {esc.min():.3f} to {esc.max():.3f}")
     print(f"exact vs out-count potentials: correlation "
           f"{np.corrcoef(exact.potential[both], outc.potential[both])[0, 1]:.4f} over {both.sum()} states")
+
+# %% [markdown]
+# ## Takeaway
+# A kernel is counts divided by $N_0$; which $N_0$ (exact, nominal, out-count) is a choice that
+# changes $T$ wherever escapes are unequal, so always say which estimator a number used.
+#
+# **Next:** [03 · Least action](03_least_action.ipynb) turns a kernel into a potential $V$.

@@ -10,8 +10,11 @@
 # Both kernels satisfy $K'(x) - K'(-x)e^{-x} = 0$ (Eq. 17): if $T$ obeys detailed balance,
 # the minimiser is exactly the detailed-balance potential. We report $\beta V$ (units of $1/\beta$).
 #
-# This notebook: the two-state closed form, convexity, strongly connected components and
-# infinite potentials, the Claude-4 case (Eq. 22, Fig. 2), and recovery of a known potential.
+# **What you will learn**
+# - the two-state closed form, $\beta\Delta V = \log(a/b)$, and why the action is convex;
+# - why some potentials are $+\infty$ (strongly connected components, upstream states) and how
+#   the gauge is fixed;
+# - the Claude-4 case (Eq. 22, Fig. 2), and that least action recovers a known potential.
 
 # %%
 # Parameters: the data source for the last section ("shipped" local-model runs, "paper", or a store path)
@@ -33,9 +36,10 @@ from dbnb import plots, synthetic
 # %%
 counts = dbnb.TransitionCounts.from_triples(["f", "g"], ["g", "f"], [30, 5], calls={"f": 100, "g": 100})
 for violation in ("exp", "softplus"):
-    fit = dbnb.fit_potential(counts, violation=violation)
-    print(f"{violation:9s} beta V(f) - beta V(g) = {fit.potential['f'] - fit.potential['g']:.6f}"
-          f"   log(a/b) = {np.log(30 / 5):.6f}   action = {fit.action:.6f}")
+    pair_fit = dbnb.fit_potential(counts, violation=violation)
+    dv = pair_fit.potential["f"] - pair_fit.potential["g"]
+    print(f"{violation:9s} beta V(f) - beta V(g) = {dv:.6f}"
+          f"   log(a/b) = {np.log(30 / 5):.6f}   action = {pair_fit.action:.6f}")
 print(f"exp closed form 2 sqrt(ab)/n = {2 * np.sqrt(0.30 * 0.05) / 2:.6f}")
 
 # %% [markdown]
@@ -48,8 +52,7 @@ print(f"exp closed form 2 sqrt(ab)/n = {2 * np.sqrt(0.30 * 0.05) / 2:.6f}")
 # %%
 chain = synthetic.reversible_chain(30, degree=4, sigma=1.5, seed=1)
 kern = chain.kernel()
-fit = dbnb.fit_potential(kern)
-v0 = fit.potential.to_numpy()
+v0 = dbnb.fit_potential(kern).potential.to_numpy()
 direction = np.random.default_rng(0).normal(size=v0.size)
 ts = np.linspace(-2, 2, 81)
 fig, ax = plt.subplots(figsize=(4, 2.6))
@@ -60,6 +63,10 @@ for violation in ("exp", "softplus"):
 ax.set(xlabel="step $t$ along a random direction", ylabel="action $S[V + t\\,d]$")
 ax.legend(title="$K$")
 fig.tight_layout()
+
+# %% [markdown]
+# *What to look for:* each curve has a single minimum at $t = 0$, the fitted potential: no
+# local minima to get stuck in.
 
 # %% [markdown]
 # ## Strongly connected components and infinite potentials
@@ -109,6 +116,10 @@ print("Letter (Eq. 22):", dbnb.letter.EQ22_CLAUDE)
 plots.fig02_transition_diagram(cfit);
 
 # %% [markdown]
+# *What to look for:* the levels are the $\beta V$ printed above; BUZZY and TURKEY sit above
+# the break mark, at $+\infty$.
+
+# %% [markdown]
 # ## Recovering a known potential
 # A synthetic reversible chain (Metropolis dynamics on a random sparse graph, known $\beta V$)
 # sampled with a fixed design of 500 calls per state: the fit recovers the truth up to a
@@ -131,6 +142,10 @@ print(f"correlation {np.corrcoef(true_v, est)[0, 1]:.4f}, "
       f"rms error {np.sqrt(np.mean((est - offset - true_v) ** 2)):.3f}")
 
 # %% [markdown]
+# *What to look for:* the points lie on the dashed diagonal; their spread is the counting
+# error of 500 calls per state.
+
+# %% [markdown]
 # ## The same on the chosen data source
 # The word agent's counts from `SOURCE` (by default the shipped SmolLM2-135M run), fitted with
 # both kernels: the two potentials agree closely, as the Letter finds (Fig. 9).
@@ -146,3 +161,45 @@ if src.available("words"):
     print(f"exp vs softplus potentials: correlation {r:.4f} over {both.sum()} states")
 else:
     print(f"no word-agent data in source {SOURCE!r}")
+
+# %% [markdown]
+# ## Takeaway
+# Least action turns a kernel into one potential per strongly connected component; it is
+# exact for a kernel in detailed balance, finite only where states can be re-entered, and
+# defined up to a gauge. Whether the data *are* in detailed balance is a separate question.
+#
+# **Next:** [04 · Detailed balance](04_detailed_balance.ipynb) checks it, with controls.
+#
+# ## Exercises
+# 1. **Two-state closed form.** Take $N(g\leftarrow f) = 20$, $N(f\leftarrow g) = 2$ and 100
+#    calls from each state. Predict $\beta V(f) - \beta V(g)$ by hand, then check it with
+#    `dbnb.fit_potential`.
+# 2. **Stationary distribution vs potential.** For the reversible chain `chain` above, put each
+#    state's escape probability on the diagonal (so the columns sum to 1), compute the stationary
+#    distribution $\pi$ and compare $\log\pi$ with $-\beta V$ from least action. What slope do you
+#    expect, and why?
+#
+# <details><summary><b>Solution</b> (click to open)</summary>
+#
+# 1. $a = 0.2$, $b = 0.02$, so $\beta\Delta V = \log(a/b) = \log 10 = 2.303$:
+#
+# ```python
+# c = dbnb.TransitionCounts.from_triples(["f", "g"], ["g", "f"], [20, 2],
+#                                        calls={"f": 100, "g": 100})
+# pair_fit = dbnb.fit_potential(c)
+# pair_fit.potential["f"] - pair_fit.potential["g"]   # 2.302585...
+# ```
+#
+# 2. Detailed balance $\pi(f)T(g\leftarrow f) = \pi(g)T(f\leftarrow g)$ with
+#    $\log T(g\leftarrow f)/T(f\leftarrow g) = \beta V(f)-\beta V(g)$ gives $\pi\propto e^{-\beta V}$:
+#    slope 1, correlation 1.
+#
+# ```python
+# P = chain.matrix.toarray() + np.diag(chain.escape_probability())
+# w, vecs = np.linalg.eig(P)
+# pi = np.abs(np.real(vecs[:, np.argmin(np.abs(w - 1))]))
+# pi /= pi.sum()
+# v = dbnb.fit_potential(chain.kernel()).potential.to_numpy()
+# np.polyfit(-v, np.log(pi), 1)[0]   # 1.0000
+# ```
+# </details>

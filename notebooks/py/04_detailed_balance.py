@@ -23,6 +23,13 @@
 #   stated confidence; dbnb adds a 95 % lower bound (about Eq. 25 minus $\log 3$, the rule of
 #   three, exact for small counts).
 #
+# **What you will learn**
+# - the three checks of detailed balance (pairs, closed triplets, one-way pairs) and their errors;
+# - that on the model's *exact* kernel the least-action potential explains most of the
+#   log-ratios, and how much of that a popularity-only kernel explains too;
+# - what a sampled pair plot at 100 calls per word can and cannot show, beside a reversible
+#   chain sampled at the same sparsity.
+#
 # A control comes first: a synthetic chain that obeys detailed balance, and the same chain driven
 # by a cycle current that breaks it.
 
@@ -35,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 import dbnb
-from dbnb import diagnostics, plots, synthetic
+from dbnb import comparison, diagnostics, plots, synthetic
 
 # %% [markdown]
 # ## Control: reversible versus driven
@@ -58,9 +65,12 @@ for ax, drive in zip(axes, (0.0, 1.5)):
     }
     plots.fig_triplets(tc, ax=ax, caption=f"synthetic chain, drive {drive}")
 fig.tight_layout()
-pd.DataFrame(rows).T.round(3)
+pd.DataFrame.from_dict(rows, orient="index").round(3)
 
 # %% [markdown]
+# *What to look for:* left, the triplets straddle the diagonal; right, the drive pulls them
+# off it.
+#
 # With no drive, most pairs lie within one standard error and $\chi^2$/dof is about 1 (the
 # degrees of freedom are the pairs minus the potentials they fix, the cycle rank of the pair
 # graph): counting noise only. The drive pushes triplets off the diagonal and $\chi^2$ up. These
@@ -68,52 +78,66 @@ pd.DataFrame(rows).T.round(3)
 # share pairs, so it has no reference distribution (`dbnb.hodge` gives the cycle test).
 
 # %% [markdown]
-# ## The LLM agent
+# ## Detailed balance of the model itself: the exact kernel over 100 words
+# Without sampling noise the pair check asks directly whether the model's kernel is in detailed
+# balance. `data/runs/word_logprob100.npz` holds the exact kernel of the grammar-constrained agent
+# over the 100 most frequent words (rare tokenisations below $10^{-5}$ skipped; the skipped mass
+# is reported). $R^2$ is the share of the variance of the log-ratios that the least-action
+# potential explains.
+
+#
+# The control beside it is the **popularity-only kernel**: $T(g\leftarrow f) = p(g)$, the mean
+# reply probability of $g$ over all prompts, which ignores the prompt and so obeys detailed
+# balance trivially, with $\beta V_{\text{pop}} = -\log p$. A potential means something beyond
+# "some words are popular" only where it explains the log-ratios better than $V_{\text{pop}}$
+# does (`dbnb.comparison.compare` computes both).
+
+# %%
+src = dbnb.sources.Sources(SOURCE)
+if src.available("logprob100"):
+    efit = src.logprob100_fit
+    epc = diagnostics.pairs(efit)
+    P = pd.DataFrame(efit.transitions.matrix.toarray(), index=efit.transitions.states,
+                     columns=efit.transitions.states)
+    pop = comparison.compare(P, P, names=("exact", "exact"), n_boot=0)
+    pairs = pop.fit_b.pairs
+    vpop = -np.log(P.loc[list(pop.states), list(pop.states)].mean(axis=1))
+    x_pop = (vpop[pairs["f"]].to_numpy() - vpop[pairs["g"]].to_numpy())
+    scale = float(x_pop @ pairs["y"]) / float(x_pop @ x_pop)
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharey=True)
+    plots.fig_pairs(epc, ax=axes[0], fraction=0.2, errors=False,
+                    caption=f"least action: R2 = {epc.r_squared:.2f}")
+    axes[1].plot(scale * x_pop, pairs["y"], ".", ms=3, alpha=0.5)
+    lim = np.array(axes[0].get_xlim())
+    axes[1].plot(lim, lim, "k--", lw=0.8)
+    axes[1].set(xlim=lim, xlabel=r"popularity only: $s\,\beta\Delta V_{pop}$",
+                title=f"popularity only: R2 = {pop.r2_popularity:.2f}")
+    fig.tight_layout()
+    print(f"{epc.n_pairs} pairs; R^2 least action {epc.r_squared:.3f}, "
+          f"popularity only {pop.r2_popularity:.3f}; action {efit.action:.3f}")
+else:
+    print(f"no 100-word exact kernel in source {SOURCE!r}")
+
+# %% [markdown]
+# *What to look for:* both panels hug the diagonal. The least-action potential explains the
+# log-ratios only a little better than popularity alone: most of the "balance" of this
+# kernel is that some words are more likely replies than others, whatever the prompt.
+
+
+# %% [markdown]
+# ## The sampled LLM agent
 # By default the shipped SmolLM2-135M word-agent run (grammar-constrained to the 200 most
 # frequent words whose letters sum to 100, 100 calls per word, exact $N_0$).
 
 # %%
-src = dbnb.sources.Sources(SOURCE)
 words = src.words
 fit = dbnb.fit_potential(words, violation="exp")
 print(words)
 print(fit)
 
 # %% [markdown]
-# ### Pairs (Fig. 7; the Letter's Fig. 4 is the same check for IdeaSearchFitter)
-
-# %%
-pc = diagnostics.pairs(fit)
-plots.fig_pairs(pc);
-pc.summary()
-
 # %% [markdown]
-# ### Closed triplets (Fig. 3)
-
-# %%
-tc = diagnostics.triplets(fit)
-plots.fig_triplets(tc);
-tc.summary()
-
-# %% [markdown]
-# ### The softplus kernel (Fig. 9)
-
-# %%
-fit_sp = dbnb.fit_potential(words, violation="softplus")
-pc_sp = diagnostics.pairs(fit_sp)
-plots.fig_pairs(pc_sp);
-pc_sp.summary()
-
-# %% [markdown]
-# ### One-way pairs (Fig. 10)
-
-# %%
-ow = diagnostics.one_way_pairs(fit)
-plots.fig10_one_way(ow);
-ow.summary()
-
-# %% [markdown]
-# ## A control at the same sparsity
+# ### Pairs (Fig. 7), beside a control at the same sparsity
 # Our run spreads 100 calls per word over 200 possible replies, so most pairs are seen once each
 # way, and most reverse transitions are never seen at all. Unseen reverse transitions become
 # one-way edges that stretch the fitted potential, which flattens the slope of the pair plot
@@ -125,13 +149,60 @@ ow.summary()
 ctrl = synthetic.reversible_chain(200, degree=60, sigma=2.0, escape=0.26, seed=5)
 ctrl_fit = dbnb.fit_potential(synthetic.sample_fixed_design(ctrl, 100, seed=6))
 ctrl_pc, ctrl_tc = diagnostics.pairs(ctrl_fit), diagnostics.triplets(ctrl_fit)
-pd.DataFrame({
-    "reversible control": [ctrl_pc.n_pairs, ctrl_pc.within_1sigma, ctrl_pc.within_2sigma,
-                           ctrl_pc.chi2_per_dof, ctrl_pc.slope, ctrl_tc.mean_z2],
-    "SmolLM2 words": [pc.n_pairs, pc.within_1sigma, pc.within_2sigma, pc.chi2_per_dof,
-                      pc.slope, tc.mean_z2],
-}, index=["pairs", "within 1 sigma", "within 2 sigma", "chi2/dof", "slope",
-          "triplet mean z^2"]).round(3)
+pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
+fig, axes = plt.subplots(1, 2, figsize=(8, 3.6), sharex=True, sharey=True)
+plots.fig_pairs(pc, ax=axes[0], caption="SmolLM2 words, 100 calls per word")
+plots.fig_pairs(ctrl_pc, ax=axes[1], caption="reversible chain, 100 calls per state")
+fig.tight_layout()
+
+# %% [markdown]
+# *What to look for:* the two panels look alike. The horizontal rows of points are pairs seen
+# a few times each way: $\log(k/l)$ with $k, l \in \{1, 2, 3\}$ can only be $0, \pm 0.69,
+# \pm 1.1, \dots$, whatever $\Delta V$ is. At this sparsity the sampled pair plot **cannot tell
+# balance from no balance**; the exact kernel above can. The numbers:
+
+# %%
+pd.DataFrame.from_dict({
+    name: {"pairs": p.n_pairs, "within 1 sigma": p.within_1sigma,
+           "within 2 sigma": p.within_2sigma, "chi2/dof": p.chi2_per_dof, "slope": p.slope,
+           "triplet mean z^2": t.mean_z2}
+    for name, p, t in (("reversible control", ctrl_pc, ctrl_tc), ("SmolLM2 words", pc, tc))
+}, orient="index").round(3)
+
+
+# %% [markdown]
+# ### Closed triplets (Fig. 3)
+
+# %%
+plots.fig_triplets(tc);
+tc.summary()
+
+# %% [markdown]
+# *What to look for:* the triplets scatter about the diagonal within their (large) error bars.
+
+# %% [markdown]
+# ### The softplus kernel (Fig. 9)
+
+# %%
+fit_sp = dbnb.fit_potential(words, violation="softplus")
+pc_sp = diagnostics.pairs(fit_sp)
+plots.fig_pairs(pc_sp);
+pc_sp.summary()
+
+# %% [markdown]
+# *What to look for:* the same picture as with the exp kernel: the choice of $K$ barely matters.
+
+# %% [markdown]
+# ### One-way pairs (Fig. 10)
+
+# %%
+ow = diagnostics.one_way_pairs(fit)
+plots.fig10_one_way(ow);
+ow.summary()
+
+# %% [markdown]
+# *What to look for:* points above the bound line are pairs whose fitted $\Delta V$ respects
+# Eq. 25.
 
 # %% [markdown]
 # The flat slope is a sampling effect: the control has it too. The excess $\chi^2$/dof is
@@ -161,27 +232,16 @@ else:
     print(f"no exact-kernel check in source {SOURCE!r}")
 
 # %% [markdown]
-# ## Detailed balance of the model itself: the exact kernel over 100 words
-# Without sampling noise the pair check asks directly whether the model's kernel is in detailed
-# balance. `data/runs/word_logprob100.npz` holds the exact kernel of the grammar-constrained agent
-# over the 100 most frequent words (rare tokenisations below $10^{-5}$ skipped; the skipped mass
-# is reported). $R^2$ is the share of the variance of the log-ratios that the least-action
-# potential explains.
-
-# %%
-if src.available("logprob100"):
-    epc = diagnostics.pairs(src.logprob100_fit)
-    plots.fig_pairs(epc, fraction=0.2, errors=False)
-    print(f"{epc.n_pairs} pairs, R^2 = {epc.r_squared:.3f}, r = {epc.pearson_r:.3f}, "
-          f"action {src.logprob100_fit.action:.3f}")
-else:
-    print(f"no 100-word exact kernel in source {SOURCE!r}")
+# *What to look for:* sampled against exact log-ratios on the diagonal; the pairs seen once
+# each way (min count 1-1) fall within one error bar less often than the 68 % a correct error
+# bar gives.
 
 # %% [markdown]
 # ## Beside the Letter
 # The Letter's GPT-5 Nano word run had 645 states and 19,968 samples; ours is a 135M-parameter
 # model restricted to a fixed vocabulary, so absolute counts differ by design. What should
-# carry over is the *shape*: points along the diagonal with a scatter set by counting errors.
+# carry over is the *shape*, and at our sparsity the sampled plots alone cannot establish it:
+# the exact kernel does, and the popularity-only control says how much of it is popularity.
 
 # %%
 L = dbnb.letter.headline["words_gpt5nano"]
@@ -191,3 +251,55 @@ dbnb.letter.compare({
     "pairs within 1 sigma": ("(not reported)", f"{pc.within_1sigma:.0%}"),
     "pairs within 2 sigma": ("(not reported)", f"{pc.within_2sigma:.0%}"),
 })
+
+# %% [markdown]
+# ## Takeaway
+# On the exact kernel, one potential explains most of the log-ratios of opposite transitions,
+# but a popularity-only kernel explains nearly as much; sampled at 100 calls per word, the pair
+# plot of a reversible chain looks like the model's, so the sampled plot alone proves little.
+#
+# **Next:** [05 · The action as a scale](05_action_as_scale.ipynb).
+
+# %% [markdown]
+# ## Exercises
+# 1. **The rows of the pair plot.** A pair seen $k$ times one way and $l$ times the other, with
+#    100 calls from each state, has measured log-ratio $\log(k/l)$. List the values it can take
+#    for $1 \le k, l \le 3$ and find them as rows in the sampled pair plot.
+# 2. **Entropy production.** For the two synthetic chains of the first section
+#    (`synthetic.driven_chain(120, degree=6, sigma=1.5, drive=d, seed=7)`, $d = 0$ and 1.5), put
+#    the escape probability on the diagonal, compute the stationary $\pi$ and the entropy
+#    production
+#    $\dot S = \frac12\sum_{f,g} (J_{gf}-J_{fg})\log(J_{gf}/J_{fg})$, $J_{gf} = \pi(f)T(g\leftarrow f)$.
+#    Which chain produces entropy?
+# 3. **Popularity control by hand.** From `efit.transitions.matrix` (the exact 100-word kernel),
+#    compute $\beta V_{\text{pop}} = -\log \bar p(g)$ and the $R^2$ of the pair log-ratios it
+#    gives with one fitted scale; compare with `pop.r2_popularity`.
+#
+# <details><summary><b>Solution</b> (click to open)</summary>
+#
+# 1. $0$ ($k = l$), $\pm\log 2 = \pm 0.69$, $\pm\log 3 = \pm 1.10$, $\pm\log(3/2) = \pm 0.41$:
+#    `sorted({round(float(np.log(k / l)), 2) for k in (1, 2, 3) for l in (1, 2, 3)})`. The $N_0$ cancel
+#    (100 calls from each state), so these rows do not depend on $\Delta V$ at all.
+# 2. Zero (to rounding, about $10^{-28}$) for the reversible chain, about 0.034 per call for the
+#    driven one: detailed balance is exactly zero entropy production.
+#
+# ```python
+# def entropy_production(chain):
+#     P = chain.matrix.toarray() + np.diag(chain.escape_probability())
+#     w, vecs = np.linalg.eig(P)
+#     pi = np.abs(np.real(vecs[:, np.argmin(np.abs(w - 1))]))
+#     pi /= pi.sum()
+#     J = P * pi[None, :]                   # J[g, f] = pi(f) T(g<-f)
+#     m = (J > 0) & (J.T > 0)
+#     return 0.5 * float(np.sum((J - J.T)[m] * np.log(J[m] / J.T[m])))
+#
+# for d in (0.0, 1.5):
+#     print(d, entropy_production(
+#         synthetic.driven_chain(120, degree=6, sigma=1.5, drive=d, seed=7)))
+# ```
+#
+# 3. The cell of the exact-kernel section does it: `vpop`, `x_pop`, `scale` and then
+#    `1 - sum((y - scale * x_pop)**2) / sum(y**2)` with `y = pairs["y"]` (uncentred: a
+#    log-ratio's sign depends on the pair's orientation); about 0.88, against 0.93 for least
+#    action.
+# </details>

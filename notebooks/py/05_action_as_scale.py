@@ -9,6 +9,12 @@
 # $$ \langle S_{\min}\rangle = e^{\sigma^2}\operatorname{erfc}(\sigma) \;\xrightarrow{\sigma\gg 1}\; \frac{1}{\sigma\sqrt{\pi}} , $$
 #
 # and Table IV compares it with the action actually reached.
+#
+# **What you will learn**
+# - the distribution of $\beta V$ over states and its Gaussian fit (Fig. 11);
+# - what Eq. 28 predicts for the minimum action, and why escapes make the raw comparison
+#   flattering (Table IV);
+# - how majority voting over $M$ samples multiplies the potential (Fig. 12).
 
 # %%
 SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
@@ -29,6 +35,10 @@ fit = dbnb.fit_potential(src.words, violation="exp")
 dist = diagnostics.potential_distribution(fit, min_calls=2)
 plots.fig11_potential_histogram(dist);
 dist.summary()
+
+# %% [markdown]
+# *What to look for:* how well the Gaussian curve follows the histogram; its width $\sigma$ is
+# the number that enters Eq. 28.
 
 # %% [markdown]
 # ## Table IV: expected versus actual minimum action
@@ -69,8 +79,21 @@ dbnb.letter.table4()
 curves = diagnostics.majority_vote_curves(m=10, ns=(5, 7, 9))
 plots.fig12_majority_vote(curves);
 
+# %% [markdown]
+# *What to look for:* at small $T$ the curves run parallel to the power laws $T^n$: the log-ratio
+# of opposite transitions, hence $\beta V$, is multiplied by $n$.
+
 # %%
 a, b = 0.02, 0.005
 for n in (5, 7, 9):
     ratio, power = diagnostics.majority_vote_ratio(a, b, 10, n)
     print(f"n = {n}: T_M,n ratio = {float(ratio):.4g}   (a/b)^n = {float(power):.4g}")
+
+# %% [markdown]
+# ## Takeaway
+# The minimum action measures how directional an agent is, but only against the right
+# baseline: normalise by the flat-potential action of the same kernel, or escapes make any
+# agent look directional.
+#
+# **Next:** [06 · The symbolic agent](06_symbolic_agent.ipynb) runs the whole pipeline on the
+# Letter's second agent.

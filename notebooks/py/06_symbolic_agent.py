@@ -16,6 +16,11 @@
 # valid expression freely (273 of 2,000 calls on the Letter's schedule), so the main run
 # restricts its reply to 121 candidate expressions with a grammar, and for that agent the
 # kernel is also computed exactly from the model's token probabilities (last section).
+#
+# **What you will learn**
+# - how the second agent of the Letter (a state = a fitting expression) is built and scored;
+# - what the checks of notebooks 03-05 give on it, sampled and with the exact kernel;
+# - what the symbolic agent does *not* show, said plainly with numbers computed below.
 
 # %%
 SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
@@ -27,7 +32,7 @@ import pandas as pd
 
 import dbnb
 from dbnb import diagnostics, plots
-from dbnb.agents import symbolic as S
+from dbnb.agents import symbolic
 from dbnb.symdata import load_dataset
 
 # %% [markdown]
@@ -39,12 +44,25 @@ print(data)
 fig, ax = plt.subplots(figsize=(4.5, 3))
 ax.plot(data.x, data.y, ".", ms=3, color="0.4", label="mcycle")
 grid = np.linspace(data.x.min(), data.x.max(), 300)
+mse = {}
 for text in ["param1*times+param2", "param1*sin(param2*times+param3)*exp(-param4*times)+param5"]:
-    fit = S.fit_expression(text, data.x, data.y, variable=data.variable)
-    expr = S.parse_expression(text, data.variable)
-    ax.plot(grid, expr(grid, fit.params), label=f"{text[:28]}... MSE {fit.mse:.0f}")
+    curve = symbolic.fit_expression(text, data.x, data.y, variable=data.variable)
+    expr = symbolic.parse_expression(text, data.variable)
+    mse[text] = curve.mse
+    ax.plot(grid, expr(grid, curve.params), label=f"{text[:28]}... MSE {curve.mse:.0f}")
 ax.set(xlabel="time after impact [ms]", ylabel="head acceleration [g]")
-ax.legend(fontsize=6);
+ax.legend(fontsize=8);
+
+# %% [markdown]
+# *What to look for:* the damped sine, the shape the data seem to ask for, is **not** better than
+# the straight line here. Its least-squares fit from the default starting values stops in a
+# local optimum (a refit from starting values scaled to the data does better), so a state's MSE
+# measures the expression *and* the optimiser:
+
+# %%
+line, sine = mse.values()
+print(f"MSE straight line {line:.0f}, damped sine {sine:.0f}: "
+      f"the sine is {'worse' if sine > line else 'better'} by {abs(sine - line):.0f}")
 
 # %% [markdown]
 # Model output is parsed, never executed: anything outside the grammar of the expression
@@ -54,9 +72,9 @@ ax.legend(fontsize=6);
 for reply in ["param1*tanh(param2*times)+param3", "__import__('os').system('ls')",
               "param1*times.real", "lambda t: t"]:
     try:
-        S.parse_expression(reply, "times")
+        symbolic.parse_expression(reply, "times")
         print(f"valid   : {reply}")
-    except S.InvalidExpression as exc:
+    except symbolic.InvalidExpression as exc:
         print(f"escape  : {reply!r} -> {exc.reason}")
 
 # %% [markdown]
@@ -107,12 +125,15 @@ pd.Series(dbnb.letter.TABLE1_SYMBOLIC, name="beta V (Letter, Table I)").to_frame
 graph = diagnostics.potential_vs_score(fit, counts.metadata["mse"])
 plots.fig_potential_vs_score(graph);
 
+# %% [markdown]
+# *What to look for:* whether low $V$ (bottom) goes with low MSE (left); the arrow colours give
+# the direction of each strong transition in $V$.
+
 # %%
 L = dbnb.letter.headline["ideasearchfitter"]
 shares = graph.shares()
 dbnb.letter.compare({
-    "states in the subgraph": (L["fig5_states"], graph.n_states if hasattr(graph, "n_states")
-                               else len(graph.states)),
+    "states in the subgraph": (L["fig5_states"], len(graph.states)),
     "share down": (L["fig5_share_down"], round(shares["down"], 4)),
     "share up": (L["fig5_share_up"], round(shares["up"], 4)),
     "share flat": (L["fig5_share_flat"], round(shares["flat"], 4)),
@@ -132,6 +153,10 @@ fig.tight_layout()
 pd.concat([pc.summary(), tc.summary()])
 
 # %% [markdown]
+# *What to look for:* how few points there are; with so few two-way pairs and triplets neither
+# panel can confirm or refute detailed balance on the sampled run.
+
+# %% [markdown]
 # ## Coarse-graining
 # The Letter remarks that directionality shows at several levels of coarse-graining. Merging
 # expressions with the same canonical form (sympy-normalised, parameters renumbered) or the same
@@ -141,7 +166,7 @@ pd.concat([pc.summary(), tc.summary()])
 rows = {}
 for level in ("canonical", "skeleton"):
     try:
-        cg = S.coarse_grain(counts, level, variable=src.symbolic_variable)
+        cg = symbolic.coarse_grain(counts, level, variable=src.symbolic_variable)
     except ImportError as exc:  # sympy is an optional extra
         print(f"{level}: {exc}")
         continue
@@ -160,7 +185,7 @@ pd.DataFrame(rows).T
 # are in units of $\beta V$ per standard deviation of the feature.
 
 # %%
-fp = S.feature_potential(fit, variable=src.symbolic_variable)
+fp = symbolic.feature_potential(fit, variable=src.symbolic_variable)
 print(fp)
 fp.table().round(3)
 
@@ -233,6 +258,28 @@ if src.available("symbolic_logprob"):
           f"{ {k: round(v, 3) for k, v in egraph.shares().items()} }")
 
 # %% [markdown]
+# *What to look for:* the left panel has no error bars (no sampling noise); on the right, where
+# the arrows end.
+#
+# ## What the symbolic agent does not show
+# Said plainly, with the numbers of this run: (i) the model collapses onto the two attractor
+# spellings of one rational function; (ii) $V$ is unrelated to how well an expression fits;
+# (iii) only a small fraction of the "exact" kernel's entries are bounded well enough to use.
+
+# %%
+if src.available("symbolic_logprob"):
+    from scipy.stats import spearmanr
+
+    main_states = efit.status[efit.status == "main"].index
+    bottom = efit.potential[main_states].nsmallest(2)
+    into = np.isin(np.asarray(egraph.states)[egraph.g], bottom.index)
+    rho = spearmanr(egraph.potential, np.log10(egraph.score)).statistic
+    print(f"(i)   the two lowest-V states: {', '.join(bottom.index)}; "
+          f"{into.mean():.0%} of the {egraph.n_transitions} strong transitions end there")
+    print(f"(ii)  Spearman(beta V, log10 MSE) = {rho:.2f} over {len(egraph.states)} states")
+    print(f"(iii) usable (bounded to 0.1 in log) off-diagonal entries: {bounded.mean():.0%}")
+
+# %% [markdown]
 # Do the sampled run's pair error bars (Eq. 5) cover the exact log-ratios?
 
 # %%
@@ -247,6 +294,16 @@ if src.available("symbolic_logprob"):
 
 # %%
 if src.available("symbolic_logprob"):
-    efp = S.feature_potential(efit, variable=src.symbolic_variable, main_only=True)
+    efp = symbolic.feature_potential(efit, variable=src.symbolic_variable, main_only=True)
     print(efp)
-    efp.table().round(3)
+    display(efp.table().round(3))
+
+# %% [markdown]
+# ## Takeaway
+# The symbolic agent runs the same pipeline, but on this small model the evidence is thin: a
+# few two-way pairs when sampled, a collapse onto two spellings of one function, a potential
+# unrelated to fit quality, and an exact kernel of which only a small part is usable. It shows
+# what the method needs (many two-way pairs), not that the Letter's claim holds here.
+#
+# **Next:** [07 · Is it detailed balance?](07_is_it_detailed_balance.ipynb) asks how strong the
+# evidence is on every data set, with calibrated tests and controls.
