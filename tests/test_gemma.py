@@ -153,3 +153,9 @@ def test_gemma_kernel_matches_server_sampler(tmp_path, monkeypatch):
         assert np.all(np.abs(z[e >= 1]) < 4), zs
     print(f"chi2 = {chi2:.2f}, dof = {dof}, p = {stats.chi2.sf(chi2, dof):.3g}", zs)
     assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof, zs)
+
+
+def test_sampled_records_note_the_template():
+    assert local.record_info(MODEL) == {
+        "chat_template_sha256": local.chat_template(MODEL)["sha256"]}
+    assert local.record_info("local/smollm2") == {} and local.record_info("gpt-4o") == {}

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib
 import importlib.resources
 import os
@@ -126,6 +127,19 @@ def chat_template(name: str | os.PathLike) -> dict[str, str] | None:
     text = (importlib.resources.files("dbnb.llm") / "templates" / file).read_text("utf-8")
     return {"template": text, "bos_token": bos, "eos_token": eos, "file": file,
             "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+@functools.lru_cache(maxsize=8)
+def _template_sha(name: str) -> str | None:
+    t = chat_template(name)
+    return None if t is None else t["sha256"]
+
+
+def record_info(model: str) -> dict[str, str]:
+    """What a sampled call's record notes about a local model: the shipped chat template's
+    SHA-256 (``chat_template_sha256``) when dbnb gives the server one, else nothing."""
+    sha = _template_sha(model) if is_local(model) else None
+    return {} if sha is None else {"chat_template_sha256": sha}
 
 
 def _serve_with_template(path: str, bos: str, eos: str) -> None:
