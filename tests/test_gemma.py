@@ -100,7 +100,8 @@ def test_max_tokens_covers_every_tokenisation():
 
 @pytest.mark.slow
 def test_gemma_kernel_matches_server_sampler(tmp_path, monkeypatch):
-    """Draws from the real Gemma server (round-robin prompts) agree with the exact kernel."""
+    """180 draws from the real Gemma server agree with the exact kernel (measured: chi2 1.57,
+    dof 6, p 0.95; 6 min on a loaded 2-core machine, SmolLM2's test is faster)."""
     pytest.importorskip("litellm")
     from concurrent.futures import ThreadPoolExecutor
 
