@@ -610,7 +610,7 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
         "error": err,
         "attempts": attempts,
         "deployment": deployment,
-        "meta": req.meta or {},
+        "meta": {**(req.meta or {}), **_local.record_info(req.model)},
     }
     return record, fatal
 

