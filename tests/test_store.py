@@ -259,10 +259,11 @@ def test_two_processes_write_one_store(tmp_path):
     for p in procs:
         assert p.wait(timeout=120) == 0
     raw = path.read_bytes().splitlines()
-    assert len(raw) == 300
-    parsed = [json.loads(line) for line in raw]  # every line is a complete record
+    parsed = [json.loads(line) for line in raw]  # every line is complete: a body or a record
+    parsed = [v for v in parsed if "key" in v]
+    assert len(parsed) == 300
     store = JsonlStore(path, read_only=True)
-    assert store.n_corrupt == 0 and store.n_truncated == 0
+    assert store.n_corrupt == 0 and store.n_truncated == 0 and len(store) == 300
     states = sorted(r["meta"]["state"] for r in parsed)
     assert states == list(range(150)) + list(range(1000, 1150))
 
@@ -271,3 +272,58 @@ def _source_of_make_record() -> str:
     import inspect
 
     return inspect.getsource(make_record)
+
+
+# -- the deduplicated layout (request bodies once, records by hash) --------------------------
+def _big_record(i: int, n_prompts: int = 3) -> dict:
+    grammar = "root ::= (" + " | ".join(f'"W{j}"' for j in range(200)) + ")"
+    return make_record(i % n_prompts, sample=i, extra_body={"grammar": grammar})
+
+
+def test_dedup_round_trip_and_size(tmp_path):
+    recs = [_big_record(i) for i in range(60)]
+    new, old = tmp_path / "new.jsonl", tmp_path / "old.jsonl"
+    JsonlStore(new).put_many(recs)
+    JsonlStore(old, dedup=False).put_many(recs)
+    a, b = list(JsonlStore(new, read_only=True)), list(JsonlStore(old, read_only=True))
+    assert a == b and len(a) == 60
+    assert a[7]["messages"] == recs[7]["messages"] and a[7]["params"] == recs[7]["params"]
+    lines = new.read_bytes().splitlines()
+    assert sum(b'"key"' not in ln for ln in lines) == 3  # three distinct bodies, each once
+    assert new.stat().st_size * 5 < old.stat().st_size  # dedup actually happened
+
+
+def test_dedup_reads_old_layout_and_appends_to_it(tmp_path):
+    path = tmp_path / "mixed.jsonl"
+    JsonlStore(path, dedup=False).put_many([_big_record(i) for i in range(5)])
+    store = JsonlStore(path)  # an old-layout file, now appended in the new layout
+    store.put(_big_record(5))
+    again = JsonlStore(path, read_only=True)
+    assert len(again) == 6 and again.n_corrupt == 0
+    assert [r["sample"] for r in again] == list(range(6))
+    assert again.get(_big_record(2)["key"])["messages"] == _big_record(2)["messages"]
+
+
+def test_dedup_crash_remnant_ignored(tmp_path):
+    path = tmp_path / "cut.jsonl"
+    store = JsonlStore(path)
+    store.put_many([_big_record(i) for i in range(4)])
+    size = path.stat().st_size
+    store.put(_big_record(99, n_prompts=1000))  # a new body line, then its record line
+    data = path.read_bytes()
+    path.write_bytes(data[: size + (len(data) - size) - 20])  # cut the record line
+    reopened = JsonlStore(path)
+    assert len(reopened) == 4 and reopened.n_truncated == 1 and reopened.n_corrupt == 0
+    assert reopened.get(_big_record(99, n_prompts=1000)["key"]) is None  # not committed
+    reopened.put(_big_record(99, n_prompts=1000))  # the resume writes it again
+    assert len(JsonlStore(path, read_only=True)) == 5
+
+
+def test_dedup_gz_compact_reads(tmp_path):
+    path = tmp_path / "s.jsonl"
+    JsonlStore(path).put_many([_big_record(i) for i in range(9)])
+    with open(path, "rb") as fh, gzip.open(tmp_path / "raw.jsonl.gz", "wb") as gz:
+        gz.write(fh.read())  # the new layout, gzipped as is, reads read-only
+    assert list(JsonlStore(tmp_path / "raw.jsonl.gz")) == list(JsonlStore(path))
+    assert compact(path, tmp_path / "c.jsonl.gz") == 9
+    assert list(JsonlStore(tmp_path / "c.jsonl.gz")) == list(JsonlStore(path))

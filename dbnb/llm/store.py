@@ -23,6 +23,16 @@ Design of :class:`JsonlStore`
   store ignores it (counted in :attr:`JsonlStore.n_truncated`), never raises, and the next append
   cuts it off before writing. Complete lines that do not parse (should not happen) are skipped
   and counted in :attr:`JsonlStore.n_corrupt`.
+- Repeated request content is stored once (``dedup=True``, the default for writing): the
+  first time a request body (:data:`BODY_FIELDS`: ``messages`` and ``params``, the prompt and
+  grammar that every sample of a prompt repeats) is written, a *body line*
+  ``{"body": <hash>, "messages": ..., "params": ...}`` goes first, in the same durable write as
+  the record; every record line then carries ``"body": <hash>`` (:func:`body_hash`) instead of
+  the body. The record line is written after its body, so its newline is still the commit
+  marker; a body whose record was cut off is an orphan, ignored. Readers accept both layouts
+  in one file (every store written before the deduplicated layout reads unchanged, and is
+  appended to in the new one); ``dedup=False`` writes full records. Records read back are the
+  full records in both cases.
 - Stores shipped in ``data/`` are gzip-compressed JSON Lines (``.jsonl.gz``), written by
   :func:`compact`. A ``.gz`` path is always opened read-only.
 
@@ -60,6 +70,8 @@ __all__ = [
     "sanitize_params",
     "is_secret_name",
     "compact",
+    "body_hash",
+    "BODY_FIELDS",
     "REQUIRED_FIELDS",
     "OPTIONAL_FIELDS",
 ]
@@ -236,6 +248,26 @@ def _check_record(record: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _dumps(rec: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(rec, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"record with key {rec.get('key')!r} is not JSON-serialisable: {exc}")\
+            from exc
+
+
+# Fields of a record kept once per distinct request in the deduplicated layout.
+BODY_FIELDS = ("messages", "params")
+
+
+def body_hash(record: Mapping[str, Any]) -> str:
+    """Content address of a record's request body (:data:`BODY_FIELDS`): 32 hex digits of a
+    SHA-256 over their canonical JSON (sorted keys, no whitespace)."""
+    text = json.dumps({f: record[f] for f in BODY_FIELDS}, sort_keys=True,
+                      separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
 class Store:
     """Interface and shared in-memory index of a response store.
 
@@ -286,14 +318,14 @@ class Store:
         checked = [_check_record(r) for r in records]
         if not checked:
             return
+        self._append(checked, self._lines(checked))
+
+    def _lines(self, records: list[dict[str, Any]]) -> list[str]:
+        """The JSON lines that persist `records` (one full record per line by default)."""
         lines = []
-        for rec in checked:
-            try:
-                lines.append(json.dumps(rec, ensure_ascii=False, separators=(",", ":")))
-            except (TypeError, ValueError) as exc:
-                raise TypeError(f"record with key {rec['key']!r} is not JSON-serialisable: {exc}")\
-                    from exc
-        self._append(checked, lines)
+        for rec in records:
+            lines.append(_dumps(rec))
+        return lines
 
     def _append(self, records: list[dict[str, Any]], lines: list[str]) -> None:
         raise NotImplementedError
@@ -367,6 +399,10 @@ class JsonlStore(Store):
         Refuse :meth:`put`. The file must exist.
     fsync : bool, default True
         Call ``os.fsync`` after each append. Turn off only for bulk conversions.
+    dedup : bool, default True
+        Write each distinct request body once and records that name it by hash (see the
+        module docstring); False writes one full record per line (the old layout). Reading
+        accepts both.
 
     Attributes
     ----------
@@ -376,8 +412,11 @@ class JsonlStore(Store):
         Complete lines that did not parse as a record. Skipped.
     """
 
-    def __init__(self, path: str | os.PathLike, read_only: bool = False, *, fsync: bool = True):
+    def __init__(self, path: str | os.PathLike, read_only: bool = False, *, fsync: bool = True,
+                 dedup: bool = True):
         super().__init__()
+        self.dedup = bool(dedup)
+        self._bodies: dict[str, dict[str, Any]] = {}  # body hash -> {messages, params}
         self.path = Path(path)
         self.gzipped = self.path.name.endswith(".gz")
         self.read_only = bool(read_only) or self.gzipped
@@ -417,11 +456,40 @@ class JsonlStore(Store):
 
     def _ingest(self, values: list[Any]) -> None:
         """Index the values read from the file that are records; count the others."""
+        bodies = self._bodies
         for rec in values:
-            if isinstance(rec, dict) and "key" in rec:
+            if not isinstance(rec, dict):
+                self._not_records += 1
+            elif "key" in rec:
+                ref = rec.pop("body", None)
+                if ref is not None:  # deduplicated layout: the body was written before
+                    body = bodies.get(ref)
+                    if body is None:
+                        self._not_records += 1
+                        continue
+                    rec.update(body)  # shared, never mutated: get() and iter() copy
                 self._index(rec)
+            elif "body" in rec and isinstance(rec.get("messages"), list):
+                ref = rec.pop("body")
+                bodies[ref] = {f: rec.get(f) for f in BODY_FIELDS}
             else:
                 self._not_records += 1
+
+    def _lines(self, records: list[dict[str, Any]]) -> list[str]:
+        """Deduplicated layout: a body line the first time a request body is seen, then one
+        short record line naming it by hash (the record line, written last, commits)."""
+        if not self.dedup:
+            return super()._lines(records)
+        lines, new = [], {}
+        for rec in records:
+            h = body_hash(rec)
+            if h not in self._bodies and h not in new:
+                new[h] = True
+                lines.append(_dumps({"body": h, **{f: rec[f] for f in BODY_FIELDS}}))
+            short = {k: v for k, v in rec.items() if k not in BODY_FIELDS}
+            short["body"] = h
+            lines.append(_dumps(short))
+        return lines
 
     def refresh(self) -> int:
         """Read records appended by other processes since the last read.
@@ -440,7 +508,12 @@ class JsonlStore(Store):
     def _append(self, records: list[dict[str, Any]], lines: list[str]) -> None:
         self._file.append(lines, on_read=self._ingest)
         for rec in records:
-            self._index(json.loads(json.dumps(rec)))
+            rec = json.loads(json.dumps(rec))
+            if self.dedup:
+                h = body_hash(rec)
+                body = self._bodies.setdefault(h, {f: rec[f] for f in BODY_FIELDS})
+                rec.update(body)
+            self._index(rec)
 
 
 def compact(
