@@ -140,3 +140,19 @@ def test_paper_offline_exit_status(monkeypatch, tmp_path, capsys):
     status = cli.main(["reproduce", "--source", "paper", "--out", str(tmp_path)])
     assert status == 2
     assert "needs a network connection once" in capsys.readouterr().err
+
+
+def test_exact_table_bins_on_the_pair_total():
+    """Coverage of the shipped 30-word sampled kernel's intervals against its exact kernel:
+    binned on N(g<-f) + N(f<-g), never on the observed smaller count."""
+    src = reproduce.shipped_sources()
+    t = reproduce._exact_table(src)
+    assert list(t.columns) == ["pairs", "covered (95 %, Clopper-Pearson)",
+                               "covered (95 %, mid-p)", "one_way"]
+    assert t.index.name == "pair total" and t.index[0] == "1-1"
+    assert t.loc["1-1", "one_way"] == 1.0  # a total of one is always one-way
+    cp, mid = t["covered (95 %, Clopper-Pearson)"], t["covered (95 %, mid-p)"]
+    assert (cp >= mid).all()  # mid-p intervals are never wider
+    covered = float((cp * t["pairs"]).sum() / t["pairs"].sum())
+    assert covered >= 0.95
+    assert "delta-method bar" in t.attrs["note"]
