@@ -303,6 +303,12 @@ def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = No
         No network and nothing cached: says what to do.
     ValueError
         The repository holds no file in a known format (names what it found).
+
+    See Also
+    --------
+    paper_files : the same files by what they are (Claude-4, Gemini, GPT-5 Nano,
+        IdeaSearchFitter; :data:`LETTER_FILES`), which ``dbnb reproduce --source paper`` and
+        :class:`dbnb.sources.Sources` use; this function only reads every file it can.
     """
     files = _hub_list(repo_id, revision)
     wanted = [f for f in files if _reader_for(f) is not None]
