@@ -117,9 +117,7 @@ def test_notebook_runs(path, monkeypatch):
 
 
 @pytest.mark.slow
-# 06 is left out: on a folder it fits the 150-expression file's feature potential in a cell that
-# runs over the 120 s cell timeout (open in issue 14's note).
-@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS if not p.stem.startswith("06")])
+@pytest.mark.parametrize("stem", [p.stem for p in NOTEBOOKS])
 def test_notebook_runs_on_a_folder_of_the_letters_files(stem, tmp_path, monkeypatch):
     """``SOURCE`` a folder holding the Letter's four files (written as the data set holds
     them): the notebook reads them, says which file it drew from, and shows no problem."""
