@@ -86,3 +86,47 @@ def test_walk_record_reweight_at_one_equals_walk(min_prob):
     p2, _, unc2 = reweight(rec, 2.0, len(words), lambda c: tree.completions(tree.text[c]))
     assert p2.sum() + unc2 == pytest.approx(1.0, abs=1e-9)
     assert not np.allclose(p2, p)
+
+
+def test_cutoff_at_every_temperature_bounds_the_hot_kernel():
+    """Following children by their path probability at T = 2 as well: the T = 2 kernel's
+    uncovered mass falls, and with one temperature the walk is unchanged."""
+    from types import SimpleNamespace
+
+    from dbnb.llm.logprob.nodes import reweight, to_record
+    from dbnb.llm.logprob.tree import TokenTree
+    from dbnb.llm.logprob.walk import walk
+
+    words = ["AB", "A", "BA", "ABA", "BAB", "B"]
+    pieces = {"A": [1], "B": [2], "AB": [3], "BA": [4], "ABA": [5]}
+    tree = TokenTree(words, pieces, 3)
+    m = SimpleNamespace(llm=None, eog=np.array([0, 6]))
+
+    def logits_of(n):
+        return np.random.default_rng(n).normal(0, 3, 7).astype(np.float32).astype(float)
+
+    def run(temps, min_prob=0.05):
+        rows: list = []
+        out = walk(m, [0, 0], tree, "fresh", len(words), min_prob, logits_of, record=rows,
+                   cutoff_temperatures=temps)
+        return out, to_record(rows, 2)
+
+    comp = lambda c: tree.completions(tree.text[c])  # noqa: E731
+    (lo1, up1, _, _, v1), rec1 = run((1.0,))
+    (lo_same, up_same, _, _, v_same), _ = run(())  # 1 is always a cut-off temperature
+    np.testing.assert_array_equal(lo1, lo_same)
+    assert v1 == v_same
+    (lo2, up2, _, _, v2), rec2 = run((1.0, 2.0))
+    assert v2 >= v1
+    _, _, unc_one = reweight(rec1, 2.0, len(words), comp)
+    p_all, _, unc_all = reweight(rec2, 2.0, len(words), comp)
+    assert unc_all < unc_one
+    # exact answer: no cut-off at all
+    (_, _, _, _, _), rec0 = run((1.0,), min_prob=0.0)
+    p_exact, _, unc0 = reweight(rec0, 2.0, len(words), comp)
+    assert unc0 < 1e-12
+    assert np.all(p_all <= p_exact + 1e-12)
+    assert p_exact.sum() - p_all.sum() == pytest.approx(unc_all, abs=1e-9)
+    # T = 1: following more children only raises the lower bounds, never past the exact value
+    (lo0, _, _, _, _), _ = run((1.0,), min_prob=0.0)
+    assert np.all(lo2 >= lo1 - 1e-12) and np.all(lo2 <= lo0 + 1e-12)

@@ -160,7 +160,11 @@ def logprob_temperatures(
     one :func:`logprob_replies` returns). With ``min_prob > 0`` the cut-off is applied at
     ``T = 1``; at other temperatures the children it left unfollowed are uncovered mass,
     added to the upper bound of every candidate they could complete (recomputed per ``T``),
-    and ``ladder`` is not available (``None``).
+    and ``ladder`` is not available (``None``). The walk follows a child when its path
+    probability at any of ``temperatures`` reaches ``min_prob``, so every kernel is bounded as
+    tightly as a walk at its own temperature would be (at the cost of more nodes; the T = 1
+    kernel then has more mass covered than :func:`logprob_replies` with the same
+    ``min_prob``).
 
     Parameters
     ----------
@@ -241,7 +245,8 @@ def _compute(
     m = load_model(model)
     others = [t for t in temperatures if t != 1.0]  # re-weighted from the walk's record
     key = _digest([CHECKPOINT_FORMAT, cands, m.path.name, strategy, prompt_mode,
-                   float(min_prob)] + ([sorted(others)] if others else []))
+                   float(min_prob)] + ([sorted(others), "cutoff at every temperature"]
+                                       if others else []))
     tree = TokenTree(cands, m.pieces, m.max_piece)
     if strategy == "naive":
         tree.expand_all()
@@ -279,7 +284,7 @@ def _compute(
                          else None)
             rows: list | None = [] if others else None
             lp, up, lad, _, k = walk(m, prompt, tree, prompt_mode, n, min_prob, logits_of,
-                                     record=rows)
+                                     record=rows, cutoff_temperatures=temperatures)
             got = {}
             if others:
                 rec = to_record(rows, len(m.eog))

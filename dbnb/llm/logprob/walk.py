@@ -71,7 +71,7 @@ This module relies on private parts of llama-cpp-python (``Llama._ctx``; :mod:`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Literal
 
 import numpy as np
@@ -116,7 +116,7 @@ LADDER = (10.0, 100.0)  # cut-offs, as multiples of min_prob, recorded for conve
 
 def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n_words: int,
          min_prob: float = 0.0, logits_of: Callable[[int], np.ndarray] | None = None,
-         record: list | None = None,
+         record: list | None = None, cutoff_temperatures: Sequence[float] = (1.0,),
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """Depth-first walk of the token tree: log P(candidate) under the grammar sampler.
 
@@ -131,6 +131,9 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
     ``record`` receives one tuple per visited node (node, children, their float32 logits,
     EOG logits or None, word, children's words, children followed and leaf), the input of
     :func:`dbnb.llm.logprob.nodes.to_record`: kernels at any temperature without a re-walk.
+    ``cutoff_temperatures``: a child is followed when its path probability at *any* of these
+    temperatures reaches ``min_prob`` (default: at 1 only), so that kernels re-weighted to a
+    higher temperature keep their uncovered mass below ``min_prob`` per skipped child too.
 
     Returns the log-probabilities (lower bounds), upper bounds of the probabilities (equal to
     the lower bounds when nothing was skipped), the log-probabilities the walk would have found
@@ -144,6 +147,9 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
         eval_prompt(m, prompt, prompt_mode)
     n0 = len(prompt)
     log_min = math.log(min_prob) if min_prob > 0 else -math.inf
+    inv_t = 1.0 / np.asarray(sorted({float(t) for t in cutoff_temperatures} | {1.0}))
+    only_one = len(inv_t) == 1
+    lp_t: dict[int, np.ndarray] = {0: np.zeros(len(inv_t))}  # path log-prob per temperature
     word_lp: list[list[float]] = [[] for _ in range(n_words)]
     gate: list[list[float]] = [[] for _ in range(n_words)]  # path log-prob of the node
     stuck = 0.0
@@ -152,12 +158,14 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
     stack = [(0, 0.0)]
     while stack:
         n, lp = stack.pop()
+        lpt = lp_t.pop(n) if not only_one else None
+        gate_lp = lp if only_one else float(lpt.max())
         kids = tree.children(n)
         complete = tree.word[n] >= 0
         if not kids:  # EOG is the only allowed token: P = 1 (or a dead end)
             if complete:
                 word_lp[tree.word[n]].append(lp)
-                gate[tree.word[n]].append(lp)
+                gate[tree.word[n]].append(gate_lp)
             else:
                 stuck += math.exp(lp)
             continue
@@ -174,19 +182,32 @@ def walk(m: LoadedModel, prompt: list[int], tree: TokenTree, prompt_mode: str, n
             xe = lg[m.eog]
             lse = _lse(np.concatenate([x, xe]))
             word_lp[tree.word[n]].append(lp + _lse(xe) - lse)
-            gate[tree.word[n]].append(lp)
+            gate[tree.word[n]].append(gate_lp)
         else:
             lse = _lse(x)
+        if only_one:
+            follow = lp + (x - lse)
+        else:  # path log-prob of every child at every cut-off temperature; follow on the max
+            xs = np.outer(inv_t, x)
+            allx = np.concatenate([xs, np.outer(inv_t, lg[m.eog])], axis=1) if complete else xs
+            mx = allx.max(axis=1, keepdims=True)
+            lse_t = mx[:, 0] + np.log(np.exp(allx - mx).sum(axis=1))
+            kid_t = lpt[:, None] + xs - lse_t[:, None]
+            follow = kid_t.max(axis=0)
         if record is not None:
             lks = lp + (x - lse)
             record.append((n, list(kids), x.astype(np.float32),
                            lg[m.eog].astype(np.float32) if complete else None,
                            int(tree.word[n]), [int(tree.word[k]) for k in kids],
-                           [bool(lk >= log_min and not tree.children(k))
-                            for k, lk in zip(kids, lks, strict=True)]))
-        for k, lk in zip(reversed(kids), reversed(lp + (x - lse)), strict=True):
-            if lk >= log_min:
+                           [bool(fk >= log_min and not tree.children(k))
+                            for k, fk in zip(kids, follow, strict=True)]))
+        lks = lp + (x - lse)
+        for i in reversed(range(len(kids))):
+            k, lk = kids[i], lks[i]
+            if follow[i] >= log_min:
                 stack.append((k, float(lk)))
+                if not only_one:
+                    lp_t[k] = kid_t[:, i]
             else:
                 t = tree.text[k]
                 skipped[t] = skipped.get(t, 0.0) + math.exp(lk)
