@@ -2,69 +2,88 @@
 
 The Letter suggests that LLMs share "a class of underlying potential functions that may
 transcend different LLM architectures and prompt templates". With two exact kernels
-``P_A(g <- f)`` and ``P_B(g <- f)`` on the same states (two models, two prompt wordings, two
+``T_A(g <- f)`` and ``T_B(g <- f)`` on the same states (two models, two prompt wordings, two
 temperatures) that is testable without sampling noise:
 
-* each kernel's pair log-ratios ``y(f, g) = log P(g <- f) - log P(f <- g)`` on pairs with both
-  directions positive are fitted by a potential, ``y ~ V(f) - V(g)`` (unweighted least
-  squares on the pair graph: the gradient part of the Hodge split), with its own ``R2``;
+* each kernel's flow on the pairs with both directions positive, ``y(f, g) = log T(g<-f) -
+  log T(f<-g)``, is split by :func:`dbnb.hodge` into a gradient ``V(f) - V(g)`` (unweighted
+  least squares: an exact kernel has no sampling noise to weight by), curl and harmonic parts;
+  the gradient fraction is the fit's ``R2``;
 * ``V_A`` against ``V_B`` on the states of the common component: Pearson and Spearman
-  correlations with intervals (Fisher z and a bootstrap over states);
+  correlations with intervals (Fisher z; a bootstrap over states, which asks how much the
+  answer depends on which words happen to be in the vocabulary);
 * cross-prediction: ``V_A`` (times one fitted scale ``s``, which absorbs a change of beta,
   e.g. with temperature) predicts ``y_B``; its ``R2`` beside ``B``'s own;
 * the popularity-only control: ``V_pop = -log p_B`` with ``p_B(g)`` the mean reply probability
-  of ``g`` over ``B``'s sources (the kernel of a prompt-independent agent, which obeys
+  of ``g`` over ``B``'s other prompts (the kernel of a prompt-independent agent, which obeys
   detailed balance trivially). A shared potential means something only when ``V_A`` predicts
   ``y_B`` better than ``B``'s own popularity does.
 
-Kernels are square probability matrices ``P[g, f]`` (row = reply ``g``, column = prompt ``f``,
-as ``N[g, f]`` counts ``f -> g`` everywhere in dbnb) given as labelled DataFrames;
-:func:`kernel_frame` makes one from a :class:`dbnb.llm.logprob.LogprobKernel`, optionally at
-another temperature.
+A kernel is a :class:`~dbnb.kernels.TransitionKernel` (e.g. ``exact.to_transition_kernel()``),
+any object with a ``to_transition_kernel(max_log_gap=...)`` method (a
+:class:`dbnb.llm.logprob.LogprobKernel`: pairs whose bounds are looser than ``max_log_gap`` are
+left out in both directions), or a square labelled DataFrame ``P[g, f]`` (row = reply, column =
+prompt, as ``N[g, f]`` counts ``f -> g`` everywhere in dbnb).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from scipy import stats
+
+from . import graph
+from .hodge import HodgeDecomposition, hodge
+from .kernels import TransitionKernel
+from .synthetic import true_kernel
 
 __all__ = [
     "PairPotential",
     "Comparison",
+    "as_exact_kernel",
     "kernel_frame",
     "fit_pair_potential",
     "compare",
+    "compare_to",
     "comparison_table",
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class PairPotential:
-    """A least-squares potential of a kernel's pair log-ratios.
+    """The gradient part of a kernel's log-ratio flow on its largest two-way component.
 
     Attributes
     ----------
     potential : pandas.Series
-        ``V`` per state of the largest connected pair graph, mean zero.
+        ``beta V`` per state of the largest connected component of the two-way pair graph,
+        mean zero (dimensionless; ``y ~ V(f) - V(g)``, Eq. 5).
     pairs : pandas.DataFrame
-        Columns ``f``, ``g``, ``y`` (``log P(g<-f) - log P(f<-g)``), one row per unordered pair
-        with both directions positive (and both endpoints in the component).
+        Columns ``f``, ``g``, ``y`` (``log T(g<-f) - log T(f<-g)``), one row per unordered pair
+        with both directions positive and both endpoints in the component.
     r2 : float
-        ``1 - SS_res / SS_tot`` of ``y ~ V(f) - V(g)`` (``SS_tot = sum y^2``: a flow has no
-        intercept); the gradient fraction of the flow.
+        ``1 - SS_res / SS_tot`` of ``y ~ V(f) - V(g)`` on those pairs (``SS_tot = sum y^2``: a
+        flow has no intercept), i.e. the gradient fraction of the component's flow.
+    hodge : HodgeDecomposition
+        The unweighted Hodge split of the component's flow (gradient, curl, harmonic shares).
     """
 
     potential: pd.Series
     pairs: pd.DataFrame
     r2: float
+    hodge: HodgeDecomposition
+
+    def __repr__(self) -> str:
+        return (f"PairPotential({len(self.potential)} states, {len(self.pairs)} pairs, "
+                f"R2 {self.r2:.3f})")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Comparison:
     """V of kernel A against V of kernel B, and how well each predicts B's log-ratios.
 
@@ -73,7 +92,7 @@ class Comparison:
     names : tuple of str
         ``(A, B)``.
     states : tuple of str
-        The common states compared.
+        The common states compared (in both kernels' largest two-way components).
     fit_a, fit_b : PairPotential
         Each kernel's own fit, on the common states.
     pearson, spearman : tuple of float
@@ -88,6 +107,8 @@ class Comparison:
         ``s' (V_pop(f) - V_pop(g))`` with ``V_pop = -log p_B``.
     level : float
         Interval level.
+    info : dict
+        ``n_boot``, ``seed``, ``max_log_gap``.
     """
 
     names: tuple[str, str]
@@ -104,10 +125,16 @@ class Comparison:
     level: float = 0.95
     info: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        return (f"Comparison({self.names[0]} vs {self.names[1]}: {len(self.states)} states, "
+                f"Pearson {self.pearson[0]:.3f}, R2 cross {self.r2_cross:.3f} / own "
+                f"{self.r2_own:.3f} / popularity {self.r2_popularity:.3f})")
+
     def to_series(self) -> pd.Series:
         """One row of :func:`comparison_table`."""
         r, lo, hi = self.pearson
         rs, slo, shi = self.spearman
+        hb = self.fit_b.hodge
         return pd.Series({
             "A": self.names[0], "B": self.names[1], "states": len(self.states),
             "pairs_B": len(self.fit_b.pairs),
@@ -116,10 +143,11 @@ class Comparison:
             "spearman": rs, "spearman_lo": slo, "spearman_hi": shi,
             "scale": self.scale, "r2_own_A": self.fit_a.r2, "r2_own_B": self.r2_own,
             "r2_cross": self.r2_cross, "r2_popularity": self.r2_popularity,
+            "curl_B": hb.curl_fraction, "harmonic_B": hb.harmonic_fraction,
         })
 
 
-def kernel_frame(kernel, temperature: float = 1.0) -> pd.DataFrame:
+def kernel_frame(kernel: Any) -> pd.DataFrame:
     """The square kernel ``P[g, f]`` of a log-probability kernel on its sources.
 
     Parameters
@@ -127,111 +155,144 @@ def kernel_frame(kernel, temperature: float = 1.0) -> pd.DataFrame:
     kernel : dbnb.llm.logprob.LogprobKernel or pandas.DataFrame
         A kernel with ``states``, ``sources`` and ``prob`` (``(n_states, n_sources)``), or an
         already labelled frame (rows = replies, columns = prompts).
-    temperature : float, default 1
-        Only 1 for a plain kernel (a kernel at another temperature needs the stored child
-        logits, :func:`dbnb.llm.logprob.nodes.reweight`).
 
     Returns
     -------
     pandas.DataFrame
-        Rows and columns are the sources (replies outside the sources dropped).
+        Rows and columns are the sources that are also replies (other replies dropped); the
+        diagonal (self-replies) is kept as it is.
     """
-    if temperature != 1.0:
-        raise ValueError("a kernel at temperature != 1 needs stored child logits "
-                         "(dbnb.llm.logprob.nodes.reweight); got a plain kernel")
     if isinstance(kernel, pd.DataFrame):
         df = kernel
-    else:
+    elif all(hasattr(kernel, a) for a in ("states", "sources", "prob")):
         df = pd.DataFrame(np.asarray(kernel.prob), index=list(kernel.states),
                           columns=list(kernel.sources))
-    common = [s for s in df.columns if s in df.index]
+    else:
+        raise TypeError(f"kernel must be a DataFrame or have states, sources and prob; got "
+                        f"{type(kernel).__name__}")
+    if df.index.has_duplicates or df.columns.has_duplicates:
+        raise ValueError("kernel labels must be unique; duplicated: "
+                         f"{sorted(set(df.index[df.index.duplicated()]))[:5]}")
+    rows = set(df.index)
+    common = [s for s in df.columns if s in rows]
     if len(common) < 3:
         raise ValueError(f"a kernel needs >= 3 states that are both prompts and replies, "
                          f"got {len(common)}")
-    return df.loc[common, common].astype(float)
+    out = df.loc[common, common].astype(float)
+    bad = ~np.isfinite(out.to_numpy()) | (out.to_numpy() < 0)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"kernel entries must be finite probabilities >= 0; "
+                         f"P[{common[r]!r}, {common[c]!r}] = {float(out.iat[r, c])!r}")
+    return out
 
 
-def _pairs(p: pd.DataFrame) -> pd.DataFrame:
-    a = p.to_numpy()
-    n = a.shape[0]
-    i, j = np.triu_indices(n, 1)  # i = g (row), j = f (column): a[i, j] = P(g_i <- f_j)
-    fwd, bwd = a[i, j], a[j, i]
-    ok = (fwd > 0) & (bwd > 0)
-    lab = np.asarray(p.index)
-    # y = log P(g<-f) - log P(f<-g) = V(f) - V(g), with f = column j, g = row i
-    return pd.DataFrame({"f": lab[j[ok]], "g": lab[i[ok]],
-                         "y": np.log(fwd[ok]) - np.log(bwd[ok])})
-
-
-def _largest_component(pairs: pd.DataFrame) -> list[str]:
-    from scipy.sparse import coo_matrix
-    from scipy.sparse.csgraph import connected_components
-
-    lab = sorted(set(pairs["f"]) | set(pairs["g"]))
-    if not lab:
-        return []
-    ix = {s: k for k, s in enumerate(lab)}
-    r = pairs["f"].map(ix).to_numpy()
-    c = pairs["g"].map(ix).to_numpy()
-    g = coo_matrix((np.ones(len(r)), (r, c)), shape=(len(lab), len(lab)))
-    _, comp = connected_components(g, directed=False)
-    big = np.bincount(comp).argmax()
-    return [s for s, k in zip(lab, comp, strict=True) if k == big]
-
-
-def _solve(pairs: pd.DataFrame, states: Sequence[str]) -> np.ndarray:
-    ix = {s: k for k, s in enumerate(states)}
-    m = len(pairs)
-    d = np.zeros((m, len(states)))
-    d[np.arange(m), pairs["f"].map(ix).to_numpy()] = 1.0
-    d[np.arange(m), pairs["g"].map(ix).to_numpy()] -= 1.0
-    v = np.linalg.lstsq(d, pairs["y"].to_numpy(), rcond=None)[0]
-    return v - v.mean()
-
-
-def _r2(y: np.ndarray, pred: np.ndarray) -> float:
-    tot = float(np.sum(y**2))
-    return float("nan") if tot == 0 else 1.0 - float(np.sum((y - pred) ** 2)) / tot
-
-
-def fit_pair_potential(p: pd.DataFrame, states: Sequence[str] | None = None) -> PairPotential:
-    """Least-squares potential of the pair log-ratios of a square kernel ``P[g, f]``.
+def as_exact_kernel(kernel: Any, *, max_log_gap: float | None = None) -> TransitionKernel:
+    """Any kernel :mod:`dbnb.comparison` takes, as a :class:`~dbnb.kernels.TransitionKernel`.
 
     Parameters
     ----------
-    p : pandas.DataFrame
-        Square kernel, rows = replies, columns = prompts, same labels.
+    kernel : TransitionKernel, LogprobKernel or pandas.DataFrame
+        See the module docstring. The diagonal (self-replies) is an escape either way.
+    max_log_gap : float, optional
+        For a kernel with bounds (``LogprobKernel``): leave out every pair with an entry whose
+        bounds differ by more than this in log (both directions, see
+        ``LogprobKernel.censored_pairs``). Not allowed for kernels without bounds.
+
+    Returns
+    -------
+    TransitionKernel
+    """
+    if isinstance(kernel, TransitionKernel):
+        if max_log_gap is not None:
+            raise ValueError("max_log_gap needs a kernel with bounds (a LogprobKernel); "
+                             "a TransitionKernel has none")
+        return kernel
+    if isinstance(kernel, pd.DataFrame):
+        if max_log_gap is not None:
+            raise ValueError("max_log_gap needs a kernel with bounds (a LogprobKernel); "
+                             "a DataFrame has none")
+        df = kernel_frame(kernel)
+        return true_kernel(df.to_numpy(), tuple(df.index), source="kernel frame")
+    if hasattr(kernel, "to_transition_kernel"):
+        return kernel.to_transition_kernel(max_log_gap=max_log_gap)
+    raise TypeError(f"kernel must be a TransitionKernel, a LogprobKernel or a DataFrame; got "
+                    f"{type(kernel).__name__}")
+
+
+def _restrict(tk: TransitionKernel, states: Sequence[str]) -> TransitionKernel:
+    pos = {s: k for k, s in enumerate(tk.states)}
+    idx = np.array([pos[s] for s in states], dtype=np.int64)
+    m = sp.csr_array(tk.matrix[idx][:, idx])
+    n0 = np.asarray(tk.n0)[idx].copy()
+    n0.setflags(write=False)
+    return TransitionKernel(counts=tk.counts.submodel(idx), matrix=m, n0=n0, method=tk.method,
+                            noise_free=tk.noise_free)
+
+
+def _largest_two_way_component(tk: TransitionKernel) -> list[str]:
+    m = sp.csr_array(tk.matrix > 0)
+    two_way = m.multiply(m.T)  # symmetric: both directions positive
+    comp = graph.strong_components(two_way)
+    on_pair = np.asarray(two_way.sum(axis=0)).ravel() > 0
+    if not on_pair.any():
+        return []
+    big = np.bincount(comp[on_pair]).argmax()
+    return [s for s, k, p in zip(tk.states, comp, on_pair, strict=True) if p and k == big]
+
+
+def fit_pair_potential(kernel: Any, states: Sequence[str] | None = None, *,
+                       max_log_gap: float | None = None) -> PairPotential:
+    """The potential of a kernel's pair log-ratios: the gradient of its Hodge split (Eq. 5).
+
+    Parameters
+    ----------
+    kernel : TransitionKernel, LogprobKernel or pandas.DataFrame
+        See the module docstring.
     states : sequence of str, optional
         Restrict to these states first (default all).
+    max_log_gap : float, optional
+        See :func:`as_exact_kernel`.
 
     Returns
     -------
     PairPotential
         On the largest connected component of the two-way pair graph.
 
+    Raises
+    ------
+    ValueError
+        When no pair of states has both directions positive.
+
     Examples
     --------
     >>> import numpy as np, pandas as pd
     >>> v = np.array([0.0, 1.0, 3.0]); s = list("abc")
-    >>> p = pd.DataFrame(np.exp(-(v[:, None] - v[None, :]) / 2), index=s, columns=s)
-    >>> round(fit_pair_potential(p).r2, 12)
-    1.0
+    >>> p = pd.DataFrame(np.exp(-(v[:, None] - v[None, :]) / 2) / 4, index=s, columns=s)
+    >>> fit = fit_pair_potential(p)
+    >>> round(fit.r2, 12), (fit.potential.round(6) + 0.0).tolist()
+    (1.0, [-1.333333, -0.333333, 1.666667])
     """
-    if p.shape[0] != p.shape[1] or list(p.index) != list(p.columns):
-        raise ValueError(f"kernel must be square with equal row and column labels, "
-                         f"got shape {p.shape}")
+    tk = as_exact_kernel(kernel, max_log_gap=max_log_gap)
     if states is not None:
-        p = p.loc[list(states), list(states)]
-    pairs = _pairs(p)
-    comp = _largest_component(pairs)
+        missing = [s for s in states if s not in set(tk.states)]
+        if missing:
+            raise ValueError(f"states not in the kernel: {missing[:5]}")
+        tk = _restrict(tk, list(states))
+    comp = _largest_two_way_component(tk)
     if len(comp) < 2:
-        raise ValueError("no pair of states has both directions positive")
-    keep = set(comp)
-    pairs = pairs[pairs["f"].isin(keep) & pairs["g"].isin(keep)].reset_index(drop=True)
-    v = _solve(pairs, comp)
-    pot = pd.Series(v, index=comp, name="V")
-    pred = pot[pairs["f"]].to_numpy() - pot[pairs["g"]].to_numpy()
-    return PairPotential(pot, pairs, _r2(pairs["y"].to_numpy(), pred))
+        raise ValueError("no pair of states has both directions positive: the flow is empty "
+                         "and the potential undefined")
+    h = hodge(_restrict(tk, comp), weights="uniform")
+    pot = h.potential[comp]
+    pot = (pot - pot.mean()).rename("V")
+    pairs = pd.DataFrame({"f": h.pairs["f"], "g": h.pairs["g"], "y": h.pairs["flow"]})
+    return PairPotential(pot, pairs, h.gradient_fraction, h)
+
+
+def _r2(y: np.ndarray, pred: np.ndarray) -> float:
+    tot = float(np.sum(y**2))
+    return float("nan") if tot == 0 else 1.0 - float(np.sum((y - pred) ** 2)) / tot
 
 
 def _scaled_r2(y: np.ndarray, x: np.ndarray) -> tuple[float, float]:
@@ -248,14 +309,38 @@ def _fisher(r: float, n: int, level: float) -> tuple[float, float]:
     return float(np.tanh(z - h)), float(np.tanh(z + h))
 
 
-def compare(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("A", "B"),
-            level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> Comparison:
-    """Compare the potentials of two square kernels on their common states.
+def _row_corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    xc = x - x.mean(axis=1, keepdims=True)
+    yc = y - y.mean(axis=1, keepdims=True)
+    return np.sum(xc * yc, axis=1) / np.sqrt(np.sum(xc**2, axis=1) * np.sum(yc**2, axis=1))
+
+
+def _boot_corr(va: np.ndarray, vb: np.ndarray, n_boot: int, level: float,
+               seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Percentile intervals of Pearson and Spearman over resamples of the states."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, va.size, (n_boot, va.size))
+    x, y = va[k], vb[k]
+    ok = (np.ptp(x, axis=1) > 0) & (np.ptp(y, axis=1) > 0)
+    x, y = x[ok], y[ok]
+    if not len(x):
+        nan = (float("nan"), float("nan"))
+        return nan, nan
+    q = [(1 - level) / 2, (1 + level) / 2]
+    p = np.quantile(_row_corr(x, y), q)
+    s = np.quantile(_row_corr(stats.rankdata(x, axis=1), stats.rankdata(y, axis=1)), q)
+    return (float(p[0]), float(p[1])), (float(s[0]), float(s[1]))
+
+
+def compare(a: Any, b: Any, *, names: tuple[str, str] = ("A", "B"), level: float = 0.95,
+            n_boot: int = 2000, seed: int = 0,
+            max_log_gap: float | None = None) -> Comparison:
+    """Compare the potentials of two kernels on their common states.
 
     Parameters
     ----------
-    a, b : pandas.DataFrame
-        Square kernels ``P[g, f]`` (:func:`kernel_frame`).
+    a, b : TransitionKernel, LogprobKernel or pandas.DataFrame
+        The two kernels (see the module docstring).
     names : tuple of str
         Labels of ``a`` and ``b``.
     level : float
@@ -264,53 +349,90 @@ def compare(a: pd.DataFrame, b: pd.DataFrame, *, names: tuple[str, str] = ("A", 
         Bootstrap resamples of the states (correlation intervals).
     seed : int
         Bootstrap seed.
+    max_log_gap : float, optional
+        Censor loosely bounded pairs of log-probability kernels (:func:`as_exact_kernel`).
 
     Returns
     -------
     Comparison
+
+    Raises
+    ------
+    ValueError
+        When the kernels share fewer than 3 states, or fewer than 3 states sit in both
+        kernels' largest two-way components.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    common = [s for s in a.index if s in set(b.index)]
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if len(names) != 2:
+        raise ValueError(f"names must be two labels, got {names!r}")
+    ta = as_exact_kernel(a, max_log_gap=max_log_gap)
+    tb = as_exact_kernel(b, max_log_gap=max_log_gap)
+    in_b = set(tb.states)
+    common = [s for s in ta.states if s in in_b]
     if len(common) < 3:
         raise ValueError(f"the kernels share {len(common)} states; need >= 3")
-    fa0 = fit_pair_potential(a, common)
-    fb0 = fit_pair_potential(b, common)
-    both = [s for s in fa0.potential.index if s in set(fb0.potential.index)]
-    if len(both) < 3:
-        raise ValueError(f"the two fits share {len(both)} connected states; need >= 3")
-    fa, fb = fit_pair_potential(a, both), fit_pair_potential(b, both)
-    both = [s for s in fa.potential.index if s in set(fb.potential.index)]
+    both = common
+    for _ in range(len(common)):  # shrink to the states in both largest components
+        ca = set(_largest_two_way_component(_restrict(ta, both)))
+        cb = set(_largest_two_way_component(_restrict(tb, both)))
+        new = [s for s in both if s in ca and s in cb]
+        if len(new) < 3:
+            raise ValueError(f"the two kernels share {len(new)} states in their largest "
+                             "two-way components; need >= 3")
+        if new == both:
+            break
+        both = new
+    fa, fb = fit_pair_potential(ta, both), fit_pair_potential(tb, both)
     va, vb = fa.potential[both].to_numpy(), fb.potential[both].to_numpy()
     r = float(stats.pearsonr(va, vb)[0])
     rs = float(stats.spearmanr(va, vb)[0])
-    rng = np.random.default_rng(seed)
-    boot_p, boot_s = [], []
-    for _ in range(n_boot):
-        k = rng.integers(0, len(both), len(both))
-        x, y = va[k], vb[k]
-        if np.ptp(x) == 0 or np.ptp(y) == 0:
-            continue
-        boot_p.append(np.corrcoef(x, y)[0, 1])
-        boot_s.append(stats.spearmanr(x, y)[0])
-    q = [(1 - level) / 2, (1 + level) / 2]
-    bp = tuple(float(t) for t in np.quantile(boot_p, q)) if boot_p else (np.nan, np.nan)
-    bs = tuple(float(t) for t in np.quantile(boot_s, q)) if boot_s else (np.nan, np.nan)
+    bp, bs = _boot_corr(va, vb, n_boot, level, seed)
     # cross-prediction of B's log-ratios on B's pairs
     pb = fb.pairs
     yb = pb["y"].to_numpy()
     xa = fa.potential[pb["f"]].to_numpy() - fa.potential[pb["g"]].to_numpy()
     scale, r2_cross = _scaled_r2(yb, xa)
-    pop = b.loc[both, both].mean(axis=1)  # mean reply probability over B's prompts
+    m = _restrict(tb, both).matrix.toarray()  # diagonal 0: self-replies are escapes
+    pop = pd.Series(m.sum(axis=1) / (len(both) - 1), index=both)  # mean over other prompts
     vpop = -np.log(pop.clip(lower=np.finfo(float).tiny))
     xp = vpop[pb["f"]].to_numpy() - vpop[pb["g"]].to_numpy()
     _, r2_pop = _scaled_r2(yb, xp)
     return Comparison(
-        names=tuple(names), states=tuple(both), fit_a=fa, fit_b=fb,
+        names=(str(names[0]), str(names[1])), states=tuple(both), fit_a=fa, fit_b=fb,
         pearson=(r, *_fisher(r, len(both), level)), spearman=(rs, *bs),
         pearson_boot=bp, scale=scale, r2_own=fb.r2, r2_cross=r2_cross,
-        r2_popularity=r2_pop, level=level, info={"n_boot": n_boot, "seed": seed},
+        r2_popularity=r2_pop, level=level,
+        info={"n_boot": n_boot, "seed": seed, "max_log_gap": max_log_gap},
     )
+
+
+def compare_to(reference: Any, others: Mapping[str, Any], *, name: str = "reference",
+               **kwargs: Any) -> list[Comparison]:
+    """:func:`compare` one reference kernel with each of several (models, prompts, T).
+
+    Parameters
+    ----------
+    reference : kernel
+        Kernel ``A`` of every comparison.
+    others : mapping of str to kernel
+        Label -> kernel ``B``.
+    name : str
+        Label of the reference.
+    **kwargs
+        Passed to :func:`compare`.
+
+    Returns
+    -------
+    list of Comparison
+        In the order of ``others``; :func:`comparison_table` makes the table.
+    """
+    if not others:
+        raise ValueError("others is empty: nothing to compare with")
+    return [compare(reference, k, names=(name, str(label)), **kwargs)
+            for label, k in others.items()]
 
 
 def comparison_table(results: Sequence[Comparison]) -> pd.DataFrame:

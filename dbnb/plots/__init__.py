@@ -15,6 +15,8 @@ Module map::
     triplets       Figs. 3, 8: closed 3-cycles, forward vs backward (Eq. 7)  [fig_triplets]
     score          Fig. 5: potential vs log10 MSE, up/down transitions  [fig_potential_vs_score]
     one_way        Fig. 10: one-way pairs vs the Eq. 25 bound  [fig10_one_way]
+    comparison     one potential for many kernels? V_A vs V_B, cross-prediction
+                   [fig_potential_comparison, fig_comparison_summary]
     heatmap        T(g<-f) as a picture, rows = targets, columns = sources
                    [fig_kernel_heatmap]
     histogram      Fig. 11: histogram of beta V with a Gaussian (Eq. 28)
@@ -33,6 +35,7 @@ source, estimator, counts) above the axes, a string writes that string, ``""`` w
 from ._style import PALETTE
 from .balance import fig_coverage, fig_hodge_fractions, fig_p_values, fig_power
 from .diagrams import diagram_levels, fig01_schematic, fig02_transition_diagram
+from .comparison import fig_comparison_summary, fig_potential_comparison
 from .heatmap import fig_kernel_heatmap
 from .histogram import fig11_potential_histogram
 from .majority_vote import fig12_majority_vote
@@ -55,6 +58,8 @@ __all__ = [
     "fig11_potential_histogram",
     "fig12_majority_vote",
     "fig_exact_comparison",
+    "fig_potential_comparison",
+    "fig_comparison_summary",
     "fig_p_values",
     "fig_power",
     "fig_coverage",

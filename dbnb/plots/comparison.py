@@ -1,7 +1,14 @@
-"""V of one kernel against V of another (:func:`dbnb.comparison.compare`)."""
+"""One potential for many kernels? (:func:`dbnb.comparison.compare`).
+
+``fig_potential_comparison`` draws one comparison (``s V_A`` against ``V_B`` per state);
+``fig_comparison_summary`` many (models, prompt wordings, temperatures) side by side: the
+correlation of the potentials with its interval and the three ``R2`` of ``B``'s log-ratios
+(own potential, ``A``'s potential, ``B``'s popularity only).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,13 +21,13 @@ if TYPE_CHECKING:
 
     from ..comparison import Comparison
 
-__all__ = ["potential_comparison"]
+__all__ = ["fig_potential_comparison", "fig_comparison_summary"]
 
 
 @plotting_function
-def potential_comparison(result: Comparison, *, ax: Axes | None = None,
-                         caption: str | None = None) -> Figure:
-    """Scatter of ``s V_A`` against ``V_B`` on the common states, with the numbers.
+def fig_potential_comparison(result: Comparison, *, ax: Axes | None = None,
+                             caption: str | None = None) -> Figure:
+    """Scatter of ``s beta V_A`` against ``beta V_B`` on the common states, with the numbers.
 
     Parameters
     ----------
@@ -39,7 +46,7 @@ def potential_comparison(result: Comparison, *, ax: Axes | None = None,
     st = list(result.states)
     va = result.scale * result.fit_a.potential[st].to_numpy()
     vb = result.fit_b.potential[st].to_numpy()
-    ax.scatter(va, vb, s=10, color=PALETTE["data"], alpha=0.8, lw=0, gid="states")
+    ax.scatter(va, vb, s=12, color=PALETTE["data"], alpha=0.8, lw=0, gid="states")
     lo, hi = float(np.min([va, vb])), float(np.max([va, vb]))
     diagonal(ax, lo, hi, "equal")
     ax.set_xlabel(f"{fmt(result.scale)} x beta V ({a})")
@@ -48,7 +55,57 @@ def potential_comparison(result: Comparison, *, ax: Axes | None = None,
     rs, slo, shi = result.spearman
     stats_box(ax, [f"Pearson {fmt(r)} [{fmt(rlo)}, {fmt(rhi)}]",
                    f"Spearman {fmt(rs)} [{fmt(slo)}, {fmt(shi)}]",
-                   f"R2 own {fmt(result.r2_own)}, cross {fmt(result.r2_cross)}",
-                   f"R2 popularity only {fmt(result.r2_popularity)}"])
-    write_caption(ax, caption, f"{len(st)} common states; {a} vs {b}")
+                   f"R2 of {b}: own {fmt(result.r2_own)}, {a}'s V {fmt(result.r2_cross)}",
+                   f"popularity only {fmt(result.r2_popularity)}"])
+    write_caption(ax, caption, f"{len(st)} common states, {len(result.fit_b.pairs)} two-way "
+                  f"pairs of {b}; {int(100 * result.level)} % intervals")
+    return fig
+
+
+@plotting_function
+def fig_comparison_summary(results: Sequence[Comparison], *, ax: Axes | None = None,
+                           caption: str | None = None) -> Figure:
+    """Many comparisons side by side: correlation of the potentials and the ``R2`` of ``B``.
+
+    Parameters
+    ----------
+    results : sequence of dbnb.comparison.Comparison
+        One row each (labelled ``A vs B``).
+    ax : matplotlib Axes, optional
+        Draw here (default: a new figure).
+    caption : str, optional
+        Text above the axes (``None``: automatic; ``""``: none).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Points per comparison at ``y = row``: Pearson ``r`` with its interval (black), and
+        ``R2`` of ``B``'s pair log-ratios under ``B``'s own potential, under ``A``'s (scaled)
+        and under ``B``'s popularity alone.
+    """
+    results = list(results)
+    if not results:
+        raise ValueError("results is empty: nothing to draw")
+    fig, ax = get_axes(ax, (4.6, 0.45 * len(results) + 1.3))
+    y = np.arange(len(results))[::-1].astype(float)
+    r = np.array([c.pearson[0] for c in results])
+    lo = np.array([c.pearson[1] for c in results])
+    hi = np.array([c.pearson[2] for c in results])
+    err = np.clip([r - lo, hi - r], 0.0, None)  # rounding at |r| = 1
+    ax.errorbar(r, y, xerr=err, fmt="o", color="0.1", ms=5, capsize=3,
+                label="Pearson r of the potentials", gid="pearson")
+    for key, dy, color, marker, label in [
+        ("r2_own", 0.22, PALETTE["flat"], "s", "R2 own potential"),
+        ("r2_cross", 0.11, PALETTE["data"], "D", "R2 with A's potential"),
+        ("r2_popularity", -0.16, PALETTE["theory"], "v", "R2 popularity only"),
+    ]:
+        ax.plot([getattr(c, key) for c in results], y + dy, marker, color=color, ms=5,
+                ls="none", label=label, gid=key)
+    ax.set_yticks(y, [f"{c.names[0]} vs {c.names[1]}" for c in results])
+    ax.set_xlim(min(0.0, float(np.nanmin(np.r_[lo, r]))) - 0.05, 1.05)
+    ax.axvline(0, color=PALETTE["error"], lw=0.8)
+    ax.set_xlabel("correlation  /  R2")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    write_caption(ax, caption, f"{len(results)} comparisons; "
+                  f"{int(100 * results[0].level)} % intervals (Fisher z)")
     return fig
