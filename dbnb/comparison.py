@@ -105,6 +105,12 @@ class Comparison:
     r2_own, r2_cross, r2_popularity : float
         ``R2`` of ``y_B`` under ``V_B``, under ``s V_A`` and under the popularity control
         ``s' (V_pop(f) - V_pop(g))`` with ``V_pop = -log p_B``.
+    beyond_popularity : tuple of float
+        ``(r, lo, hi)``: Pearson correlation of what each potential holds beyond its own
+        kernel's popularity (the residual of ``V_X`` regressed on ``-log p_X``, with
+        intercept), Fisher-z interval with two degrees of freedom taken for the regressions.
+        Two models that merely agree on which words are common correlate in ``V`` but not
+        here.
     level : float
         Interval level.
     info : dict
@@ -122,6 +128,7 @@ class Comparison:
     r2_own: float
     r2_cross: float
     r2_popularity: float
+    beyond_popularity: tuple[float, float, float] = (float("nan"),) * 3
     level: float = 0.95
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -143,6 +150,9 @@ class Comparison:
             "spearman": rs, "spearman_lo": slo, "spearman_hi": shi,
             "scale": self.scale, "r2_own_A": self.fit_a.r2, "r2_own_B": self.r2_own,
             "r2_cross": self.r2_cross, "r2_popularity": self.r2_popularity,
+            "beyond_popularity": self.beyond_popularity[0],
+            "beyond_popularity_lo": self.beyond_popularity[1],
+            "beyond_popularity_hi": self.beyond_popularity[2],
             "curl_B": hb.curl_fraction, "harmonic_B": hb.harmonic_fraction,
         })
 
@@ -332,6 +342,19 @@ def _boot_corr(va: np.ndarray, vb: np.ndarray, n_boot: int, level: float,
     return (float(p[0]), float(p[1])), (float(s[0]), float(s[1]))
 
 
+def _popularity_potential(tk: TransitionKernel, states: Sequence[str]) -> pd.Series:
+    """``-log p(g)``, ``p(g)`` the mean of ``T(g <- f)`` over the other prompts ``f``."""
+    m = _restrict(tk, states).matrix.toarray()  # diagonal 0: self-replies are escapes
+    pop = pd.Series(m.sum(axis=1) / (len(states) - 1), index=list(states))
+    return -np.log(pop.clip(lower=np.finfo(float).tiny))
+
+
+def _residual(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``v`` minus its least-squares fit ``a + b x``."""
+    d = np.column_stack([np.ones_like(x), x])
+    return v - d @ np.linalg.lstsq(d, v, rcond=None)[0]
+
+
 def compare(a: Any, b: Any, *, names: tuple[str, str] = ("A", "B"), level: float = 0.95,
             n_boot: int = 2000, seed: int = 0,
             max_log_gap: float | None = None) -> Comparison:
@@ -395,16 +418,18 @@ def compare(a: Any, b: Any, *, names: tuple[str, str] = ("A", "B"), level: float
     yb = pb["y"].to_numpy()
     xa = fa.potential[pb["f"]].to_numpy() - fa.potential[pb["g"]].to_numpy()
     scale, r2_cross = _scaled_r2(yb, xa)
-    m = _restrict(tb, both).matrix.toarray()  # diagonal 0: self-replies are escapes
-    pop = pd.Series(m.sum(axis=1) / (len(both) - 1), index=both)  # mean over other prompts
-    vpop = -np.log(pop.clip(lower=np.finfo(float).tiny))
+    vpop = _popularity_potential(tb, both)
     xp = vpop[pb["f"]].to_numpy() - vpop[pb["g"]].to_numpy()
     _, r2_pop = _scaled_r2(yb, xp)
+    ra = _residual(va, _popularity_potential(ta, both)[both].to_numpy())
+    rb = _residual(vb, vpop[both].to_numpy())
+    rp = float(np.corrcoef(ra, rb)[0, 1]) if np.ptp(ra) > 0 and np.ptp(rb) > 0 else np.nan
+    beyond = (rp, *_fisher(rp, len(both) - 2, level))
     return Comparison(
         names=(str(names[0]), str(names[1])), states=tuple(both), fit_a=fa, fit_b=fb,
         pearson=(r, *_fisher(r, len(both), level)), spearman=(rs, *bs),
         pearson_boot=bp, scale=scale, r2_own=fb.r2, r2_cross=r2_cross,
-        r2_popularity=r2_pop, level=level,
+        r2_popularity=r2_pop, beyond_popularity=beyond, level=level,
         info={"n_boot": n_boot, "seed": seed, "max_log_gap": max_log_gap},
     )
 

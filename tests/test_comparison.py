@@ -201,3 +201,18 @@ def test_correlation_interval_of_compare_is_fisher_z():
     c = compare(_kernel(va), _kernel(vb), n_boot=100)
     assert c.pearson[1:] == pytest.approx(_fisher(c.pearson[0], 20, 0.95))
     assert c.pearson[1] < c.pearson[0] < c.pearson[2]
+
+
+def test_beyond_popularity_separates_shared_popularity_from_a_shared_potential():
+    rng = np.random.default_rng(12)
+    n = 40
+    pop = np.exp(rng.normal(0, 2, n))  # popularity dominates V
+    u, w1, w2 = rng.normal(0, 1, (3, n))
+    # same popularity, independent prompt-dependent potentials: V correlates, the rest not
+    a, b = _kernel(w1, pop=pop), _kernel(w2, pop=pop)
+    c = compare(a, b, n_boot=50)
+    assert c.pearson[0] > 0.5
+    assert c.beyond_popularity[1] < 0 < c.beyond_popularity[2]
+    # same popularity and a shared part u beyond it: both correlate
+    d = compare(_kernel(u + 0.3 * w1, pop=pop), _kernel(u + 0.3 * w2, pop=pop), n_boot=50)
+    assert d.beyond_popularity[1] > 0.5
