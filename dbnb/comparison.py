@@ -70,7 +70,8 @@ class PairPotential:
         ``1 - SS_res / SS_tot`` of ``y ~ V(f) - V(g)`` on those pairs (``SS_tot = sum y^2``: a
         flow has no intercept), i.e. the gradient fraction of the component's flow.
     hodge : HodgeDecomposition
-        The unweighted Hodge split of the component's flow (gradient, curl, harmonic shares).
+        The unweighted Hodge split of the component's flow (gradient share; curl and harmonic
+        shares only when fitted with ``cycles=True``).
     """
 
     potential: pd.Series
@@ -153,7 +154,7 @@ class Comparison:
             "beyond_popularity": self.beyond_popularity[0],
             "beyond_popularity_lo": self.beyond_popularity[1],
             "beyond_popularity_hi": self.beyond_popularity[2],
-            "curl_B": hb.curl_fraction, "harmonic_B": hb.harmonic_fraction,
+            "non_gradient_B": 1.0 - hb.gradient_fraction,
         })
 
 
@@ -252,7 +253,7 @@ def _largest_two_way_component(tk: TransitionKernel) -> list[str]:
 
 
 def fit_pair_potential(kernel: Any, states: Sequence[str] | None = None, *,
-                       max_log_gap: float | None = None) -> PairPotential:
+                       max_log_gap: float | None = None, cycles: bool = False) -> PairPotential:
     """The potential of a kernel's pair log-ratios: the gradient of its Hodge split (Eq. 5).
 
     Parameters
@@ -263,6 +264,9 @@ def fit_pair_potential(kernel: Any, states: Sequence[str] | None = None, *,
         Restrict to these states first (default all).
     max_log_gap : float, optional
         See :func:`as_exact_kernel`.
+    cycles : bool, default False
+        Also split the rest into curl and harmonic parts (``dbnb.hodge(cycles=True)``: a solve
+        over every triangle, seconds at 100 states); else those shares are NaN.
 
     Returns
     -------
@@ -293,7 +297,7 @@ def fit_pair_potential(kernel: Any, states: Sequence[str] | None = None, *,
     if len(comp) < 2:
         raise ValueError("no pair of states has both directions positive: the flow is empty "
                          "and the potential undefined")
-    h = hodge(_restrict(tk, comp), weights="uniform")
+    h = hodge(_restrict(tk, comp), weights="uniform", cycles=cycles)
     pot = h.potential[comp]
     pot = (pot - pot.mean()).rename("V")
     pairs = pd.DataFrame({"f": h.pairs["f"], "g": h.pairs["g"], "y": h.pairs["flow"]})

@@ -17,8 +17,11 @@ import numpy as np
 import pandas as pd
 
 from . import diagnostics
+from .comparison import comparison_table
 from .potential import fit_potential
 from .sources import (  # noqa: F401 (re-exported)
+    COMPARISON_GROUPS,
+    COMPARISON_KERNELS,
     LOCAL_MODEL,
     SYM_MAX_LAST_STEP,
     SYM_MAX_LOG_GAP,
@@ -151,6 +154,30 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
             "figE2_exact100_pairs", "Beyond the Letter: pairs of the exact kernel (100 words)",
             lambda: plots.fig_pairs(diagnostics.pairs(src.logprob100_fit), fraction=0.1,
                                     errors=False)))
+    groups = [g for g in COMPARISON_GROUPS if src.available(g)]
+    for k, group in enumerate(groups):
+        ref, others = COMPARISON_GROUPS[group]
+        files = ", ".join(f"data/{COMPARISON_KERNELS[x]}" for x in (ref, *others))
+        if len(others) == 1:
+            out.append(Item(
+                f"figE{8 + k}_{group}_potentials", f"Beyond the Letter: one potential for "
+                f"many {group}? {ref} vs {others[0]}, exact kernels",
+                lambda g=group: plots.fig_potential_comparison(src.comparisons[g][0]), files))
+        else:
+            out.append(Item(
+                f"figE{8 + k}_{group}_summary", f"Beyond the Letter: one potential for many "
+                f"{group}? {ref} vs {', '.join(others)}, exact kernels",
+                lambda g=group: plots.fig_comparison_summary(src.comparisons[g]), files))
+    if groups:
+        out.append(Item(
+            "tableE3_comparisons", "Beyond the Letter: V of one exact kernel against another "
+            "(models, prompts, temperatures), with intervals and the popularity-only control",
+            lambda: comparison_table([c for g in groups for c in src.comparisons[g]])))
+    missing = [g for g in COMPARISON_GROUPS if g not in groups]
+    if missing and src.kind == "shipped":
+        skipped.append((f"comparison of {', '.join(missing)}",
+                        "their exact kernels are not in data/runs (made with `dbnb kernel "
+                        "word`, see the README's list of shipped files)"))
     if src.available("symbolic"):
         s = _symbolic_label(src)
         sf = src.file_of("symbolic")

@@ -35,6 +35,22 @@ SYM_LOGPROB = "runs/symbolic_logprob.npz"
 SYM_MAX_LOG_GAP = 0.1  # exact symbolic entries used: rigorous bounds agree to this in log
 SYM_MAX_LAST_STEP = 0.1  # (reported) entries whose last decade of the cut-off added <= this
 LOCAL_MODEL = "SmolLM2-135M-Instruct (Q4_1, local)"
+#: Exact kernels of the comparison "one potential for many models?" over the same 100 words
+#: (vocabulary of ``LOGPROB100``), label -> file under ``data/``; the first is the reference.
+COMPARISON_KERNELS = {
+    "SmolLM2": LOGPROB100,
+    "Gemma 3": "runs/word_logprob100_gemma3.npz",
+    "SmolLM2, paraphrase": "runs/word_logprob100_paraphrase.npz",
+    "SmolLM2, T=1 (hot walk)": "runs/word_logprob100_T1.npz",
+    "SmolLM2, T=0.5": "runs/word_logprob100_T0.5.npz",
+    "SmolLM2, T=2": "runs/word_logprob100_T2.npz",
+}
+#: Which comparisons :attr:`Sources.comparisons` makes: group -> (reference, others).
+COMPARISON_GROUPS = {
+    "models": ("SmolLM2", ("Gemma 3",)),
+    "prompts": ("SmolLM2", ("SmolLM2, paraphrase",)),
+    "temperatures": ("SmolLM2, T=1 (hot walk)", ("SmolLM2, T=0.5", "SmolLM2, T=2")),
+}
 
 
 class Sources:
@@ -87,8 +103,10 @@ class Sources:
 
     def available(self, what: str) -> bool:
         """Whether a data set exists: ``"words"``, ``"free"``, ``"symbolic"``, ``"symbolic_free"``,
-        ``"logprob30"``, ``"logprob100"``, ``"symbolic_logprob"``, ``"gemini"`` or
-        ``"claude_file"`` (Claude's counts from the authors' file, not the shipped Table II)."""
+        ``"logprob30"``, ``"logprob100"``, ``"symbolic_logprob"``, ``"gemini"``,
+        ``"claude_file"`` (Claude's counts from the authors' file, not the shipped Table II) or a
+        comparison group (``"models"``, ``"prompts"``, ``"temperatures"``: every kernel of
+        :data:`COMPARISON_GROUPS` shipped)."""
         if self.kind == "shipped":
             if what == "logprob30":
                 return all((self.data / r).is_file() for r in (RR30_RUN, LOGPROB30))
@@ -96,6 +114,9 @@ class Sources:
                 return (self.data / LOGPROB100).is_file()
             if what == "symbolic_logprob":
                 return all((self.data / r).is_file() for r in (SYM_RUN, SYM_LOGPROB))
+            if what in COMPARISON_GROUPS:
+                ref, others = COMPARISON_GROUPS[what]
+                return all((self.data / COMPARISON_KERNELS[k]).is_file() for k in (ref, *others))
             rel = {"words": WORD_RUN, "free": FREE_RUN, "symbolic": SYM_RUN,
                    "symbolic_free": SYM_FREE_RUN}.get(what)
             return rel is not None and (self.data / rel).is_file()
@@ -234,6 +255,32 @@ class Sources:
         agent = WordAgent(vocabulary(n), mode="constrained")
         counts = counts_from_store(self.data / RR30_RUN, agent=agent)
         return counts._replace(source=f"{LOCAL_MODEL}, {n} words, round robin")
+
+    @cached_property
+    def comparison_kernels(self) -> dict:
+        """The shipped exact kernels of :data:`COMPARISON_KERNELS` that exist, by label
+        (``dbnb.llm.logprob.LogprobKernel``; empty for other sources)."""
+        from .llm.logprob import load_logprob_kernel
+
+        if self.kind != "shipped":
+            return {}
+        return {label: load_logprob_kernel(self.data / rel)
+                for label, rel in COMPARISON_KERNELS.items() if (self.data / rel).is_file()}
+
+    @cached_property
+    def comparisons(self) -> dict:
+        """Group -> list of :class:`dbnb.comparison.Comparison` (:data:`COMPARISON_GROUPS`):
+        the reference kernel against each other kernel of the group, on their common states,
+        for every group whose kernels are all shipped."""
+        from .comparison import compare_to
+
+        ks = self.comparison_kernels
+        out = {}
+        for group, (ref, others) in COMPARISON_GROUPS.items():
+            if self.available(group):
+                out[group] = compare_to(ks[ref], {k: ks[k] for k in others}, name=ref,
+                                        n_boot=2000)
+        return out
 
     @cached_property
     def logprob100_fit(self) -> PotentialFit:

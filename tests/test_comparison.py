@@ -123,7 +123,7 @@ def test_figure():
 
 def test_reversible_chain_potential_recovered_from_a_transition_kernel():
     chain = reversible_chain(60, degree=5, sigma=1.5, seed=7)
-    fit = fit_pair_potential(true_kernel(chain.matrix, chain.states))
+    fit = fit_pair_potential(true_kernel(chain.matrix, chain.states), cycles=True)
     assert fit.r2 == pytest.approx(1.0, abs=1e-10)
     assert fit.hodge.curl_fraction < 1e-10
     truth = pd.Series(chain.potential, index=chain.states)[fit.potential.index]
@@ -134,9 +134,13 @@ def test_driven_chain_has_curl_and_cross_prediction_falls_short():
     a = true_kernel(*(lambda c: (c.matrix, c.states))(reversible_chain(50, seed=8)))
     drv = driven_chain(50, drive=1.5, seed=8)
     b = true_kernel(drv.matrix, drv.states)
-    fit = fit_pair_potential(b)
+    fit = fit_pair_potential(b, cycles=True)
     assert 0.05 < fit.hodge.curl_fraction + fit.hodge.harmonic_fraction
     assert fit.r2 == pytest.approx(fit.hodge.gradient_fraction)
+    quick = fit_pair_potential(b)  # no triangle solve: the same gradient, no curl split
+    assert quick.r2 == pytest.approx(fit.r2, abs=1e-12)
+    np.testing.assert_allclose(quick.potential, fit.potential, atol=1e-12)
+    assert np.isnan(quick.hodge.curl_fraction) and quick.hodge.cycles.empty
     c = compare(a, b, n_boot=100)
     assert c.r2_cross <= c.r2_own + 1e-12  # B's own potential is B's best gradient
     assert c.r2_own < 0.95

@@ -561,3 +561,20 @@ def test_temperatures_from_one_walk_and_resume(tmp_path):
         np.testing.assert_array_equal(again[t].prob, ks[t].prob)
     with pytest.raises(ValueError, match="temperatures"):
         word_logprob_kernels(SHORT, [0.0], **kw)
+
+
+def test_describe_names_what_each_kernel_is():
+    from dbnb.datasets import data_dir
+    from dbnb.llm.logprob import describe, load_logprob_kernel
+
+    k = load_logprob_kernel(data_dir() / "runs" / "word_logprob100.npz")
+    s = load_logprob_kernel(data_dir() / "runs" / "symbolic_logprob.npz")
+    t = describe({"words": k, "symbolic": s})
+    assert list(t.index) == ["words", "symbolic"]
+    assert t.loc["words", "model_file"] == k.info["model_file"]
+    assert t.loc["words", "sources"] == len(k.sources) == 100
+    assert t.loc["words", "max_uncovered"] == pytest.approx(float(k.uncovered.max()))
+    assert t.loc["words", "walk_hours"] == pytest.approx(k.seconds.sum() / 3600)
+    assert not t.loc["words", "bounded"] and t.loc["symbolic", "bounded"]
+    with pytest.raises(TypeError, match=r"kernels\['x'\] must be a LogprobKernel"):
+        describe({"x": 1})

@@ -156,3 +156,38 @@ def test_exact_table_bins_on_the_pair_total():
     covered = float((cp * t["pairs"]).sum() / t["pairs"].sum())
     assert covered >= 0.95
     assert "delta-method bar" in t.attrs["note"]
+
+
+def test_comparison_items_from_the_shipped_kernels(tmp_path):
+    import shutil
+
+    import matplotlib.pyplot as plt
+
+    from dbnb.datasets import data_dir
+    from dbnb.llm.logprob import load_logprob_kernel
+    from dbnb.sources import COMPARISON_KERNELS
+
+    (tmp_path / "runs").mkdir()
+    ref = data_dir() / COMPARISON_KERNELS["SmolLM2"]
+    shutil.copy(ref, tmp_path / COMPARISON_KERNELS["SmolLM2"])
+    src = Sources("shipped", data=tmp_path)
+    names = [it.name for it in reproduce.items(src)[0]]
+    assert not any("potentials" in n or "tableE3" in n for n in names)
+    assert any("comparison of models, prompts" in what for what, _ in reproduce.items(src)[1])
+    # the same kernel under every label: identical potentials, so r = 1 and cross = own
+    for label, rel in COMPARISON_KERNELS.items():
+        if label != "SmolLM2":
+            shutil.copy(ref, tmp_path / rel)
+    src = Sources("shipped", data=tmp_path)
+    made = {it.name: it for it in reproduce.items(src)[0]}
+    for name in ("figE8_models_potentials", "figE9_prompts_potentials",
+                 "figE10_temperatures_summary"):
+        assert made[name].make().axes, name
+    table = made["tableE3_comparisons"].make()
+    assert list(table["B"]) == ["Gemma 3", "SmolLM2, paraphrase", "SmolLM2, T=0.5",
+                                "SmolLM2, T=2"]
+    assert (table["pearson"] > 1 - 1e-12).all()
+    assert (abs(table["r2_cross"] - table["r2_own_B"]) < 1e-12).all()
+    n = len(load_logprob_kernel(ref).sources)
+    assert (table["states"] <= n).all() and (table["states"] > n / 2).all()
+    plt.close("all")

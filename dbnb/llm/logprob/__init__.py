@@ -18,7 +18,7 @@ replies    :func:`logprob_replies`, the entry point, resumable through a :class:
            :func:`logprob_temperatures`, the same walk at several sampling temperatures
 """
 
-from .kernel import FORMAT_VERSION, LogprobKernel, load_logprob_kernel, merge
+from .kernel import FORMAT_VERSION, LogprobKernel, describe, load_logprob_kernel, merge
 from .model import LoadedModel, load_model, machine_info, same_machine
 from .replies import Checkpoint, logprob_replies, logprob_temperatures
 from .tree import TokenTree, build_tree
@@ -34,6 +34,7 @@ __all__ = [
     "LogprobKernel",
     "TokenTree",
     "build_tree",
+    "describe",
     "load_logprob_kernel",
     "load_model",
     "logprob_replies",

@@ -391,3 +391,38 @@ def merge(parts: Sequence[LogprobKernel], *,
         info={**first.info, **joined, "parts": len(parts), **(info or {})},
         **bounds,
     )
+
+
+def describe(kernels: Mapping[str, LogprobKernel]) -> pd.DataFrame:
+    """One row per kernel: what it is and how well it is known.
+
+    Parameters
+    ----------
+    kernels : mapping of str to LogprobKernel
+        Label -> kernel.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index = label; columns ``model_file``, ``prompt`` (``info["prompt"]``, "letter" when
+        not recorded), ``temperature`` (1 when not recorded), ``states``, ``sources``,
+        ``min_prob`` (the walk's cut-off), ``max_uncovered`` (largest probability mass per
+        source that the walk did not reach), ``walk_hours`` (CPU hours of the walk, summed over
+        sources) and ``bounded`` (whether per-entry upper bounds are stored).
+    """
+    rows = {}
+    for label, k in kernels.items():
+        if not isinstance(k, LogprobKernel):
+            raise TypeError(f"kernels[{label!r}] must be a LogprobKernel, got "
+                            f"{type(k).__name__}")
+        rows[label] = {
+            "model_file": k.info.get("model_file", ""),
+            "prompt": k.info.get("prompt", "letter"),
+            "temperature": float(k.info.get("temperature", 1.0)),
+            "states": len(k.states), "sources": len(k.sources),
+            "min_prob": float(k.info.get("min_prob", 0.0)),
+            "max_uncovered": float(np.max(k.uncovered)) if len(k.uncovered) else np.nan,
+            "walk_hours": float(np.sum(k.seconds)) / 3600.0,
+            "bounded": k.upper is not None,
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
