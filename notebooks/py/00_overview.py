@@ -27,6 +27,7 @@
 # | 05 | [action as a scale](05_action_as_scale.ipynb) | how directional an agent is (Eq. 28) |
 # | 06 | [the symbolic agent](06_symbolic_agent.ipynb) | the Letter's second agent, fitting expressions |
 # | 07 | [is it detailed balance?](07_is_it_detailed_balance.ipynb) | calibrated tests, the popularity control, verdicts |
+# | 08 | [one potential for many models?](08_one_potential_for_many_models.ipynb) | exact kernels of two models, two prompts, three temperatures compared |
 #
 # Words used throughout (escape, SCC, upstream / downstream, gauge, exact vs nominal $N_0$, least
 # action, detailed balance, popularity-only kernel, Hodge gradient fraction) are defined in the
