@@ -16,14 +16,9 @@ from dbnb.llm.logprob import load_model  # noqa: E402
 
 pytestmark = pytest.mark.local_llm
 
+from test_logprob import SHORT, _short_messages, _ShortPromptAgent  # noqa: E402 (tests/)
+
 MODEL = "local/gemma3-270m"
-SHORT = ["TURKEY", "STATUS", "SURELY", "STYLES", "THIRTY"]
-
-
-def _short_messages(word: str) -> list[dict[str, str]]:
-    return [{"role": "user", "content": (
-        f"Answer with one word of {', '.join(SHORT)}, not the example. Example: {word}"
-    )}]
 
 
 def test_shipped_template_is_gemma3s_and_hashed():
@@ -113,25 +108,10 @@ def test_gemma_kernel_matches_server_sampler(tmp_path, monkeypatch):
     monkeypatch.setenv(local.ENV_THREADS, "1")
     prompts, n = SHORT[:3], 60
 
-    class Agent:
-        name = "word-short"
-
-        def __init__(self) -> None:
-            self._agent = WordAgent(SHORT, mode="constrained")
-
-        def messages(self, state):
-            return _short_messages(state)
-
-        def parse(self, reply, state):
-            return self._agent.parse(reply, state)
-
-        def params(self):
-            return self._agent.params()
-
     with ThreadPoolExecutor(1) as pool:
         fut = pool.submit(word_logprob_kernel, SHORT, sources=prompts, prompt_fn=_short_messages,
                           progress=False, model=MODEL)
-        recs = run_fixed_design(Agent(), prompts, n, model=MODEL,
+        recs = run_fixed_design(_ShortPromptAgent(), prompts, n, model=MODEL,
                                 store=JsonlStore(tmp_path / "s.jsonl"), progress=False)
         k = fut.result()
     assert not any(r.get("error") for r in recs)

@@ -34,8 +34,8 @@ source, estimator, counts) above the axes, a string writes that string, ``""`` w
 
 from ._style import PALETTE
 from .balance import fig_coverage, fig_hodge_fractions, fig_p_values, fig_power
-from .diagrams import diagram_levels, fig01_schematic, fig02_transition_diagram
 from .comparison import fig_comparison_summary, fig_potential_comparison
+from .diagrams import diagram_levels, fig01_schematic, fig02_transition_diagram
 from .heatmap import fig_kernel_heatmap
 from .histogram import fig11_potential_histogram
 from .majority_vote import fig12_majority_vote
