@@ -112,7 +112,7 @@ def test_figure():
     d = compare(_kernel(v), _kernel(-v), n_boot=20, names=("m1", "flip"))
     fig2 = fig_comparison_summary([c, d])
     ax = fig2.axes[0]
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["m1 vs m2", "m1 vs flip"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["m1\nvs m2", "m1\nvs flip"]
     cross = [ln for ln in ax.lines if ln.get_gid() == "r2_cross"][0].get_xdata()
     np.testing.assert_allclose(cross, [c.r2_cross, d.r2_cross])
     assert d.pearson[0] < 0 < c.pearson[0]

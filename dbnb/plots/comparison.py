@@ -79,33 +79,37 @@ def fig_comparison_summary(results: Sequence[Comparison], *, ax: Axes | None = N
     Returns
     -------
     matplotlib.figure.Figure
-        Points per comparison at ``y = row``: Pearson ``r`` with its interval (black), and
-        ``R2`` of ``B``'s pair log-ratios under ``B``'s own potential, under ``A``'s (scaled)
-        and under ``B``'s popularity alone.
+        Points per comparison at ``y = row``: Pearson ``r`` of the potentials and ``r`` beyond
+        popularity, each with its interval, and ``R2`` of ``B``'s pair log-ratios under ``B``'s
+        own potential, under ``A``'s (scaled) and under ``B``'s popularity alone.
     """
     results = list(results)
     if not results:
         raise ValueError("results is empty: nothing to draw")
-    fig, ax = get_axes(ax, (4.6, 0.45 * len(results) + 1.3))
+    fig, ax = get_axes(ax, (4.4, 0.5 * len(results) + 1.6))
     y = np.arange(len(results))[::-1].astype(float)
-    r = np.array([c.pearson[0] for c in results])
-    lo = np.array([c.pearson[1] for c in results])
-    hi = np.array([c.pearson[2] for c in results])
-    err = np.clip([r - lo, hi - r], 0.0, None)  # rounding at |r| = 1
-    ax.errorbar(r, y, xerr=err, fmt="o", color="0.1", ms=5, capsize=3,
-                label="Pearson r of the potentials", gid="pearson")
     for key, dy, color, marker, label in [
-        ("r2_own", 0.22, PALETTE["flat"], "s", "R2 own potential"),
-        ("r2_cross", 0.11, PALETTE["data"], "D", "R2 with A's potential"),
-        ("r2_popularity", -0.16, PALETTE["theory"], "v", "R2 popularity only"),
+        ("pearson", 0.0, "0.1", "o", "Pearson r of the potentials"),
+        ("beyond_popularity", -0.2, PALETTE["accent"], "o", "r beyond popularity"),
+    ]:
+        r, lo, hi = (np.array([getattr(c, key)[i] for c in results]) for i in range(3))
+        err = np.clip([r - lo, hi - r], 0.0, None)  # rounding at |r| = 1
+        ax.errorbar(r, y + dy, xerr=err, fmt=marker, color=color, ms=5, capsize=3,
+                    label=label, gid=key, mfc=color if key == "pearson" else "white")
+    for key, dy, color, marker, label in [
+        ("r2_own", 0.3, PALETTE["flat"], "s", "R2 of B: own potential"),
+        ("r2_cross", 0.2, PALETTE["data"], "D", "R2 of B: A's potential"),
+        ("r2_popularity", 0.1, PALETTE["theory"], "v", "R2 of B: popularity only"),
     ]:
         ax.plot([getattr(c, key) for c in results], y + dy, marker, color=color, ms=5,
                 ls="none", label=label, gid=key)
-    ax.set_yticks(y, [f"{c.names[0]} vs {c.names[1]}" for c in results])
-    ax.set_xlim(min(0.0, float(np.nanmin(np.r_[lo, r]))) - 0.05, 1.05)
+    ax.set_yticks(y, [f"{c.names[0]}\nvs {c.names[1]}" for c in results])
+    low = np.nanmin([min(c.pearson[1], c.beyond_popularity[1]) for c in results] + [0.0])
+    ax.set_xlim(low - 0.05, 1.05)
+    ax.set_ylim(-0.6, len(results) - 0.4)
     ax.axvline(0, color=PALETTE["error"], lw=0.8)
     ax.set_xlabel("correlation  /  R2")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=8)
     write_caption(ax, caption, f"{len(results)} comparisons; "
                   f"{int(100 * results[0].level)} % intervals (Fisher z)")
     return fig
