@@ -16,7 +16,8 @@ RUNS = data_dir() / "runs"
 
 
 @pytest.mark.parametrize("name", ["word_logprob30.npz", "word_logprob100.npz",
-                                  "symbolic_logprob.npz"])
+                                  "symbolic_logprob.npz",
+                                  *sorted(p.name for p in RUNS.glob("word_logprob100_*.npz"))])
 def test_exact_kernels_are_normalised(name):
     ek = load_logprob_kernel(RUNS / name)
     assert set(ek.sources) <= set(ek.states)
@@ -50,8 +51,34 @@ def test_every_reproduce_item_has_its_data():
     for name in ("figE1_exact_vs_sampled", "figE2_exact100_pairs", "figE3_symbolic_logprob_pairs",
                  "figE4_symbolic_exact_potential_vs_mse", "figE5_symbolic_exact_vs_sampled",
                  "fig05_symbolic_potential_vs_mse", "table5_feature_potential",
-                 "tableE_balance_tests", "figE7_hodge_fractions"):
+                 "tableE_balance_tests", "figE7_hodge_fractions", "figE8_models_potentials",
+                 "figE9_prompts_potentials", "figE10_temperatures_summary",
+                 "tableE3_comparisons"):
         assert name in names
+
+
+def test_comparison_kernels_are_over_the_same_words_and_say_what_they_are():
+    """Every kernel of notebook 08 covers the 100 words of word_logprob100.npz as replies, in
+    the same order, with bounds per entry, and records its model, prompt and temperature."""
+    ref = load_logprob_kernel(RUNS / "word_logprob100.npz")
+    expect = {  # label -> (model file prefix, prompt, temperature)
+        "Gemma 3": ("gemma-3-270m", "letter", 1.0),
+        "SmolLM2, paraphrase": ("SmolLM2", "paraphrase", 1.0),
+        "SmolLM2, T=1 (hot walk)": ("SmolLM2", "letter", 1.0),
+        "SmolLM2, T=0.5": ("SmolLM2", "letter", 0.5),
+        "SmolLM2, T=2": ("SmolLM2", "letter", 2.0),
+    }
+    for label, (model, prompt, temp) in expect.items():
+        ek = load_logprob_kernel(data_dir() / sources.COMPARISON_KERNELS[label])
+        assert ek.states == ref.states, label
+        assert set(ek.sources) <= set(ref.states) and len(ek.sources) >= 10, label
+        assert ek.info["model_file"].lower().startswith(model.lower()), (label, ek.info)
+        assert ek.info.get("prompt", "letter") == prompt, label
+        assert float(ek.info.get("temperature", 1.0)) == temp, label
+        assert ek.info["min_prob"] == 1e-5 and ek.upper is not None, label
+        assert float(ek.uncovered.max()) < 0.05, label
+        if len(ek.sources) < len(ref.states):
+            assert ek.info["partial"] == f"{len(ek.sources)} of {len(ref.states)} prompts"
 
 
 def test_free_symbolic_run_is_complete_and_replayable():
@@ -126,3 +153,22 @@ def test_every_prompt_of_a_shipped_store_is_regenerated(name):
 
 def _refuse(*args, **kwargs):
     raise AssertionError("a shipped run must replay without calling a model")
+
+
+def test_the_statements_of_notebook_08_hold_on_the_shipped_kernels():
+    """The takeaway of notebook 08, as numbers: a rerun that changed them fails here."""
+    cmp = sources.shipped_sources().comparisons
+    models, prompts = cmp["models"][0], cmp["prompts"][0]
+    # a change of wording keeps the potential, well beyond popularity
+    assert prompts.beyond_popularity[1] > 0.3
+    assert prompts.r2_cross > 0.6 and prompts.pearson[1] > 0.6
+    # a change of architecture: Gemma's popularity predicts Gemma better than SmolLM2's V,
+    # and the part beyond popularity is weakly correlated, its interval reaching 0
+    assert models.r2_popularity > models.r2_cross + 0.3
+    assert models.beyond_popularity[1] < 0.05
+    assert models.beyond_popularity[0] < prompts.beyond_popularity[1]
+    # temperature rescales beta V (more at lower T) and keeps the kernel near a gradient
+    temps = {c.names[1]: c for c in cmp["temperatures"]}
+    cold, hot = temps["SmolLM2, T=0.5"], temps["SmolLM2, T=2"]
+    assert hot.scale < 1 < cold.scale
+    assert min(cold.r2_own, hot.r2_own) > 0.85

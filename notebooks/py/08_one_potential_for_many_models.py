@@ -189,14 +189,20 @@ for label in MY_KERNELS:
 # %% [markdown]
 # ## Takeaway
 #
-# The potentials of different models, prompts and temperatures are strongly correlated on
-# common words, and most of that agreement is shared **popularity**: which words a model
-# likes to say whatever the prompt. The popularity-only control and the correlation beyond
-# popularity are the numbers to quote; the correlation of the potentials alone overstates what
-# is shared. Temperature rescales $\beta V$ roughly as $1/\tau$ and leaves the kernel close to
-# a gradient, as the one-token argument predicts. Read the numbers above with the size of the
-# common state set in mind: where a walk covers only part of the prompts, the intervals say
-# how much that limits the answer.
+# - **A change of wording keeps the potential.** SmolLM2's potentials under the Letter's prompt
+#   and under the paraphrase agree well beyond popularity, and one potential predicts the other
+#   prompt's pair log-ratios with most of the accuracy of its own fit.
+# - **A change of architecture does not, on these words.** SmolLM2's and Gemma's potentials
+#   correlate, but Gemma's log-ratios are predicted far better by Gemma's own reply popularity
+#   than by SmolLM2's potential, and what the two potentials hold beyond popularity correlates
+#   weakly, with an interval that reaches 0. What the two models share is mostly *which words
+#   they like to say*, the trivial part of detailed balance (notebook 07).
+# - **Temperature** rescales $\beta V$ (the fitted scale $s$ against $1/\tau$ in section 3)
+#   and leaves the kernel about as close to a gradient as at $\tau = 1$.
+# - Every number above comes with the size of the common state set: where a walk has covered
+#   only part of the prompts (`sources` in the first table), the intervals are wide and say so.
+#   `tests/test_shipped.py` checks these statements against the shipped kernels, so a rerun
+#   that changed them would fail.
 #
 # **Next:** back to [00 · Overview](00_overview.ipynb), or the statistics behind the verdicts
 # in [07 · Is it really detailed balance?](07_is_it_detailed_balance.ipynb).
