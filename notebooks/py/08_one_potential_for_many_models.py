@@ -140,7 +140,10 @@ else:
 # %%
 if "temperatures" in cmp:
     temps = cmp["temperatures"]
-    plots.fig_comparison_summary(temps)
+    fig, axes = plt.subplots(1, len(temps), figsize=(4.6 * len(temps), 4.3),
+                             layout="constrained")
+    for c, ax in zip(temps, axes, strict=True):
+        plots.fig_potential_comparison(c, ax=ax)
     plt.show()
     t = comparison.comparison_table(temps).set_index("B")
     t["1/T"] = [1 / kernels[b].info.get("temperature", 1.0) for b in t.index]
