@@ -54,7 +54,7 @@ from . import graph, selinv
 from .action import violation_terms
 from .counts import TransitionCounts
 from .kernels import Estimator, TransitionKernel, as_kernel
-from .newton import ConvergenceError, minimise_edges
+from .newton import ConvergenceError, EdgeSystem, minimise_edges
 from .potential import PotentialFit
 
 __all__ = ["LikelihoodFit", "PairData", "fit_likelihood", "pair_data"]
@@ -288,10 +288,10 @@ def _leverages(i, j, w, free, n) -> np.ndarray:
     nf = int(free.sum())
     pos = np.full(n, -1, dtype=np.int64)
     pos[free] = np.arange(nf)
-    lap = sp.csc_matrix(sp.csc_array(_laplacian(i, j, w, n))[free][:, free])
     if nf == 0:
         return np.zeros(i.size)
     if nf <= EXACT_LEVERAGE_MAX:
+        lap = sp.csc_matrix(sp.csc_array(_laplacian(i, j, w, n))[free][:, free])
         # the entries (i,i), (j,j), (i,j) of L^-1: all on the pattern of L, so one selected
         # inversion gives them (a grounded state sits at potential 0: entries 0)
         z = selinv.selected_inverse(lap, dense_max=DENSE_INVERSE_MAX)
@@ -315,16 +315,21 @@ LOCAL_REFITS = 6
 MAX_STEP = 4.0
 
 
-def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
+def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter, system=None):
     """Newton for the conditional likelihood of pseudo-counts ``y`` out of ``m`` per pair:
-    ``sum_e m log(1 + e^z) - y z`` with ``z = v_i - v_j + offset``."""
+    ``sum_e m log(1 + e^z) - y z`` with ``z = v_i - v_j + offset``. ``system``: the pair
+    graph's :class:`~dbnb.newton.EdgeSystem`, shared by the refits of one fit (the Newton
+    systems of large graphs are solved by exact elimination of low-degree states and
+    conjugate gradients on the rest)."""
     def terms(x):
         z = x + off
-        p = expit(z)
-        return m * np.logaddexp(0.0, z) - y * z, m * p - y, m * p * (1 - p), m * p + y
+        e = np.exp(-np.abs(z))  # softplus and logistic from one exponential, both stable
+        p = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        mp = m * p
+        return m * (np.maximum(z, 0.0) + np.log1p(e)) - y * z, mp - y, mp * (1 - p), mp + y
 
     v, r = minimise_edges(n, pi, pj, terms, free, tol=tol, max_iter=max_iter, v0=v0,
-                          max_step=MAX_STEP)
+                          max_step=MAX_STEP, eliminate=True, system=system)
     if not r.converged:
         raise ConvergenceError(
             f"likelihood Newton stopped after {r.iterations} iterations with relative "
@@ -450,10 +455,11 @@ def fit_likelihood(
         base[comp[first]] = s0[first]
         v = np.where(free, s0 - base[comp], 0.0)  # each component's ground at 0
     exact = int(free.sum()) <= EXACT_LEVERAGE_MAX
+    system = EdgeSystem(n, pi, pj, free)  # one Newton pattern for every refit
     if penalty == "firth" and exact:
         def refit(h, v):
             v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol,
-                                          max_iter)
+                                          max_iter, system)
             p = expit(v[pi] - v[pj] + off)
             return _leverages(pi, pj, m * p * (1 - p), free, n), v, iters, gnorm
 
@@ -465,11 +471,12 @@ def fit_likelihood(
             # the refits before the last only set the leverages: a looser tolerance suffices
             t_k = tol if k == LOCAL_REFITS - 1 else max(tol, 1e-7)
             v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, t_k,
-                                          max_iter)
+                                          max_iter, system)
             p = expit(v[pi] - v[pj] + off)
             h = 0.5 * (h + _leverages(pi, pj, m * p * (1 - p), free, n))
     else:
-        v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter)
+        v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter,
+                                      system)
 
     # gauge: min 0 per component; errors relative to the reference or each minimum
     rel = graph.shift_to_min(v, comp)

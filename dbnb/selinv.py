@@ -6,8 +6,8 @@ a grounded weighted graph Laplacian. Both need ``A^-1`` only where ``A`` is non-
 that part can be had without forming the whole inverse: the Takahashi recurrence
 (Takahashi, Fagan & Chen 1973; Erisman & Tinney 1975) computes it from a sparse factor, and
 needs nothing outside the factor's pattern. SciPy has no sparse Cholesky, so
-:func:`selected_inverse` builds its own block factorisation by levels, each a block whose
-diagonal part is diagonal:
+:func:`selected_inverse` uses the block factorisation by levels of
+:mod:`dbnb.elimination`, each a block whose diagonal part is diagonal:
 
 1. **Eliminate.** At level ``l`` take an independent set ``K`` of states of degree at most
    ``max_degree`` in the current matrix ``S_l`` (the states whose key, degree plus a
@@ -36,50 +36,30 @@ diagonal part is diagonal:
    of ``S_{l+1}`` because eliminating ``k`` joined its neighbours. Each level is a handful
    of vectorised gathers over ``sum_k deg(k)^2`` index pairs.
 
-Exact up to rounding (relative 1e-11 against a dense inverse on the Letter-size graph of
-``benchmarks/bench_likelihood.py``, in a twentieth of the dense time).
+Exact up to rounding (relative 4e-12 against a dense inverse on the Letter-size graph of
+``benchmarks/bench_likelihood.py``, in 0.26 s against the dense 8.5 s on one loaded core).
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from .elimination import PIVOT_TOL, Elimination, NotPositiveDefinite, csr_pattern
 from .newton import ConvergenceError
 
 __all__ = ["inverse_diagonal", "selected_inverse"]
 
 #: Largest degree (in the current Schur complement) of a state eliminated by a level.
-MAX_DEGREE = 48
+MAX_DEGREE = 32
 
 #: Largest remaining matrix inverted densely (``8 s^2`` bytes: 500 MiB at 8,000 states).
 DENSE_MAX = 8000
 
 #: Below this many states the elimination stops and the rest is inverted densely.
 SMALL = 128
-
-#: A pivot smaller than this times the state's diagonal in ``A`` is taken as zero: the matrix
-#: is singular to rounding (an ungrounded Laplacian gives about ``1e-16``).
-PIVOT_TOL = 64 * np.finfo(float).eps
-
-_PHI = 0.6180339887498949  # golden-ratio fraction: quasi-random tie-breaks, no RNG state
-
-
-@dataclass(frozen=True)
-class _Level:
-    """One elimination: ``S`` the matrix before it (CSR, sorted), ``k`` the eliminated mask,
-    ``rpos`` each kept state's index in the next matrix, ``b`` = ``S[K, R]`` (CSR), ``d`` =
-    ``diag S[K, K]``."""
-
-    s: sp.csr_array
-    k: np.ndarray
-    rpos: np.ndarray
-    b: sp.csr_array
-    d: np.ndarray
 
 
 def _check(a) -> sp.csr_array:
@@ -100,137 +80,51 @@ def _check(a) -> sp.csr_array:
     return s
 
 
-def _row_pairs(b: sp.csr_array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(row, p, q)``: the row of every stored entry of ``b``, and every ordered pair
-    ``(p, q)`` of entry positions in the same row (``sum_k deg(k)^2`` pairs)."""
-    per_row = np.diff(b.indptr)
-    brow = np.repeat(np.arange(b.shape[0]), per_row)
-    cnt = per_row[brow]
-    p = np.repeat(np.arange(b.nnz), cnt)
-    first = np.repeat(np.cumsum(cnt) - cnt, cnt)
-    q = b.indptr[brow[p]] + (np.arange(p.size) - first)
-    return brow, p, q
+def _rows(indptr: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
 
 
-def _eliminate(s: sp.csr_array, max_degree: int, scale: np.ndarray
-               ) -> tuple[_Level, sp.csr_array] | None:
-    """One level (step 1 of the module docstring), or None if no state qualifies.
-    ``scale``: each state's diagonal in ``A``, for the pivot test."""
-    n = s.shape[0]
-    deg = np.diff(s.indptr)
-    row = np.repeat(np.arange(n), deg)
-    off = row != s.indices
-    deg = np.bincount(row[off], minlength=n)
-    cand = deg <= max_degree
-    if not cand.any():
-        return None
-    key = np.where(cand, deg + (np.arange(n) * _PHI) % 1.0, np.inf)
-    low = np.full(n, np.inf)
-    np.minimum.at(low, row[off], key[s.indices[off]])
-    k = cand & (key < low)  # local minima of the key: an independent set
-    r = ~k
-    diag = s.diagonal()
-    d = diag[k]
-    _check_pivots(d, scale[k])
-    b = sp.csr_array(s[k][:, r])
-    b.sort_indices()
-    srr = s[r][:, r].tocoo()
-    # the fill B^T D^-1 B entry by entry, from coordinates: the pattern is structural (a
-    # sparse product would drop entries that happen to be 0, and the back-substitution
-    # reads every neighbour pair)
-    brow, p, q = _row_pairs(b)
-    nr = int(r.sum())
-    nxt = sp.csr_array((np.concatenate([srr.data, -b.data[p] * b.data[q] / d[brow[p]]]),
-                        (np.concatenate([srr.row, b.indices[p]]),
-                         np.concatenate([srr.col, b.indices[q]]))), shape=(nr, nr))
-    nxt.sum_duplicates()
-    nxt.sort_indices()
-    return _Level(s=s, k=k, rpos=np.cumsum(r) - 1, b=b, d=d), nxt
-
-
-def _check_pivots(d: np.ndarray, scale: np.ndarray) -> None:
-    bad = ~(d > PIVOT_TOL * scale) | ~np.isfinite(d)
-    if bad.any():
-        k = int(np.flatnonzero(bad)[0])
-        raise ConvergenceError(f"the matrix is not positive definite: a pivot {d[k]:.3g} "
-                               f"against its diagonal {scale[k]:.3g} in A")
-
-
-def _dense_inverse(s: sp.csr_array, scale: np.ndarray) -> np.ndarray:
-    """The lower triangle of ``s^-1`` (Cholesky, then LAPACK ``dpotri``)."""
-    n = s.shape[0]
+def _dense_inverse(core: sp.csr_array, scale: np.ndarray) -> np.ndarray:
+    """``core^-1`` on the pattern of ``core`` (aligned with its data): Cholesky, then LAPACK
+    ``dpotri`` (the lower triangle of the inverse)."""
+    n = core.shape[0]
     try:
-        c = sla.cholesky(s.toarray(), lower=True, overwrite_a=True, check_finite=False)
+        c = sla.cholesky(core.toarray(), lower=True, overwrite_a=True, check_finite=False)
     except np.linalg.LinAlgError as exc:
         raise ConvergenceError(f"the matrix ({n} states after elimination) is not positive "
                                f"definite: {exc}") from exc
-    _check_pivots(np.diagonal(c) ** 2, scale)
+    piv = np.diagonal(c) ** 2
+    if np.any(piv <= PIVOT_TOL * scale):
+        raise ConvergenceError(f"the matrix ({n} states after elimination) is not positive "
+                               "definite: a pivot is zero to rounding")
     z, info = sla.lapack.dpotri(c, lower=1, overwrite_c=1)
     if info != 0:
         raise ConvergenceError(f"dpotri failed (LAPACK info={info}, n={n})")
-    return z
+    row, col = _rows(core.indptr), core.indices
+    return z[np.maximum(row, col), np.minimum(row, col)]
 
 
-def _sparse_inverse_on_pattern(s: sp.csr_array, block: int = 512) -> sp.csr_array:
-    """``s^-1`` on the pattern of ``s`` from one sparse LU and blocked solves (large ``s``)."""
-    n = s.shape[0]
+def _sparse_inverse(core: sp.csr_array, block: int = 512) -> np.ndarray:
+    """``core^-1`` on the pattern of ``core`` from one sparse LU and blocked solves."""
+    n = core.shape[0]
     try:
-        lu = spla.splu(sp.csc_matrix(s), permc_spec="MMD_AT_PLUS_A")
+        lu = spla.splu(sp.csc_matrix(core), permc_spec="MMD_AT_PLUS_A")
     except RuntimeError as exc:  # an exactly singular factor
         raise ConvergenceError(f"the matrix ({n} states after elimination) is not positive "
                                f"definite: {exc}") from exc
-    coo = s.tocoo()
-    vals = np.empty(coo.nnz)
+    row, col = _rows(core.indptr), core.indices
+    vals = np.empty(col.size)
     for start in range(0, n, block):
         k = min(block, n - start)
         e = np.zeros((n, k))
         e[np.arange(start, start + k), np.arange(k)] = 1.0
         x = lu.solve(e)
-        here = (coo.col >= start) & (coo.col < start + k)
-        vals[here] = x[coo.row[here], coo.col[here] - start]
+        here = (col >= start) & (col < start + k)
+        vals[here] = x[row[here], col[here] - start]
     if not np.all(np.isfinite(vals)):
         raise ConvergenceError(f"the sparse LU of the remaining {n} states gave non-finite "
                                "values")
-    return _on_pattern(s, vals)
-
-
-def _on_pattern(s: sp.csr_array, vals: np.ndarray) -> sp.csr_array:
-    """A CSR array with the pattern of ``s`` (sorted) and the data ``vals``."""
-    return sp.csr_array((vals, s.indices.copy(), s.indptr.copy()), shape=s.shape)
-
-
-def _gather(z: np.ndarray | sp.csr_array, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """``z[i, j]`` elementwise: ``z`` a dense lower triangle or a CSR array holding every
-    requested entry in its pattern."""
-    if isinstance(z, np.ndarray):
-        return z[np.maximum(i, j), np.minimum(i, j)]
-    return np.asarray(z[i, j]).ravel()
-
-
-def _back_substitute(lev: _Level, z: np.ndarray | sp.csr_array) -> sp.csr_array:
-    """``S_l^-1`` on the pattern of ``S_l`` from ``z = S_{l+1}^-1`` (step 3)."""
-    b, d = lev.b, lev.d
-    nk = b.shape[0]
-    brow, p, q = _row_pairs(b)
-    zpq = _gather(z, b.indices[q], b.indices[p])
-    y = -np.bincount(p, b.data[q] * zpq, minlength=b.nnz) / d[brow]  # (S_l^-1)_{k r}
-    w = (1.0 - np.bincount(brow, b.data * y, minlength=nk)) / d        # (S_l^-1)_{k k}
-    s = lev.s
-    row = np.repeat(np.arange(s.shape[0]), np.diff(s.indptr))
-    col = s.indices
-    kr, kc = lev.k[row], lev.k[col]
-    kpos = np.cumsum(lev.k) - 1
-    vals = np.empty(s.nnz)
-    both = ~kr & ~kc
-    vals[both] = _gather(z, lev.rpos[row[both]], lev.rpos[col[both]])
-    yk = sp.csr_array((y, b.indices, b.indptr), shape=b.shape)
-    m = kr & ~kc
-    vals[m] = _gather(yk, kpos[row[m]], lev.rpos[col[m]])
-    m = ~kr & kc
-    vals[m] = _gather(yk, kpos[col[m]], lev.rpos[row[m]])
-    m = kr & kc  # an independent set: only the diagonal
-    vals[m] = w[kpos[row[m]]]
-    return _on_pattern(s, vals)
+    return vals
 
 
 def selected_inverse(a, *, max_degree: int = MAX_DEGREE,
@@ -275,37 +169,43 @@ def selected_inverse(a, *, max_degree: int = MAX_DEGREE,
         raise ValueError(f"max_degree must be a non-negative int, got {max_degree!r}")
     s = _check(a)
     n = s.shape[0]
+    # the pattern of A with its diagonal (explicit zeros kept: the pattern is structural)
     coo = s.tocoo()
     ii = np.arange(n)
-    s = sp.csr_array((np.concatenate([coo.data, np.zeros(n)]),
-                      (np.concatenate([coo.row, ii]), np.concatenate([coo.col, ii]))),
-                     shape=(n, n))
-    s.sum_duplicates()
-    s.sort_indices()  # the diagonal is in the pattern, even where A stores none
-    scale = np.abs(s.diagonal())
-    levels: list[_Level] = []
-    while s.shape[0] > SMALL:
-        step = _eliminate(s, int(max_degree), scale)
-        if step is None:
-            break
-        levels.append(step[0])
-        s = step[1]
-        scale = scale[~step[0].k]
-    z: np.ndarray | sp.csr_array
-    if s.shape[0] == 0:
-        z = np.zeros((0, 0))
-    elif s.shape[0] <= dense_max:
-        z = _dense_inverse(s, scale)
+    indptr, indices, slot = csr_pattern(np.concatenate([coo.row, ii]),
+                                        np.concatenate([coo.col, ii]), n)
+    data = np.bincount(slot, np.concatenate([coo.data, np.zeros(n)]), minlength=indices.size)
+    if n == 0:
+        return sp.csr_array((n, n))
+    elim = Elimination.build(indptr, indices, max_degree=int(max_degree), min_core=SMALL)
+    try:
+        fac = elim.factor(data)
+    except NotPositiveDefinite as exc:
+        raise ConvergenceError(str(exc)) from exc
+    if elim.n_core == 0:
+        z = np.zeros(0)
+    elif elim.n_core <= dense_max:
+        z = _dense_inverse(fac.core, fac.scale)
     else:
-        z = _sparse_inverse_on_pattern(s)
-    if not levels:
-        if isinstance(z, np.ndarray):
-            coo = s.tocoo()
-            return _on_pattern(s, _gather(z, coo.row, coo.col))
-        return z
-    for lev in reversed(levels):
-        z = _back_substitute(lev, z)
-    return z
+        z = _sparse_inverse(fac.core)
+    for lev, d, b in zip(reversed(elim.levels), reversed(fac.d), reversed(fac.b), strict=True):
+        z = _back_substitute(lev, d, b, z)
+    return sp.csr_array((z, indices, indptr), shape=(n, n))
+
+
+def _back_substitute(lev, d: np.ndarray, b: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """``S_l^-1`` on the pattern of level ``l`` from ``z``, ``S_{l+1}^-1`` on the next
+    pattern (step 3 of the module docstring); both aligned with their levels' data."""
+    n_rr = lev.rr_pos.size
+    zpq = z[lev.slot[n_rr:]]  # Z[col_p, col_q] for every pair of B entries in one row
+    y = -np.bincount(lev.p, b[lev.q] * zpq, minlength=b.size) / d[lev.b_row]
+    w = (1.0 - np.bincount(lev.b_row, b * y, minlength=d.size)) / d
+    out = np.empty(lev.nnz)
+    out[lev.rr_pos] = z[lev.slot[:n_rr]]
+    out[lev.b_pos] = y
+    out[lev.b_pos_t] = y
+    out[lev.d_pos] = w
+    return out
 
 
 def inverse_diagonal(a, *, max_degree: int = MAX_DEGREE, dense_max: int = DENSE_MAX

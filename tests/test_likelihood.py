@@ -415,3 +415,23 @@ def test_stderr_against_the_dense_inverse(monkeypatch, n, small):
     var[free] = np.diag(hinv) - 1 / n0[free] - 1 / n0[fit.ground[0]]
     np.testing.assert_allclose(fit.standard_errors("multinomial").to_numpy()[main],
                                np.sqrt(np.clip(var, 0, None))[main], rtol=1e-9)
+
+
+@pytest.mark.parametrize("penalty", [None, "jeffreys", "firth"])
+def test_eliminating_solver_gives_the_same_fit(monkeypatch, penalty):
+    """Large graphs solve their Newton systems by exact elimination and conjugate gradients
+    (:class:`dbnb.newton.EdgeSystem`); forced here on a 300-state chain by lowering the
+    direct-solve threshold, the fit equals the one solved directly (Firth's to the
+    tolerance its refits stop at)."""
+    import dbnb.elimination as el
+    import dbnb.newton as nw
+
+    c = sample_fixed_design(reversible_chain(300, degree=3, sigma=1.0, seed=41), 30, seed=42)
+    direct = fit_likelihood(c, penalty=penalty)
+    monkeypatch.setattr(nw, "DIRECT_SOLVE_MAX", 20)
+    monkeypatch.setattr(el, "CORE_DIRECT_MAX", 20)
+    elim = fit_likelihood(c, penalty=penalty)
+    a, b = direct.potential.to_numpy(), elim.potential.to_numpy()
+    assert np.array_equal(np.isfinite(a), np.isfinite(b))
+    ok = np.isfinite(a)
+    np.testing.assert_allclose(b[ok], a[ok], atol=1e-7 if penalty == "firth" else 1e-9)

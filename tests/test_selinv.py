@@ -7,6 +7,7 @@ import pytest
 import scipy.sparse as sp
 
 import dbnb.selinv as si
+from dbnb.elimination import Elimination
 from dbnb.newton import ConvergenceError
 from dbnb.selinv import inverse_diagonal, selected_inverse
 
@@ -91,7 +92,10 @@ def test_larger_than_small_goes_through_the_levels():
     rng = np.random.default_rng(4)
     n = 600
     a = _grounded_laplacian(n, _random_graph(n, 700, rng), rng)
-    assert si._eliminate(sp.csr_array(a), si.MAX_DEGREE, a.diagonal()) is not None
+    s = sp.csr_array(a)
+    s.sort_indices()
+    assert Elimination.build(s.indptr, s.indices, max_degree=si.MAX_DEGREE,
+                             min_core=si.SMALL).levels
     _check_against_dense(a)
 
 
