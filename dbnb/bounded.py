@@ -35,8 +35,8 @@ certainly not).
 toward the midpoints where many potentials fit exactly (it can pull a difference outside its
 interval by about ``tau`` times the half-width, and makes the minimiser unique). With
 ``lower = upper`` it is the least-squares potential of the log-ratios; bounds that widen make
-only the residuals outside them count. Only pairs with both directions bounded away from 0 enter the point
-estimate; one-sided intervals (a lower bound 0) still constrain the ranges.
+only the residuals outside them count. Only pairs with both directions bounded away from 0
+enter the point estimate; one-sided intervals (a lower bound 0) still constrain the ranges.
 """
 
 from __future__ import annotations
