@@ -9,12 +9,16 @@ counts            TransitionCounts: immutable N(g <- f), N0(f), escapes, per-sta
 kernels           T(g <- f) with the Letter's N0 conventions (Eqs. 6, 18, 24); Var log T (Eq. 5)
 action            the action S[V] (Eq. 8) and its violation functions K (Eq. 17)
 newton            the one damped Newton solver every fit uses
+elimination       exact elimination of low-degree states by levels (a sparse block factor)
+selinv            selected inversion: A^-1 on the pattern of A (standard errors, leverages)
 graph             strong components (one ranking rule), reachability, triangles, DAG depth
 potential         fit_potential: the least-action potential (Eqs. 1-3, 8), SCC-aware
 likelihood        fit_likelihood: Eq. 5 as a binomial model (Firth's penalty, standard errors)
 hierarchy         popularity < detailed balance < free: balance_test, held_out
 hodge             gradient / curl / harmonic split of the log-ratio flow; variance shares
 bootstrap         bootstrap intervals for any potential fit
+bounded           the potential of an exact kernel known within [lower, upper]: exact ranges,
+                  a certified verdict on detailed balance
 verdict           check: every test of detailed balance on one data set (``dbnb check``)
 calibration       p-value uniformity, power against a drive, interval coverage (synthetic)
 feature_potential an explicit potential on state features (Supplement E)
@@ -40,6 +44,7 @@ store
 
 from . import calibration, datasets, diagnostics, synthetic
 from .bootstrap import bootstrap
+from .bounded import bounded_potential
 from .counts import TransitionCounts
 from .hierarchy import balance_test, held_out
 from .hodge import hodge, variance_shares
@@ -59,6 +64,7 @@ __all__ = [
     "hodge",
     "variance_shares",
     "bootstrap",
+    "bounded_potential",
     "check",
     "Verdict",
     "action",

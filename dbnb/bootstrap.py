@@ -184,9 +184,10 @@ def bootstrap(
         Worker processes for the refits (``-1``: one per CPU). The data sets are drawn in
         this process in the same order whatever ``n_jobs``, so the replicates are identical;
         ``fit`` must then be picklable (a module-level function or a
-        :func:`functools.partial` of one, not a lambda). Worth it for fits of a second or
-        more (the Letter-size likelihood fit: 200 refits in about half the time on 2 free
-        cores, ``benchmarks/bench_likelihood.py``).
+        :func:`functools.partial` of one, not a lambda). Worth it only on free cores and for
+        fits of a second or more: the Letter-size likelihood refit takes about 0.2 s, and on
+        a loaded 2-core machine 200 of them took 42 s in one process and 57 s in two
+        (``benchmarks/bench_likelihood.py``).
 
     warm_start : bool
         When ``fit`` takes a ``start`` keyword (:func:`dbnb.likelihood.fit_likelihood`), start

@@ -45,18 +45,16 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
 from scipy.special import expit
-from tqdm.auto import tqdm
 
-from . import graph
+from . import graph, selinv
 from .action import violation_terms
 from .counts import TransitionCounts
 from .kernels import Estimator, TransitionKernel, as_kernel
-from .newton import ConvergenceError, minimise_edges
+from .newton import ConvergenceError, EdgeSystem, minimise_edges
 from .potential import PotentialFit
 
 __all__ = ["LikelihoodFit", "PairData", "fit_likelihood", "pair_data"]
@@ -255,46 +253,24 @@ def _laplacian(i, j, w, n) -> sp.csc_array:
     return sp.csc_array((vals, (rows, cols)), shape=(n, n))
 
 
-#: Largest grounded information matrix whose inverse diagonal is computed densely (a dense
-#: Cholesky factor and its triangular inverse: ``8 n^2`` bytes, about 400 MiB at 7,000 states,
-#: and ``2 n^3 / 3`` flops); beyond, sparse LU with a fill-reducing ordering and blocked solves.
+#: Largest remainder (after the low-degree states are eliminated) whose inverse is computed
+#: densely by :func:`dbnb.selinv.selected_inverse`; beyond, sparse LU and blocked solves.
 DENSE_INVERSE_MAX = 8000
 
 
-def _inverse_diagonal(h: sp.csc_matrix, block: int = 512) -> np.ndarray:
-    """``diag(h^-1)`` of a sparse symmetric positive-definite matrix.
-
-    Up to :data:`DENSE_INVERSE_MAX` rows: ``h = C C^T`` (dense Cholesky), then
-    ``diag(h^-1)_k = sum_i (C^-1)_{ik}^2``, the column norms of the triangular inverse (BLAS
-    level 3; about 10 s at 7,000 rows on one core). Beyond: one sparse LU factorisation with
-    the minimum-degree ordering of ``h + h^T`` (a third of COLAMD's fill on random pair
-    graphs) and blocked solves against unit vectors.
-    """
-    n = h.shape[0]
-    if n == 0:
+def _inverse_diagonal(h: sp.csc_matrix) -> np.ndarray:
+    """``diag(h^-1)`` of a sparse symmetric positive-definite matrix, exactly: the selected
+    inversion of :mod:`dbnb.selinv` (eliminate states of low degree level by level, invert
+    the rest densely, back-substitute; 0.26 s instead of the dense inverse's 8.5 s on the
+    Letter-size graph, ``benchmarks/bench_likelihood.py``)."""
+    if h.shape[0] == 0:
         return np.zeros(0)
-    if n <= DENSE_INVERSE_MAX:
-        try:
-            c = sla.cholesky(h.toarray(), lower=True, overwrite_a=True, check_finite=False)
-        except np.linalg.LinAlgError as exc:
-            raise ConvergenceError(f"the information matrix ({n} free states) is not "
-                                   f"positive definite: {exc}") from exc
-        ci, info = sla.lapack.dtrtri(c, lower=1, overwrite_c=1)
-        if info != 0:
-            raise ConvergenceError(f"triangular inverse failed (LAPACK info={info}, n={n})")
-        return np.einsum("ij,ij->j", ci, ci)
-    lu = spla.splu(h, permc_spec="MMD_AT_PLUS_A")
-    out = np.empty(n)
-    for s in tqdm(range(0, n, block), desc="standard errors", unit="block"):
-        k = min(block, n - s)
-        e = np.zeros((n, k))
-        e[np.arange(s, s + k), np.arange(k)] = 1.0
-        out[s:s + k] = lu.solve(e)[np.arange(s, s + k), np.arange(k)]
-    return out
+    return selinv.inverse_diagonal(h, dense_max=DENSE_INVERSE_MAX)
 
 
-#: Largest number of free states for which leverages are computed exactly (one sparse LU and
-#: blocked solves); beyond it the local estimate ``R_e ~ 1/W_i + 1/W_j`` is used.
+#: Largest number of free states for which leverages are computed exactly (one selected
+#: inversion of the information, :mod:`dbnb.selinv`); beyond it the local estimate
+#: ``R_e ~ 1/W_i + 1/W_j`` is used.
 EXACT_LEVERAGE_MAX = 1500
 
 
@@ -312,24 +288,18 @@ def _leverages(i, j, w, free, n) -> np.ndarray:
     nf = int(free.sum())
     pos = np.full(n, -1, dtype=np.int64)
     pos[free] = np.arange(nf)
-    lap = sp.csc_matrix(sp.csc_array(_laplacian(i, j, w, n))[free][:, free])
     if nf == 0:
         return np.zeros(i.size)
     if nf <= EXACT_LEVERAGE_MAX:
-        # the entries (i,i), (j,j), (i,j) of L^-1, from blocked solves of one factorisation
-        lu = spla.splu(lap, permc_spec="MMD_AT_PLUS_A")
-        fi, fj = pos[i], pos[j]  # -1: a grounded state (potential 0)
-        diag = np.zeros(nf)
+        lap = sp.csc_matrix(sp.csc_array(_laplacian(i, j, w, n))[free][:, free])
+        # the entries (i,i), (j,j), (i,j) of L^-1: all on the pattern of L, so one selected
+        # inversion gives them (a grounded state sits at potential 0: entries 0)
+        z = selinv.selected_inverse(lap, dense_max=DENSE_INVERSE_MAX)
+        fi, fj = pos[i], pos[j]
+        dd = np.concatenate([z.diagonal(), [0.0]])  # index -1 -> 0
+        both = (fi >= 0) & (fj >= 0)
         cross = np.zeros(i.size)
-        for s in range(0, nf, 512):
-            k = min(512, nf - s)
-            e = np.zeros((nf, k))
-            e[np.arange(s, s + k), np.arange(k)] = 1.0
-            x = lu.solve(e)
-            diag[s:s + k] = x[np.arange(s, s + k), np.arange(k)]
-            here = (fj >= s) & (fj < s + k) & (fi >= 0)
-            cross[here] = x[fi[here], fj[here] - s]
-        dd = np.concatenate([diag, [0.0]])  # index -1 -> 0
+        cross[both] = np.asarray(z[fi[both], fj[both]]).ravel()
         r = dd[fi] + dd[fj] - 2 * cross
     else:
         wsum = np.bincount(i, w, minlength=n) + np.bincount(j, w, minlength=n)
@@ -345,16 +315,21 @@ LOCAL_REFITS = 6
 MAX_STEP = 4.0
 
 
-def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter):
+def _fit_pseudo(pi, pj, off, y, m, free, n, v0, tol, max_iter, system=None):
     """Newton for the conditional likelihood of pseudo-counts ``y`` out of ``m`` per pair:
-    ``sum_e m log(1 + e^z) - y z`` with ``z = v_i - v_j + offset``."""
+    ``sum_e m log(1 + e^z) - y z`` with ``z = v_i - v_j + offset``. ``system``: the pair
+    graph's :class:`~dbnb.newton.EdgeSystem`, shared by the refits of one fit (the Newton
+    systems of large graphs are solved by exact elimination of low-degree states and
+    conjugate gradients on the rest)."""
     def terms(x):
         z = x + off
-        p = expit(z)
-        return m * np.logaddexp(0.0, z) - y * z, m * p - y, m * p * (1 - p), m * p + y
+        e = np.exp(-np.abs(z))  # softplus and logistic from one exponential, both stable
+        p = np.where(z >= 0, 1.0, e) / (1.0 + e)
+        mp = m * p
+        return m * (np.maximum(z, 0.0) + np.log1p(e)) - y * z, mp - y, mp * (1 - p), mp + y
 
     v, r = minimise_edges(n, pi, pj, terms, free, tol=tol, max_iter=max_iter, v0=v0,
-                          max_step=MAX_STEP)
+                          max_step=MAX_STEP, eliminate=True, system=system)
     if not r.converged:
         raise ConvergenceError(
             f"likelihood Newton stopped after {r.iterations} iterations with relative "
@@ -480,10 +455,11 @@ def fit_likelihood(
         base[comp[first]] = s0[first]
         v = np.where(free, s0 - base[comp], 0.0)  # each component's ground at 0
     exact = int(free.sum()) <= EXACT_LEVERAGE_MAX
+    system = EdgeSystem(n, pi, pj, free)  # one Newton pattern for every refit
     if penalty == "firth" and exact:
         def refit(h, v):
             v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol,
-                                          max_iter)
+                                          max_iter, system)
             p = expit(v[pi] - v[pj] + off)
             return _leverages(pi, pj, m * p * (1 - p), free, n), v, iters, gnorm
 
@@ -495,11 +471,12 @@ def fit_likelihood(
             # the refits before the last only set the leverages: a looser tolerance suffices
             t_k = tol if k == LOCAL_REFITS - 1 else max(tol, 1e-7)
             v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, t_k,
-                                          max_iter)
+                                          max_iter, system)
             p = expit(v[pi] - v[pj] + off)
             h = 0.5 * (h + _leverages(pi, pj, m * p * (1 - p), free, n))
     else:
-        v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter)
+        v, iters, gnorm = _fit_pseudo(pi, pj, off, y + h / 2, m + h, free, n, v, tol, max_iter,
+                                      system)
 
     # gauge: min 0 per component; errors relative to the reference or each minimum
     rel = graph.shift_to_min(v, comp)

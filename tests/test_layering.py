@@ -28,6 +28,7 @@ LAYERS = {
     "dbnb.authors": "core", "dbnb.comparison": "core",
     "dbnb.likelihood": "core", "dbnb.hierarchy": "core", "dbnb.hodge": "core",
     "dbnb.bootstrap": "core", "dbnb.verdict": "core", "dbnb.calibration": "core",
+    "dbnb.selinv": "core", "dbnb.elimination": "core", "dbnb.bounded": "core",
     "dbnb.diagnostics": "diagnostics",
     "dbnb.plots": "plots",
     "dbnb.llm": "llm",

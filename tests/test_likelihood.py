@@ -389,3 +389,49 @@ def test_stderr_is_the_sandwich_written_out(monkeypatch):
     x = np.zeros(free.sum())
     x[np.searchsorted(np.flatnonzero(free), k)] = [1.0, -1.0]
     assert fit.variance_of(w) == pytest.approx(x @ sandwich @ x, rel=1e-9)
+
+
+@pytest.mark.parametrize(("n", "small"), [(15, 0), (400, None)])
+def test_stderr_against_the_dense_inverse(monkeypatch, n, small):
+    """The model-based and the multinomial errors of the selected inversion against
+    ``diag(I^-1)`` inverted densely: a small chain forced through the elimination levels,
+    and one above :data:`dbnb.selinv.SMALL` states on the default path."""
+    import dbnb.selinv as si
+
+    if small is not None:
+        monkeypatch.setattr(si, "SMALL", small)
+    c = sample_fixed_design(reversible_chain(n, degree=3, sigma=1.0, seed=31), 40, seed=32)
+    fit = fit_likelihood(c)
+    free = np.ones(c.n_states, bool)
+    free[fit.ground] = False
+    hinv = np.linalg.inv(fit.information.toarray()[np.ix_(free, free)])
+    main = (fit.status == "main").to_numpy()
+    want = np.zeros(c.n_states)
+    want[free] = np.sqrt(np.diag(hinv))
+    np.testing.assert_allclose(fit.standard_errors("model").to_numpy()[main], want[main],
+                               rtol=1e-9)
+    n0 = fit.transitions.n0
+    var = np.zeros(c.n_states)
+    var[free] = np.diag(hinv) - 1 / n0[free] - 1 / n0[fit.ground[0]]
+    np.testing.assert_allclose(fit.standard_errors("multinomial").to_numpy()[main],
+                               np.sqrt(np.clip(var, 0, None))[main], rtol=1e-9)
+
+
+@pytest.mark.parametrize("penalty", [None, "jeffreys", "firth"])
+def test_eliminating_solver_gives_the_same_fit(monkeypatch, penalty):
+    """Large graphs solve their Newton systems by exact elimination and conjugate gradients
+    (:class:`dbnb.newton.EdgeSystem`); forced here on a 300-state chain by lowering the
+    direct-solve threshold, the fit equals the one solved directly (Firth's to the
+    tolerance its refits stop at)."""
+    import dbnb.elimination as el
+    import dbnb.newton as nw
+
+    c = sample_fixed_design(reversible_chain(300, degree=3, sigma=1.0, seed=41), 30, seed=42)
+    direct = fit_likelihood(c, penalty=penalty)
+    monkeypatch.setattr(nw, "DIRECT_SOLVE_MAX", 20)
+    monkeypatch.setattr(el, "CORE_DIRECT_MAX", 20)
+    elim = fit_likelihood(c, penalty=penalty)
+    a, b = direct.potential.to_numpy(), elim.potential.to_numpy()
+    assert np.array_equal(np.isfinite(a), np.isfinite(b))
+    ok = np.isfinite(a)
+    np.testing.assert_allclose(b[ok], a[ok], atol=1e-7 if penalty == "firth" else 1e-9)

@@ -578,3 +578,20 @@ def test_describe_names_what_each_kernel_is():
     assert not t.loc["words", "bounded"] and t.loc["symbolic", "bounded"]
     with pytest.raises(TypeError, match=r"kernels\['x'\] must be a LogprobKernel"):
         describe({"x": 1})
+
+def test_bounded_potential_uses_every_pair_with_its_interval():
+    """The interval alternative to censoring: the pair {A, C} with P(C | A) in [0.1, 0.3]
+    stays in, with log-ratio interval [log 0.1/1e-6, log 0.3/1e-6]. This hand kernel is far
+    from reversible (around A -> B -> C the log-ratios add to log(0.5) against the A-C pair's
+    11.5 at least): no potential fits, a certified violation, and least squares spreads the
+    misfit evenly over the three pairs of the cycle."""
+    ek = _hand_kernel()
+    fit = ek.bounded_potential(reference="A")
+    assert len(fit.pairs) == 3 and not fit.consistent and fit.low.isna().all()
+    row = fit.pairs[(fit.pairs.f == "A") & (fit.pairs.g == "C")].iloc[0]
+    assert row.a == pytest.approx(np.log(0.1 / 1e-6))
+    assert row.b == pytest.approx(np.log(0.3 / 1e-6))
+    gap = row.a - (np.log(0.3 / 0.2) + np.log(0.1 / 0.3))  # the cycle's shortfall
+    np.testing.assert_allclose(fit.pairs["outside"], gap / 3, rtol=1e-3)
+    with pytest.raises(ValueError, match="upper bounds"):
+        _hand_kernel(upper=False).bounded_potential()

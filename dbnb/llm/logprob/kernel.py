@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from ...bounded import BoundedPotential, bounded_potential
 from ...counts import TransitionCounts
 from ...kernels import TransitionKernel
 from .model import same_machine
@@ -218,6 +219,19 @@ class LogprobKernel:
             escapes=esc,
             source=f"exact-logprob expected counts ({n_calls} calls per source)",
         )
+
+    def bounded_potential(self, **kwargs) -> BoundedPotential:
+        """The potential over the sources from the bounds ``prob <= P(g | f) <= upper``, with
+        exact ranges and a certified verdict on detailed balance
+        (:func:`dbnb.bounded.bounded_potential`; ``kwargs`` go to it). The alternative to
+        censoring pairs (:meth:`censored_pairs`): every pair enters with its interval of
+        log-ratios, none is dropped for being small."""
+        if self.upper is None:
+            raise ValueError("this kernel has no upper bounds; recompute it to bound its "
+                             "entries")
+        idx = [self.states.index(s) for s in self.sources]
+        return bounded_potential(self.prob[idx, :], self.upper[idx, :], states=self.sources,
+                                 **kwargs)
 
     def to_transition_kernel(self, n_calls: int = 1_000_000, *,
                              max_log_gap: float | None = None,
