@@ -18,12 +18,17 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 __all__ = ["ConvergenceError", "NewtonResult", "minimise", "minimise_edges", "solve_spd",
-           "DIRECT_SOLVE_MAX"]
+           "DIRECT_SOLVE_MAX", "DENSE_SOLVE_MAX"]
 
 log = logging.getLogger(__name__)
 
 #: Largest sparse Newton system solved by LU; larger ones use preconditioned CG.
 DIRECT_SOLVE_MAX = 2000
+
+#: Largest edge-Newton system (:func:`minimise_edges`) assembled as a dense array and solved by
+#: Cholesky: below a few hundred unknowns building a sparse matrix and factorising it costs more
+#: than the dense factorisation (the bootstraps refit thousands of such systems).
+DENSE_SOLVE_MAX = 300
 
 
 class ConvergenceError(RuntimeError):
@@ -173,13 +178,15 @@ def minimise_edges(
     max_iter: int,
     v0: np.ndarray | None = None,
     max_step: float | None = None,
+    dense: bool | None = None,
 ) -> tuple[np.ndarray, NewtonResult]:
     """Minimise ``sum_e phi_e(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (the rest 0).
 
     The shape of every potential fit on a graph: the least-action fit (``phi = T K``) and
     the likelihood fit (``phi`` the binomial deviance of a pair's split). The Hessian is the
     weighted Laplacian with weights ``phi''`` restricted to the free states, assembled on a
-    fixed sparsity pattern and solved by :func:`solve_spd`.
+    fixed sparsity pattern and solved by :func:`solve_spd` (dense, by Cholesky, up to
+    :data:`DENSE_SOLVE_MAX` free states; the two agree to rounding).
 
     Parameters
     ----------
@@ -196,6 +203,9 @@ def minimise_edges(
         Ridge ``alpha/2 |v|^2``.
     v0, max_step
         Start (default 0) and the step cap of :func:`minimise`.
+    dense : bool, optional
+        Assemble the Hessian as a dense array (default: up to :data:`DENSE_SOLVE_MAX` free
+        states).
 
     Returns
     -------
@@ -211,6 +221,9 @@ def minimise_edges(
     cols = np.concatenate([pos[g[ff]], pos[f[ff]], pos[f], pos[g]])
     keep = np.concatenate([np.ones(2 * ff.sum(), bool), free[f], free[g]])
     rows, cols = rows[keep], cols[keep]
+    if dense is None:
+        dense = nf <= DENSE_SOLVE_MAX
+    flat = rows * nf + cols
 
     def full(x):
         v = np.zeros(n)
@@ -227,8 +240,13 @@ def minimise_edges(
         grad = np.bincount(f, d1, minlength=n) - np.bincount(g, d1, minlength=n) + alpha * v
         scale = np.bincount(f, mag, minlength=n) + np.bincount(g, mag, minlength=n)
         rel = grad / (scale + alpha * np.abs(v) + np.finfo(float).tiny)
-        hess = sp.csc_matrix((np.concatenate([-d2[ff], -d2[ff], d2, d2])[keep], (rows, cols)),
-                             shape=(nf, nf))
+        w = np.concatenate([-d2[ff], -d2[ff], d2, d2])[keep]
+        if dense:
+            hess = np.bincount(flat, w, minlength=nf * nf).reshape(nf, nf)
+            if alpha:
+                hess[np.diag_indices(nf)] += alpha
+            return grad[free], rel[free], hess
+        hess = sp.csc_matrix((w, (rows, cols)), shape=(nf, nf))
         if alpha:
             hess = hess + alpha * sp.identity(nf, format="csc")
         return grad[free], rel[free], hess
