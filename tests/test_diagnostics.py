@@ -427,3 +427,17 @@ def test_balance_is_a_deprecated_alias():
     assert balance.pairs is diagnostics.pairs
     assert balance.enumerate_triangles is graph.triangles
     assert set(balance.__all__) <= set(diagnostics.__all__) | {"enumerate_triangles"}
+
+
+def test_summaries_print_counts_as_integers():
+    """A summary keeps counts as ints: a reader sees ``135``, never ``135.000000``."""
+    from dbnb import synthetic
+
+    counts = synthetic.sample_fixed_design(synthetic.reversible_chain(30, degree=6, seed=1),
+                                           100, seed=2)
+    fit = fit_potential(counts)
+    for s in (diagnostics.pairs(fit).summary(), diagnostics.triplets(fit).summary(),
+              diagnostics.one_way_pairs(fit).summary()):
+        first = s.index[0]
+        assert isinstance(s[first], int), (s.name, first, s[first])
+        assert f"{s[first]}\n" in s.to_string() + "\n" and ".000000" not in s.to_string()

@@ -229,7 +229,7 @@ if src.available("logprob30"):
     sampled_k, exact_k = src.logprob30_pair
     cmp = diagnostics.compare_to_exact(sampled_k, exact_k)
     plots.fig_exact_comparison(cmp)
-    print(diagnostics.transition_check(sampled_k, exact_k).round(3).to_string())
+    print(diagnostics.transition_check(sampled_k, exact_k).to_string())
     display(diagnostics.coverage_by_total(sampled_k, exact_k).round(3))
 else:
     print(f"no exact-kernel check in source {SOURCE!r}")
