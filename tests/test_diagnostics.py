@@ -441,3 +441,17 @@ def test_summaries_print_counts_as_integers():
         first = s.index[0]
         assert isinstance(s[first], int), (s.name, first, s[first])
         assert f"{s[first]}\n" in s.to_string() + "\n" and ".000000" not in s.to_string()
+
+
+def test_stationary_check_reversible_and_driven():
+    from dbnb import synthetic
+
+    rev = diagnostics.stationary_check(
+        fit_potential(synthetic.reversible_chain(30, degree=4, sigma=1.5, seed=1).kernel()))
+    assert rev.n_states == 30 and rev.max_deviation < 1e-6
+    assert rev.slope == pytest.approx(1.0, abs=1e-6)
+    drv = diagnostics.stationary_check(fit_potential(
+        synthetic.driven_chain(30, degree=4, sigma=1.5, drive=1.5, seed=1).kernel()))
+    assert drv.rms_deviation > 0.1
+    assert isinstance(drv.summary()["n_states"], int)
+    assert list(drv.to_frame().columns) == ["log_pi", "minus_beta_V", "deviation"]
