@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
@@ -25,10 +26,14 @@ log = logging.getLogger(__name__)
 #: Largest sparse Newton system solved by LU; larger ones use preconditioned CG.
 DIRECT_SOLVE_MAX = 2000
 
-#: Largest edge-Newton system (:func:`minimise_edges`) assembled as a dense array and solved by
-#: Cholesky: below a few hundred unknowns building a sparse matrix and factorising it costs more
-#: than the dense factorisation (the bootstraps refit thousands of such systems).
+#: Largest edge-Newton system (:func:`minimise_edges`) always assembled as a dense array and
+#: solved by Cholesky: below a few hundred unknowns building a sparse matrix and factorising it
+#: costs more than the dense factorisation (the bootstraps refit thousands of such systems).
 DENSE_SOLVE_MAX = 300
+#: Up to this many unknowns a system is dense as well when its graph is: at least
+#: :data:`DENSE_FILL` of the off-diagonal entries set, where sparse LU fills in anyway.
+DENSE_FILL_MAX = 2000
+DENSE_FILL = 0.05
 
 
 class ConvergenceError(RuntimeError):
@@ -135,10 +140,13 @@ def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     """
     if not sp.issparse(a):
         try:
-            c = np.linalg.cholesky(a)
-            return np.linalg.solve(c.T, np.linalg.solve(c, b))
+            factor = sla.cho_factor(a, lower=True, check_finite=False)
+            x = sla.cho_solve(factor, b, check_finite=False)
+            if np.all(np.isfinite(x)):
+                return x
         except np.linalg.LinAlgError:
-            return np.linalg.lstsq(a, b, rcond=None)[0]
+            pass
+        return np.linalg.lstsq(a, b, rcond=None)[0]
     n = a.shape[0]
     if n <= DIRECT_SOLVE_MAX:
         try:
@@ -186,7 +194,8 @@ def minimise_edges(
     the likelihood fit (``phi`` the binomial deviance of a pair's split). The Hessian is the
     weighted Laplacian with weights ``phi''`` restricted to the free states, assembled on a
     fixed sparsity pattern and solved by :func:`solve_spd` (dense, by Cholesky, up to
-    :data:`DENSE_SOLVE_MAX` free states; the two agree to rounding).
+    :data:`DENSE_SOLVE_MAX` free states, and up to :data:`DENSE_FILL_MAX` on a dense graph;
+    the two agree to rounding).
 
     Parameters
     ----------
@@ -205,7 +214,8 @@ def minimise_edges(
         Start (default 0) and the step cap of :func:`minimise`.
     dense : bool, optional
         Assemble the Hessian as a dense array (default: up to :data:`DENSE_SOLVE_MAX` free
-        states).
+        states, or :data:`DENSE_FILL_MAX` when at least :data:`DENSE_FILL` of the pairs are
+        edges).
 
     Returns
     -------
@@ -222,7 +232,8 @@ def minimise_edges(
     keep = np.concatenate([np.ones(2 * ff.sum(), bool), free[f], free[g]])
     rows, cols = rows[keep], cols[keep]
     if dense is None:
-        dense = nf <= DENSE_SOLVE_MAX
+        fill = 2 * int(ff.sum()) / max(nf * (nf - 1), 1)  # upper bound: edges may repeat
+        dense = nf <= DENSE_SOLVE_MAX or (nf <= DENSE_FILL_MAX and fill >= DENSE_FILL)
     flat = rows * nf + cols
 
     def full(x):
