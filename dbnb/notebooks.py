@@ -3,8 +3,9 @@
 A class can then read every notebook, figures included, in a browser without installing
 anything. Execution uses :mod:`nbclient` and the export :mod:`nbconvert`, both of which come
 with JupyterLab (a dependency of dbnb); images are embedded in the pages, links between the
-notebooks point to their HTML copies, and the inline matplotlib backend is used whatever
-``MPLBACKEND`` says, so every figure a reader would see is in the page.
+notebooks point to their HTML copies, the inline matplotlib backend is used whatever
+``MPLBACKEND`` says, so every figure a reader would see is in the page, and the kernels import
+the same dbnb as the command that runs them.
 """
 
 from __future__ import annotations
@@ -77,16 +78,24 @@ def find_notebooks(folder: Path, only: Sequence[str] | None = None) -> list[Path
 
 
 @contextmanager
-def _inline_backend() -> Iterator[None]:
-    old = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = INLINE
+def _kernel_env() -> Iterator[None]:
+    """The kernels' environment: the inline backend, and this dbnb first on the path (a
+    relative or stale ``PYTHONPATH`` would otherwise give the kernel, which runs in the
+    notebook's folder, another copy of the package)."""
+    here = str(Path(__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    new = {"MPLBACKEND": INLINE,
+           "PYTHONPATH": os.pathsep.join([here, *([path] if path else [])])}
+    old = {k: os.environ.get(k) for k in new}
+    os.environ.update(new)
     try:
         yield
     finally:
-        if old is None:
-            os.environ.pop("MPLBACKEND", None)
-        else:
-            os.environ["MPLBACKEND"] = old
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _images(nb) -> int:
@@ -153,7 +162,7 @@ def run_notebooks(
                                 resources={"metadata": {"path": str(path.parent)}})
         start = time.perf_counter()
         error = None
-        with _inline_backend():
+        with _kernel_env():
             try:
                 client.execute()
             except CellExecutionError:

@@ -189,7 +189,8 @@ def _tiny_notebooks(folder, *, broken=False):
     a = nbformat.v4.new_notebook()
     a.cells = [nbformat.v4.new_markdown_cell("# A\nNext: [B](b_second.ipynb)"),
                nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n"
-                                         "fig, ax = plt.subplots()\nax.plot([1, 2], [3, 4]);")]
+                                         "fig, ax = plt.subplots()\nax.plot([1, 2], [3, 4]);"),
+               nbformat.v4.new_code_cell("import dbnb\nprint('dbnb from', dbnb.__file__)")]
     b = nbformat.v4.new_notebook()
     b.cells = [nbformat.v4.new_code_cell("1 / 0" if broken else "print('fine')")]
     for nb in (a, b):
@@ -217,6 +218,9 @@ def test_notebooks_html_writes_pages_with_their_figures(tmp_path, capsys, monkey
     assert "<img" in page and "data:image/png;base64," in page
     assert "Traceback" not in page
     assert 'href="b_second.html"' in page  # links go to the HTML copies
+    import dbnb
+
+    assert f"dbnb from {dbnb.__file__}" in page  # the kernel ran this dbnb
 
 
 def test_notebooks_reports_a_failing_notebook(tmp_path, capsys):
