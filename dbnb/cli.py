@@ -5,6 +5,7 @@ Subcommands
 ``dbnb reproduce``   regenerate every figure and table from the shipped data into ``figures/``
 ``dbnb fit FILE``    least-action potential of a counts file (Letter JSON formats, CSV, a store)
 ``dbnb check PATH``  is it detailed balance? the tests, Hodge split, held-out check, potentials
+``dbnb notebooks``   execute every notebook; ``--html`` writes executed HTML copies
 
 Run ``dbnb COMMAND --help`` for the options of each.
 """
@@ -121,6 +122,24 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     report = reproduce(Path(args.out), source=args.source,
                        formats=tuple(args.formats.split(",")))
     return 0 if report.ok else 1
+
+
+def _cmd_notebooks(args: argparse.Namespace) -> int:
+    from .notebooks import find_notebooks, notebooks_folder, run_notebooks
+
+    folder = Path(args.notebooks) if args.notebooks else notebooks_folder()
+    only = [s.strip() for s in args.only.split(",") if s.strip()] if args.only else None
+    paths = find_notebooks(folder, only)
+    out = Path(args.out) if args.html else None
+    runs = run_notebooks(paths, html_dir=out, timeout=args.timeout,
+                         report=lambda line: print(line, flush=True))
+    bad = [r for r in runs if not r.ok]
+    total = sum(r.seconds for r in runs)
+    print(f"{len(runs) - len(bad)} of {len(runs)} notebooks ran ({total:.0f} s)"
+          + (f"; HTML in {out}/" if out else ""))
+    for r in bad:
+        print(f"dbnb notebooks: error: {r.path.name} failed at {r.error}", file=sys.stderr)
+    return 1 if bad else 0
 
 
 def _read_vocab(arg: str) -> list[str]:
@@ -353,6 +372,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="figure formats, comma-separated (default: %(default)s)",
     )
     r.set_defaults(func=_cmd_reproduce)
+
+    nb = sub.add_parser(
+        "notebooks",
+        help="execute the notebooks; --html writes executed HTML copies",
+        description=(
+            "Execute every notebook top to bottom (offline, the shipped data), each in a fresh "
+            "kernel, printing one line per notebook. With --html, write an executed HTML copy "
+            "of each into OUT (figures embedded, links between notebooks to their copies), "
+            "readable in any browser. The exit status is 1 if any notebook failed; its page "
+            "still shows where."
+        ),
+    )
+    nb.add_argument("--html", action="store_true", help="write executed HTML copies")
+    nb.add_argument("--out", default="notebooks_html",
+                    help="folder of the HTML copies (default: %(default)s)")
+    nb.add_argument("--only", default=None,
+                    help="comma-separated name prefixes to run, e.g. 00,04 (default: all)")
+    nb.add_argument("--notebooks", default=None,
+                    help="folder of the notebooks (default: the repository's notebooks/)")
+    nb.add_argument("--timeout", type=int, default=600,
+                    help="seconds any one cell may take (default: %(default)s)")
+    nb.set_defaults(func=_cmd_notebooks)
 
     f = sub.add_parser(
         "fit",

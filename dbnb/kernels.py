@@ -54,7 +54,8 @@ from scipy.special import expit, logit
 from .counts import TransitionCounts, entries
 
 __all__ = ["TransitionKernel", "as_kernel", "estimate_kernel", "log_t_variance",
-           "log_ratio_interval", "ESTIMATORS", "DESIGNS", "INTERVAL_METHODS"]
+           "log_ratio_interval", "stationary_distribution", "ESTIMATORS", "DESIGNS",
+           "INTERVAL_METHODS"]
 
 Estimator = Literal["auto", "exact", "fixed", "outcount", "low_reject", "high_reject"]
 ESTIMATORS = ("exact", "fixed", "outcount", "low_reject", "high_reject")
@@ -422,3 +423,76 @@ def log_ratio_interval(n_forward, n_backward, n0_source, n0_target, *, level: fl
     low = np.where(undefined, np.nan, low)
     high = np.where(undefined, np.nan, high)
     return low[()], high[()]
+
+
+#: Largest set of states :func:`stationary_distribution` solves for (a dense solve).
+STATIONARY_MAX = 5000
+
+
+def stationary_distribution(kernel: TransitionKernel,
+                            states: list[str] | tuple[str, ...] | None = None) -> pd.Series:
+    r"""The stationary distribution :math:`\pi` of the chain a kernel drives, on a strongly
+    connected set of states.
+
+    The chain moves ``f -> g`` with probability ``T(g <- f)`` and otherwise stays at ``f``: an
+    escape (a reply that is no state), a self-reply, or a move out of ``states`` leaves the
+    agent where it is. ``pi`` solves ``pi(g) = sum_f P(g <- f) pi(f)``, ``sum pi = 1``. Under
+    detailed balance inside ``states`` it is :math:`\pi \propto e^{-\beta V}` exactly (the
+    diagonal does not enter ``pi(f) T(g<-f) = pi(g) T(f<-g)``); a kernel with cycle currents
+    has a ``pi`` no potential gives.
+
+    Parameters
+    ----------
+    kernel : TransitionKernel
+    states : sequence of str, optional
+        A strongly connected set of the kernel's states (default: its main strongly connected
+        component, :func:`dbnb.graph.strong_components`); on a set that is not, ``pi`` is not
+        unique.
+
+    Returns
+    -------
+    pandas.Series
+        ``pi`` indexed by state, summing to 1.
+
+    Raises
+    ------
+    ValueError
+        When ``states`` is not strongly connected, names unknown states, or is larger than
+        :data:`STATIONARY_MAX`.
+
+    Examples
+    --------
+    >>> from dbnb import synthetic
+    >>> chain = synthetic.reversible_chain(10, degree=4, seed=0)
+    >>> pi = stationary_distribution(chain.kernel())
+    >>> v = chain.true_potential()[pi.index]
+    >>> bool(np.allclose(np.log(pi) - np.log(pi).mean(), -(v - v.mean())))
+    True
+    """
+    from . import graph
+
+    t = sp.csr_array(kernel.matrix)
+    index = list(kernel.states)
+    if states is None:
+        comp = graph.strong_components(t.T)
+        keep = np.flatnonzero(comp == 0)
+    else:
+        pos = {s: i for i, s in enumerate(index)}
+        unknown = [s for s in states if s not in pos]
+        if unknown:
+            raise ValueError(f"states not in the kernel: {unknown[:5]}")
+        keep = np.array(sorted({pos[s] for s in states}), dtype=np.int64)
+    if keep.size > STATIONARY_MAX:
+        raise ValueError(f"{keep.size} states: more than STATIONARY_MAX = {STATIONARY_MAX}")
+    p = t[keep][:, keep].toarray()
+    np.fill_diagonal(p, 0.0)
+    if keep.size > 1 and np.unique(graph.strong_components(sp.csr_array(p.T > 0))).size > 1:
+        raise ValueError("states are not strongly connected: the stationary distribution is "
+                         "not unique (pass one strongly connected component)")
+    p[np.diag_indices_from(p)] = 1.0 - p.sum(axis=0)
+    a = p - np.eye(keep.size)
+    a[-1] = 1.0
+    b = np.zeros(keep.size)
+    b[-1] = 1.0
+    pi = np.clip(np.linalg.solve(a, b), 0.0, None)
+    return pd.Series(pi / pi.sum(), index=[index[i] for i in keep], name="pi")

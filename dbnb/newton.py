@@ -14,18 +14,29 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.linalg as sla
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from .elimination import Elimination, NotPositiveDefinite, csr_pattern
 
 __all__ = ["ConvergenceError", "EdgeSystem", "NewtonResult", "minimise", "minimise_edges",
-           "solve_spd", "DIRECT_SOLVE_MAX"]
+           "solve_spd", "DIRECT_SOLVE_MAX", "DENSE_SOLVE_MAX"]
 
 log = logging.getLogger(__name__)
 
 #: Largest sparse Newton system solved by LU; larger ones use preconditioned CG.
 DIRECT_SOLVE_MAX = 2000
+
+
+#: Largest edge-Newton system (:func:`minimise_edges`) always assembled as a dense array and
+#: solved by Cholesky: below a few hundred unknowns building a sparse matrix and factorising it
+#: costs more than the dense factorisation (the bootstraps refit thousands of such systems).
+DENSE_SOLVE_MAX = 300
+#: Up to this many unknowns a system is dense as well when its graph is: at least
+#: :data:`DENSE_FILL` of the off-diagonal entries set, where sparse LU fills in anyway.
+DENSE_FILL_MAX = 2000
+DENSE_FILL = 0.05
 
 
 class ConvergenceError(RuntimeError):
@@ -132,10 +143,13 @@ def solve_spd(a, b: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     """
     if not sp.issparse(a):
         try:
-            c = np.linalg.cholesky(a)
-            return np.linalg.solve(c.T, np.linalg.solve(c, b))
+            factor = sla.cho_factor(a, lower=True, check_finite=False)
+            x = sla.cho_solve(factor, b, check_finite=False)
+            if np.all(np.isfinite(x)):
+                return x
         except np.linalg.LinAlgError:
-            return np.linalg.lstsq(a, b, rcond=None)[0]
+            pass
+        return np.linalg.lstsq(a, b, rcond=None)[0]
     n = a.shape[0]
     if n <= DIRECT_SOLVE_MAX:
         try:
@@ -206,6 +220,23 @@ class EdgeSystem:
             h = h + alpha * sp.identity(self.nf, format="csc")
         return h
 
+    def hessian_dense(self, d2: np.ndarray, alpha: float = 0.0) -> np.ndarray:
+        """The Hessian with edge curvatures ``d2`` (plus ``alpha`` on the diagonal), dense."""
+        ff, nf = self.ff, self.nf
+        vals = np.concatenate([-d2[ff], -d2[ff], d2, d2])[self.keep]
+        h = np.bincount(self.rows * nf + self.cols, vals, minlength=nf * nf).reshape(nf, nf)
+        if alpha:
+            h[np.diag_indices(nf)] += alpha
+        return h
+
+    def dense_by_default(self) -> bool:
+        """Whether :func:`minimise_edges` assembles this system densely by default: up to
+        :data:`DENSE_SOLVE_MAX` free states, or :data:`DENSE_FILL_MAX` when at least
+        :data:`DENSE_FILL` of the pairs are edges."""
+        nf = self.nf
+        fill = 2 * int(self.ff.sum()) / max(nf * (nf - 1), 1)  # upper bound: edges may repeat
+        return nf <= DENSE_SOLVE_MAX or (nf <= DENSE_FILL_MAX and fill >= DENSE_FILL)
+
     def pattern(self):
         """``(indptr, indices, slot)``: the sorted CSR pattern with its diagonal, and the
         position of each Hessian coordinate in it."""
@@ -268,6 +299,7 @@ def minimise_edges(
     max_step: float | None = None,
     eliminate: bool = False,
     system: EdgeSystem | None = None,
+    dense: bool | None = None,
 ) -> tuple[np.ndarray, NewtonResult]:
     """Minimise ``sum_e phi_e(v_f - v_g) + alpha/2 |v|^2`` over ``v[free]`` (the rest 0).
 
@@ -299,6 +331,11 @@ def minimise_edges(
     system : EdgeSystem, optional
         The graph's Newton system, when the caller fits the same graph repeatedly (it must
         have been built from the same ``n, f, g, free``).
+    dense : bool, optional
+        Assemble the Hessian as a dense array and solve by Cholesky (default:
+        :meth:`EdgeSystem.dense_by_default`, up to :data:`DENSE_SOLVE_MAX` free states, or
+        :data:`DENSE_FILL_MAX` when at least :data:`DENSE_FILL` of the pairs are edges; the
+        dense and sparse paths agree to rounding).
 
     Returns
     -------
@@ -313,7 +350,9 @@ def minimise_edges(
                          f"{system.f.size} edges, {system.nf} free; here {n}, {np.size(f)}, "
                          f"{int(free.sum())})")
     nf = system.nf
-    direct = not eliminate or nf <= DIRECT_SOLVE_MAX
+    if dense is None:
+        dense = system.dense_by_default()
+    direct = dense or not eliminate or nf <= DIRECT_SOLVE_MAX
 
     def full(x):
         v = np.zeros(n)
@@ -330,7 +369,12 @@ def minimise_edges(
         grad = np.bincount(f, d1, minlength=n) - np.bincount(g, d1, minlength=n) + alpha * v
         scale = np.bincount(f, mag, minlength=n) + np.bincount(g, mag, minlength=n)
         rel = grad / (scale + alpha * np.abs(v) + np.finfo(float).tiny)
-        hess = system.hessian_csc(d2, alpha) if direct else system.hessian_data(d2, alpha)
+        if dense:
+            hess = system.hessian_dense(d2, alpha)
+        elif direct:
+            hess = system.hessian_csc(d2, alpha)
+        else:
+            hess = system.hessian_data(d2, alpha)
         return grad[free], rel[free], hess
 
     if nf == 0:

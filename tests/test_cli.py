@@ -180,3 +180,56 @@ def test_kernel_word_temperatures_and_paraphrase(tmp_path, capsys):
     rc = main(["kernel", "word", "--vocab", str(vocab), "--temperatures", "1,-2",
                "--out", str(out)])
     assert rc == 2 and "--temperatures" in capsys.readouterr().err
+
+
+def _tiny_notebooks(folder, *, broken=False):
+    """Two small notebooks: one draws a figure and links to the other."""
+    nbformat = pytest.importorskip("nbformat")
+    folder.mkdir()
+    a = nbformat.v4.new_notebook()
+    a.cells = [nbformat.v4.new_markdown_cell("# A\nNext: [B](b_second.ipynb)"),
+               nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n"
+                                         "fig, ax = plt.subplots()\nax.plot([1, 2], [3, 4]);"),
+               nbformat.v4.new_code_cell("import dbnb\nprint('dbnb from', dbnb.__file__)")]
+    b = nbformat.v4.new_notebook()
+    b.cells = [nbformat.v4.new_code_cell("1 / 0" if broken else "print('fine')")]
+    for nb in (a, b):
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+    nbformat.write(a, folder / "a_first.ipynb")
+    nbformat.write(b, folder / "b_second.ipynb")
+    return folder
+
+
+def test_notebooks_html_writes_pages_with_their_figures(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("nbconvert")
+    pytest.importorskip("ipykernel")
+    pytest.importorskip("matplotlib_inline")
+    monkeypatch.setenv("MPLBACKEND", "Agg")  # the pages show figures whatever the shell says
+    folder = _tiny_notebooks(tmp_path / "nb")
+    out = tmp_path / "html"
+    rc = main(["notebooks", "--html", "--out", str(out), "--notebooks", str(folder),
+               "--only", "a_"])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "[1/1] a_first: ok" in text and "1 figures" in text
+    assert [p.name for p in out.iterdir()] == ["a_first.html"]  # --only selects
+    page = (out / "a_first.html").read_text(encoding="utf-8")
+    assert "<img" in page and "data:image/png;base64," in page
+    assert "Traceback" not in page
+    assert 'href="b_second.html"' in page  # links go to the HTML copies
+    import dbnb
+
+    assert f"dbnb from {dbnb.__file__}" in page  # the kernel ran this dbnb
+
+
+def test_notebooks_reports_a_failing_notebook(tmp_path, capsys):
+    pytest.importorskip("ipykernel")
+    folder = _tiny_notebooks(tmp_path / "nb", broken=True)
+    rc = main(["notebooks", "--notebooks", str(folder), "--only", "b_"])
+    cap = capsys.readouterr()
+    assert rc == 1
+    assert "FAILED at cell 0: ZeroDivisionError" in cap.out
+    assert "b_second.ipynb failed at cell 0: ZeroDivisionError" in cap.err
+    assert main(["notebooks", "--notebooks", str(folder), "--only", "zz"]) == 2
+    assert "selects none of a_first, b_second" in capsys.readouterr().err

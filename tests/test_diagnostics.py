@@ -427,3 +427,31 @@ def test_balance_is_a_deprecated_alias():
     assert balance.pairs is diagnostics.pairs
     assert balance.enumerate_triangles is graph.triangles
     assert set(balance.__all__) <= set(diagnostics.__all__) | {"enumerate_triangles"}
+
+
+def test_summaries_print_counts_as_integers():
+    """A summary keeps counts as ints: a reader sees ``135``, never ``135.000000``."""
+    from dbnb import synthetic
+
+    counts = synthetic.sample_fixed_design(synthetic.reversible_chain(30, degree=6, seed=1),
+                                           100, seed=2)
+    fit = fit_potential(counts)
+    for s in (diagnostics.pairs(fit).summary(), diagnostics.triplets(fit).summary(),
+              diagnostics.one_way_pairs(fit).summary()):
+        first = s.index[0]
+        assert isinstance(s[first], int), (s.name, first, s[first])
+        assert f"{s[first]}\n" in s.to_string() + "\n" and ".000000" not in s.to_string()
+
+
+def test_stationary_check_reversible_and_driven():
+    from dbnb import synthetic
+
+    rev = diagnostics.stationary_check(
+        fit_potential(synthetic.reversible_chain(30, degree=4, sigma=1.5, seed=1).kernel()))
+    assert rev.n_states == 30 and rev.max_deviation < 1e-6
+    assert rev.slope == pytest.approx(1.0, abs=1e-6)
+    drv = diagnostics.stationary_check(fit_potential(
+        synthetic.driven_chain(30, degree=4, sigma=1.5, drive=1.5, seed=1).kernel()))
+    assert drv.rms_deviation > 0.1
+    assert isinstance(drv.summary()["n_states"], int)
+    assert list(drv.to_frame().columns) == ["log_pi", "minus_beta_V", "deviation"]

@@ -90,3 +90,39 @@ def test_transitions_to_dropped_states_removed():
     k = estimate_kernel(c)
     assert k.states == ("A", "B")
     assert k.matrix.nnz == 2
+
+
+def test_stationary_distribution_is_exp_minus_potential_under_detailed_balance():
+    """pi solves pi = P pi (checked by power iteration written here) and, for a reversible
+    chain, equals e^{-beta V}; escapes (on the diagonal) do not change it."""
+    from dbnb import synthetic
+    from dbnb.kernels import stationary_distribution
+
+    for escape in (0.0, 0.4):
+        chain = synthetic.reversible_chain(25, degree=4, sigma=1.5, escape=escape, seed=2)
+        pi = stationary_distribution(chain.kernel())
+        v = chain.true_potential()[pi.index].to_numpy()
+        expected = np.exp(-v) / np.exp(-v).sum()
+        np.testing.assert_allclose(pi.to_numpy(), expected, rtol=1e-9)
+    driven = synthetic.driven_chain(25, degree=4, sigma=1.5, drive=1.5, seed=2)
+    pi = stationary_distribution(driven.kernel())
+    p = driven.matrix.toarray() + np.diag(driven.escape_probability())
+    x = np.full(25, 1 / 25)
+    for _ in range(20000):
+        x = p @ x
+    np.testing.assert_allclose(pi.to_numpy(), x, rtol=1e-6, atol=1e-12)
+    v = driven.true_potential().to_numpy()
+    assert np.max(np.abs(np.log(pi.to_numpy()) + v - np.mean(np.log(pi.to_numpy()) + v))) > 0.1
+
+
+def test_stationary_distribution_needs_one_strongly_connected_set():
+    from dbnb.kernels import stationary_distribution
+
+    k = estimate_kernel(claude4_table2(), "fixed", n0=4000)
+    pi = stationary_distribution(k)   # default: the main component (ATTITUDE ... PROBLEM)
+    assert set(pi.index) == {"ATTITUDE", "PERSONAL", "PROBLEM"}
+    assert pi.sum() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="not strongly connected"):
+        stationary_distribution(k, list(k.states))
+    with pytest.raises(ValueError, match="not in the kernel"):
+        stationary_distribution(k, ["NOPE"])

@@ -37,6 +37,7 @@ LAYERS = {
     "dbnb.agents": "agents",
     "dbnb.sources": "sources",
     "dbnb.reproduce": "reproduce",
+    "dbnb.notebooks": "notebooks",
     "dbnb.cli": "cli",
 }  # fmt: skip
 
@@ -49,7 +50,9 @@ ALLOWED = {
     "agents": {"core", "llm"},
     "sources": {"core", "diagnostics", "llm", "agents"},
     "reproduce": {"core", "diagnostics", "plots", "llm", "agents", "sources"},
-    "cli": {"core", "diagnostics", "plots", "llm", "agents", "sources", "reproduce"},
+    "notebooks": set(),
+    "cli": {"core", "diagnostics", "plots", "llm", "agents", "sources", "reproduce",
+            "notebooks"},
     "index": {"core", "diagnostics", "plots", "llm", "agents", "sources"},
     "alias": {"core", "diagnostics", "llm", "agents"},
 }

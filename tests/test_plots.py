@@ -299,3 +299,13 @@ def test_kernel_heatmap_columns_are_sources():
     assert np.allclose(shown, kern.matrix.toarray())
     assert "source" in ax.get_xlabel() and "target" in ax.get_ylabel()
     assert [t.get_text() for t in ax.get_xticklabels()] == list(kern.states)
+
+
+def test_fig_stationary():
+    from dbnb import synthetic
+
+    chk = diagnostics.stationary_check(
+        fit_potential(synthetic.reversible_chain(20, degree=4, seed=1).kernel()))
+    fig = plots.fig_stationary(chk, caption="")
+    assert isinstance(fig, Figure) and fig.axes[0].get_lines()
+    plt.close(fig)

@@ -13,6 +13,8 @@ Module map (one check each; the functions it holds in brackets)::
     score             Fig. 5: potential vs score, up/down shares  [potential_vs_score]
     sampled_vs_exact  beyond the Letter: sampled error bars vs a kernel known without noise
                       [compare_to_exact, coverage_by_total, transition_check]
+    stationary        pi = e^{-beta V}? the kernel's stationary distribution vs the potential
+                      [stationary_check]
     _common           shared: input checks, edge look-up, coverage fractions, sampling
 
 Every check is a pure function of a fitted potential (:class:`~dbnb.potential.PotentialFit`)
@@ -52,6 +54,7 @@ from .sampled_vs_exact import (
     transition_check,
 )
 from .score import ScoreGraph, potential_vs_score
+from .stationary import StationaryCheck, stationary_check
 from .triplets import TripletCheck, triplets
 
 __all__ = [
@@ -62,6 +65,7 @@ __all__ = [
     "ScoreGraph",
     "ExactComparison",
     "MajorityVoteCurves",
+    "StationaryCheck",
     "pairs",
     "pair_intervals",
     "triplets",
@@ -76,4 +80,5 @@ __all__ = [
     "compare_to_exact",
     "coverage_by_total",
     "transition_check",
+    "stationary_check",
 ]

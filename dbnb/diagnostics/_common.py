@@ -137,3 +137,11 @@ def sample_rows(n: int, size: int | float | None, seed: int) -> np.ndarray:
         return np.arange(n)
     rng = np.random.default_rng(seed)
     return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def summary_series(values: dict, name: str) -> pd.Series:
+    """One result's headline numbers as a Series that keeps counts as integers (object dtype:
+    a float Series would print ``135`` as ``135.000000``)."""
+    return pd.Series({k: int(v) if isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+                      else float(v) if isinstance(v, (float, np.floating)) else v
+                      for k, v in values.items()}, name=name, dtype=object)

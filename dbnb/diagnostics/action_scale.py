@@ -34,7 +34,7 @@ from ..action import violation_terms
 from ..likelihood import LikelihoodFit, fit_likelihood
 from ..newton import ConvergenceError
 from ..potential import PotentialFit
-from ._common import freeze, require_fit
+from ._common import freeze, require_fit, summary_series
 
 __all__ = [
     "PotentialDistribution",
@@ -146,7 +146,7 @@ class PotentialDistribution:
         return expected_min_action(self.sigma, form="asymptotic")
 
     def summary(self) -> pd.Series:
-        return pd.Series(
+        return summary_series(
             {
                 "n_states": self.n_states,
                 "mu": self.mu,
@@ -160,7 +160,7 @@ class PotentialDistribution:
                 "normalised_action": self.normalised_action,
                 "flat_action": self.flat_action,
             },
-            name="potential_distribution",
+            "potential_distribution",
         )
 
     def to_frame(self) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import scipy.sparse as sp
 from scipy.special import logit
 
 from ..potential import PotentialFit
-from ._common import EdgeTable, freeze, potential_arrays, require_fit, sample_rows
+from ._common import EdgeTable, freeze, potential_arrays, require_fit, sample_rows, summary_series
 
 __all__ = ["OneWayCheck", "one_way_pairs"]
 
@@ -112,7 +112,7 @@ class OneWayCheck:
         return fin[sample_rows(fin.size, size, seed)]
 
     def summary(self) -> pd.Series:
-        return pd.Series(
+        return summary_series(
             {
                 "n_pairs": self.n_pairs,
                 "n_finite": self.n_finite,
@@ -120,7 +120,7 @@ class OneWayCheck:
                 f"fraction_above_lower_{100 * self.level:g}": self.fraction_above_lower,
                 f"offset_p{self.percentile:g}": self.offset,
             },
-            name="one_way",
+            "one_way",
         )
 
     def to_frame(self) -> pd.DataFrame:

@@ -22,6 +22,7 @@ from ._common import (
     require_fit,
     sample_rows,
     sigma_fraction,
+    summary_series,
 )
 
 __all__ = ["PairCheck", "pair_intervals", "pairs"]
@@ -190,7 +191,7 @@ class PairCheck:
         return float(1 - np.sum(self.residual**2) / np.sum((self.y - self.y.mean()) ** 2))
 
     def summary(self) -> pd.Series:
-        return pd.Series(
+        return summary_series(
             {
                 "n_pairs": self.n_pairs,
                 "n_excluded": self.n_excluded,
@@ -202,7 +203,7 @@ class PairCheck:
                 "pearson_r": self.pearson_r,
                 "slope": self.slope,
             },
-            name="pairs",
+            "pairs",
         )
 
     def sample(self, fraction: float | int | None = 0.2, *, seed: int = 42) -> np.ndarray:

@@ -18,7 +18,7 @@ from scipy import stats
 
 from ..counts import entries
 from ..kernels import TransitionKernel, log_t_variance
-from ._common import EdgeTable, freeze, mutual_pairs, sigma_fraction
+from ._common import EdgeTable, freeze, mutual_pairs, sigma_fraction, summary_series
 
 __all__ = ["ExactComparison", "compare_to_exact", "coverage_by_total", "transition_check"]
 
@@ -94,7 +94,7 @@ class ExactComparison:
         return pd.DataFrame(rows).set_index("min count")
 
     def summary(self) -> pd.Series:
-        return pd.Series(
+        return summary_series(
             {
                 "n_pairs": self.n_pairs,
                 "within_1sigma": self.within_1sigma,
@@ -102,7 +102,7 @@ class ExactComparison:
                 "mean_z": float(np.mean(self.z)) if self.n_pairs else float("nan"),
                 "std_z": float(np.std(self.z)) if self.n_pairs else float("nan"),
             },
-            name="sampled vs exact",
+            "sampled vs exact",
         )
 
     def to_frame(self) -> pd.DataFrame:
@@ -181,7 +181,7 @@ def transition_check(sampled: TransitionKernel, exact: TransitionKernel, *,
     z = (n - e) / np.sqrt(e * (1.0 - t))
     chi2 = float(np.sum(z**2))
     dof = int(z.size)
-    return pd.Series(
+    return summary_series(
         {
             "transitions": dof,
             "chi2": chi2,
@@ -192,7 +192,7 @@ def transition_check(sampled: TransitionKernel, exact: TransitionKernel, *,
             "within_1": float(np.mean(np.abs(z) <= 1)) if dof else float("nan"),
             "within_2": float(np.mean(np.abs(z) <= 2)) if dof else float("nan"),
         },
-        name="transitions vs exact",
+        "transitions vs exact",
     )
 
 

@@ -31,6 +31,7 @@ from ._common import (
     pearson_corr,
     sample_rows,
     sigma_fraction,
+    summary_series,
 )
 
 __all__ = ["TripletCheck", "triplets"]
@@ -131,7 +132,7 @@ class TripletCheck:
         return pearson_corr(self.forward, self.backward)
 
     def summary(self) -> pd.Series:
-        return pd.Series(
+        return summary_series(
             {
                 "n_triplets": self.n_triplets,
                 "within_1sigma": self.within_1sigma,
@@ -141,7 +142,7 @@ class TripletCheck:
                 "rms_affinity": self.rms_affinity,
                 "pearson_r": self.pearson_r,
             },
-            name="triplets",
+            "triplets",
         )
 
     def sample(self, fraction: float | int | None = 0.2, *, seed: int = 42) -> np.ndarray:

@@ -25,6 +25,8 @@ Module map::
     balance        is it detailed balance? p-value calibration, power, interval coverage,
                    Hodge fractions per data set
                    [fig_p_values, fig_power, fig_coverage, fig_hodge_fractions]
+    stationary     log pi of the kernel vs -beta V of the fit (pi = e^{-beta V}?)
+                   [fig_stationary]
     tables         Tables I-IV as DataFrames  [table1_examples ... table4_action_scale]
     _style         palette, rc style, axes, captions, annotation boxes (shared)
 
@@ -42,6 +44,7 @@ from .majority_vote import fig12_majority_vote
 from .one_way import fig10_one_way
 from .pairs import fig_exact_comparison, fig_pairs
 from .score import fig_potential_vs_score
+from .stationary import fig_stationary
 from .tables import table1_examples, table2_counts, table3_statistics, table4_action_scale
 from .triplets import fig_triplets
 
@@ -64,6 +67,7 @@ __all__ = [
     "fig_power",
     "fig_coverage",
     "fig_hodge_fractions",
+    "fig_stationary",
     "table1_examples",
     "table2_counts",
     "table3_statistics",

@@ -23,9 +23,10 @@ SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), t
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
 import dbnb
-from dbnb import plots, synthetic
+from dbnb import diagnostics, plots, synthetic
 
 # %% [markdown]
 # ## Two states: the closed form
@@ -146,12 +147,51 @@ print(f"correlation {np.corrcoef(true_v, est)[0, 1]:.4f}, "
 # error of 500 calls per state.
 
 # %% [markdown]
+# ## The potential as a stationary distribution: $\pi \propto e^{-\beta V}$
+# An agent that keeps calling the model walks a Markov chain: from $f$ it moves to $g$ with
+# probability $T(g\leftarrow f)$ and otherwise (an escape, or a repeat of the prompt) stays at
+# $f$. Its long-run share of time in each state is the stationary distribution $\pi$,
+# $\pi(g) = \sum_f P(g\leftarrow f)\,\pi(f)$. Detailed balance,
+# $\pi(f)T(g\leftarrow f) = \pi(g)T(f\leftarrow g)$, together with Eq. 5 gives
+#
+# $$ \pi(f) \propto e^{-\beta V(f)} , $$
+#
+# so $\beta V$ is the free energy of the states in which the agent spends its time. This holds
+# **exactly when the kernel is in detailed balance**, and **on one strongly connected
+# component**: there the chain is irreducible and $\pi$ is unique; between components there is
+# no stationary exchange, and the constants between their potentials are arbitrary (the gauge).
+# Escapes sit on the diagonal of $P$ and change neither $\pi$ nor $V$. A kernel with cycle
+# currents still has a $\pi$, but no potential gives it. `dbnb.diagnostics.stationary_check`
+# computes the kernel's own $\pi$ (`dbnb.kernels.stationary_distribution`, one linear solve) and
+# sets it beside $e^{-\beta V}$ of the least-action fit:
+
+# %%
+src = dbnb.sources.Sources(SOURCE)
+stat = {"reversible chain": dbnb.fit_potential(chain.kernel()),
+        "driven chain (d = 1.5)": dbnb.fit_potential(
+            synthetic.driven_chain(30, degree=4, sigma=1.5, drive=1.5, seed=1).kernel())}
+if src.available("logprob100"):
+    stat["SmolLM2, exact kernel, 100 words"] = src.logprob100_fit
+checks = {name: diagnostics.stationary_check(f) for name, f in stat.items()}
+fig, axes = plt.subplots(1, len(checks), figsize=(3.4 * len(checks), 3.2), layout="constrained")
+for ax, (name, chk) in zip(axes, checks.items()):
+    plots.fig_stationary(chk, ax=ax, caption=name)
+pd.DataFrame({name: chk.summary() for name, chk in checks.items()}).T.infer_objects()
+
+# %% [markdown]
+# *What to look for:* the reversible chain sits on the diagonal to rounding (an rms deviation of
+# order $10^{-11}$, the fit's tolerance): $\pi = e^{-\beta V}$ exactly. The driven chain, with the same graph and
+# potential plus a cycle current, does not: its least-action $V$ still tracks $\pi$ (slope
+# near 1) but misses by a few tenths in $\log\pi$. The model's exact word kernel is close to the
+# diagonal with an rms deviation of about 0.2 in $\log\pi$: its least-action potential is nearly,
+# not exactly, the free energy of where the agent spends its time.
+
+# %% [markdown]
 # ## The same on the chosen data source
 # The word agent's counts from `SOURCE` (by default the shipped SmolLM2-135M run), fitted with
 # both kernels: the two potentials agree closely, as the Letter finds (Fig. 9).
 
 # %%
-src = dbnb.sources.Sources(SOURCE)
 if src.available("words"):
     wfit = dbnb.fit_potential(src.words, violation="exp")
     wfit_sp = dbnb.fit_potential(src.words, violation="softplus")
@@ -174,10 +214,11 @@ else:
 # 1. **Two-state closed form.** Take $N(g\leftarrow f) = 20$, $N(f\leftarrow g) = 2$ and 100
 #    calls from each state. Predict $\beta V(f) - \beta V(g)$ by hand, then check it with
 #    `dbnb.fit_potential`.
-# 2. **Stationary distribution vs potential.** For the reversible chain `chain` above, put each
-#    state's escape probability on the diagonal (so the columns sum to 1), compute the stationary
-#    distribution $\pi$ and compare $\log\pi$ with $-\beta V$ from least action. What slope do you
-#    expect, and why?
+# 2. **Stationary distribution vs potential, by hand.** For the reversible chain `chain` above,
+#    put each state's escape probability on the diagonal (so the columns sum to 1), compute the
+#    stationary distribution $\pi$ as the eigenvector of eigenvalue 1 and compare $\log\pi$ with
+#    $-\beta V$ from least action. What slope do you expect, and why? Then make the chain
+#    reducible (drop every transition into one state) and say what goes wrong.
 #
 # <details><summary><b>Solution</b> (click to open)</summary>
 #
@@ -192,7 +233,7 @@ else:
 #
 # 2. Detailed balance $\pi(f)T(g\leftarrow f) = \pi(g)T(f\leftarrow g)$ with
 #    $\log T(g\leftarrow f)/T(f\leftarrow g) = \beta V(f)-\beta V(g)$ gives $\pi\propto e^{-\beta V}$:
-#    slope 1, correlation 1.
+#    slope 1, correlation 1 (`stationary_check` above does the same by one linear solve).
 #
 # ```python
 # P = chain.matrix.toarray() + np.diag(chain.escape_probability())
@@ -202,4 +243,9 @@ else:
 # v = dbnb.fit_potential(chain.kernel()).potential.to_numpy()
 # np.polyfit(-v, np.log(pi), 1)[0]   # 1.0000
 # ```
+#
+#    A state that is never entered gets $\pi = 0$, and the states it feeds are no longer one
+#    strongly connected component with it: its $\beta V$ is $+\infty$ (it is upstream), which
+#    is $e^{-\beta V} = 0$, consistent, but $\pi$ says nothing about potential differences
+#    between separate components.
 # </details>

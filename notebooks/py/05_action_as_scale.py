@@ -10,6 +10,20 @@
 #
 # and Table IV compares it with the action actually reached.
 #
+# **What Eq. 28 assumes**, each used below:
+# 1. the exp kernel $K(x) = e^{-x/2}$ (not the softplus kernel the authors' code fits);
+# 2. a normalised kernel, $\sum_g T(g\leftarrow f) = 1$ for every prompt, so that a flat potential
+#    gives $S = K(0) = 1$: no escapes and no repeats of the prompt;
+# 3. the $\beta V$ of the states are independent draws from one Gaussian of width $\sigma$ (a
+#    "density of states"), and $\sigma$ is the width of the *true* potential, not of a fitted
+#    one that adds its estimation noise;
+# 4. transitions depend on the states only through their potentials, with the kernel in detailed
+#    balance with $V$: no graph structure, no prompt-specific preferences, no cycle currents.
+#
+# Where an assumption fails, Eq. 28 is a yardstick rather than a prediction; the Table IV section
+# repairs 1-3 as far as the data allow (one kernel per row, the flat action of the same kernel,
+# $\sigma$ corrected for noise). Assumption 4 is what notebooks 04 and 07 test.
+#
 # **What you will learn**
 # - the distribution of $\beta V$ over states and its Gaussian fit (Fig. 11);
 # - what Eq. 28 predicts for the minimum action, and why escapes make the raw comparison
