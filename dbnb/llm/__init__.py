@@ -19,7 +19,7 @@ logprob    log-probability kernels P(g | f) of a local model's grammar sampler (
 """
 
 from . import logprob
-from .client import CacheMiss, ProviderUnavailable, Request, is_retryable, sample
+from .client import CacheMiss, ProviderUnavailable, Request, sample
 from .jsonl import JsonlFile, copy_json
 from .local import (
     LOCAL_DEFAULTS,
@@ -53,7 +53,6 @@ __all__ = [
     "compact",
     "copy_json",
     "is_local",
-    "is_retryable",
     "load_deployments",
     "load_logprob_kernel",
     "local_name",

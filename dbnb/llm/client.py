@@ -2,8 +2,9 @@
 
 :func:`sample` takes a list of :class:`Request` and a store (:mod:`dbnb.llm.store`). Requests
 whose key is in the store are replayed with no network traffic; the others are sent through
-``complete`` (by default ``litellm.acompletion``) with bounded concurrency, optional
-requests/tokens-per-minute limits and retries with exponential backoff and jitter. Every
+a ``litellm.Router`` with bounded concurrency: a one-entry Router for a direct call (the model
+and its litellm parameters; rpm/tpm on the deployment, retries and timeout on the Router), or
+the Router over a deployments file. The Router does the rate limiting and the retries. Every
 finished call, success or final failure, is written to the store at once, so killing the
 process loses only the calls in flight.
 
@@ -22,10 +23,8 @@ import asyncio
 import concurrent.futures
 import functools
 import os
-import random
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -35,18 +34,9 @@ from . import local as _local
 from .jsonl import copy_json
 from .store import is_secret_name, make_key, sanitize_params
 
-__all__ = ["Request", "sample", "CacheMiss", "ProviderUnavailable", "is_retryable"]
+__all__ = ["Request", "sample", "CacheMiss", "ProviderUnavailable"]
 
-_RETRY_STATUS = frozenset({408, 409, 429})
 _FATAL_STATUS = frozenset({401, 403})
-_RETRY_EXC_NAMES = (
-    "RateLimitError",
-    "Timeout",
-    "APIConnectionError",
-    "ServiceUnavailableError",
-    "InternalServerError",
-    "BadGatewayError",
-)
 
 
 class CacheMiss(LookupError):
@@ -177,33 +167,6 @@ def _status_code(exc: BaseException) -> int | None:
     return None
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed call should be retried.
-
-    Retried: HTTP 408, 409, 429 and 5xx (from a ``status_code`` attribute on the exception or
-    its ``response``), timeouts, connection errors and litellm's rate-limit / timeout /
-    connection / server error classes. Not retried: other 4xx and everything else.
-
-    Examples
-    --------
-    >>> class E(Exception):
-    ...     status_code = 429
-    >>> is_retryable(E()), is_retryable(ValueError("bad"))
-    (True, False)
-    """
-    code = _status_code(exc)
-    if code is not None:
-        return code in _RETRY_STATUS or code >= 500
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
-        return True
-    litellm = sys.modules.get("litellm")
-    if litellm is not None:
-        classes = tuple(c for n in _RETRY_EXC_NAMES if (c := getattr(litellm, n, None)))
-        if classes and isinstance(exc, classes):
-            return True
-    return False
-
-
 def _describe(exc: BaseException) -> str:
     code = _status_code(exc)
     msg = str(exc).strip() or type(exc).__name__
@@ -217,44 +180,6 @@ def _redact(text: str) -> str:
         if len(value) >= 8 and is_secret_name(name) and value in text:
             text = text.replace(value, "***")
     return text
-
-
-# -- rate limiting ----------------------------------------------------------------------------
-class _RateLimiter:
-    """Sliding-window limits on requests and tokens per `window` seconds."""
-
-    def __init__(self, rpm: float | None, tpm: float | None, window: float = 60.0) -> None:
-        self.rpm, self.tpm, self.window = rpm, tpm, window
-        self._calls: deque[float] = deque()
-        self._tokens: deque[tuple[float, int]] = deque()
-        self._lock = asyncio.Lock()
-
-    def _prune(self, now: float) -> None:
-        while self._calls and now - self._calls[0] >= self.window:
-            self._calls.popleft()
-        while self._tokens and now - self._tokens[0][0] >= self.window:
-            self._tokens.popleft()
-
-    async def acquire(self) -> None:
-        if self.rpm is None and self.tpm is None:
-            return
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._prune(now)
-                waits = []
-                if self.rpm is not None and len(self._calls) >= self.rpm:
-                    waits.append(self._calls[0] + self.window - now)
-                if self.tpm is not None and sum(t for _, t in self._tokens) >= self.tpm:
-                    waits.append(self._tokens[0][0] + self.window - now)
-                if not waits:
-                    self._calls.append(now)
-                    return
-                await asyncio.sleep(max(min(waits), 0.001))
-
-    def record_tokens(self, n: int) -> None:
-        if self.tpm is not None and n:
-            self._tokens.append((time.monotonic(), int(n)))
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -341,8 +266,6 @@ def sample(
     progress: bool = True,
     postfix: Callable[[list[dict]], Mapping[str, Any]] | None = None,
     offline: bool = False,
-    backoff_base: float = 1.0,
-    backoff_max: float = 60.0,
     deployments=None,
 ) -> list[dict]:
     """Draw one completion per request, replaying stored ones.
@@ -356,17 +279,19 @@ def sample(
         :class:`dbnb.llm.store.MemoryStore`). Every finished call is put at once.
     complete : async callable, optional
         ``await complete(model=..., messages=..., **params)`` returning an OpenAI-format
-        response (object or dict). Default ``litellm.acompletion``, with ``local/*`` models
+        response (object or dict), called once per request (no limiter, no retries: a test
+        seam). Default: a one-entry ``litellm.Router`` per model, with ``local/*`` models
         resolved to a server started for the duration of the call (:mod:`dbnb.llm.local`). An
         injected `complete` receives the model names unchanged.
     concurrency : int, default 2
         Calls in flight at once.
     rpm, tpm : float, optional
-        Requests / tokens (prompt + completion) per minute, enforced over a sliding window.
+        Requests / tokens per minute: the deployment's ``rpm`` / ``tpm`` in the one-entry
+        Router (litellm enforces them).
     max_retries : int, default 5
-        Retries after the first attempt for retryable errors (:func:`is_retryable`).
+        The Router's ``num_retries`` (litellm decides which errors are retried).
     timeout : float, default 60
-        Seconds per attempt; a timed-out attempt is retried.
+        The Router's ``timeout``, seconds per attempt.
     progress : bool, default True
         Show a tqdm bar with done, replayed, failed and spend.
     postfix : callable, optional
@@ -374,9 +299,6 @@ def sample(
         added to the bar, e.g. ``lambda recs: {"escape": ...}``.
     offline : bool, default False
         Replay only: raise :class:`CacheMiss` if any request is not in the store.
-    backoff_base, backoff_max : float
-        Retry ``k`` sleeps ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
-        (direct calls only).
     deployments : path, list, mapping or Deployments, optional
         Send the calls through ``litellm.Router`` over these deployments
         (:func:`dbnb.llm.router.load_deployments`; the Router's ``model_list``). The file is
@@ -451,7 +373,7 @@ def sample(
             _run_misses, list(misses.values()), store=store, complete=complete,
             concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries,
             timeout=timeout, progress=progress, postfix=postfix, results=results,
-            n_total=len(misses) + n_replayed, backoff=(backoff_base, backoff_max),
+            n_total=len(misses) + n_replayed,
             deployments=deployments,
         )  # fmt: skip
         try:
@@ -484,27 +406,27 @@ def _set_postfix(bar, replayed, failed, spend, postfix, done_records) -> None:
 
 async def _run_misses(
     misses: list[Request], *, store, complete, concurrency, rpm, tpm, max_retries, timeout,
-    progress, postfix, results, n_total, backoff, deployments=None,
+    progress, postfix, results, n_total, deployments=None,
 ) -> None:  # fmt: skip
     from contextlib import ExitStack
 
-    targets: dict[str, tuple[str, dict]] = {}
+    guard = timeout  # an injected complete: one attempt, bounded by timeout
+    one_deployment: dict[str, str] = {}
     with ExitStack() as stack:
+        if deployments is not None or complete is None:
+            # the Router applies timeout per attempt; this only bounds a hung Router
+            guard = timeout * (max_retries + 2) + 30
         if deployments is not None:
             # The Router retries, limits and cools down; one attempt per call from here.
             complete = deployments.router(timeout=timeout).acompletion
-            max_retries = 0
         elif complete is None:
             models = {r.model for r in misses}
             _check_providers(models, misses)
-            litellm = _import_litellm()
-            complete = litellm.acompletion
-            for m in sorted(models):
-                lmodel, extra, ctx = _local.resolve_model(m)
-                stack.enter_context(ctx)
-                extra = {**extra, "timeout": timeout, "max_retries": 0}
-                targets[m] = (lmodel, extra)
-        limiter = _RateLimiter(rpm, tpm)
+            router = _direct_router(sorted(models), stack, rpm=rpm, tpm=tpm,
+                                    max_retries=max_retries, timeout=timeout)
+            complete = router.acompletion
+            # one deployment per model: a failure can only have been there
+            one_deployment = router.dbnb_ids
         queue: asyncio.Queue[Request] = asyncio.Queue()
         for r in misses:
             queue.put_nowait(r)
@@ -519,9 +441,8 @@ async def _run_misses(
                     req = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                lmodel, extra = targets.get(req.model, (req.model, {}))
-                rec, fatal = await _call_one(req, lmodel, extra, complete, limiter,
-                                             max_retries, timeout, backoff)  # fmt: skip
+                rec, fatal = await _call_one(req, complete, timeout, guard,
+                                             default_deployment=one_deployment.get(req.model))
                 store.put(rec)
                 results[req.key] = rec
                 done_records.append(rec)
@@ -553,48 +474,96 @@ async def _run_misses(
             )
 
 
-async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout, backoff):
-    """One request with retries; returns (record, fatal_error_or_None)."""
-    base, cap = backoff
-    attempts = 0
+def _direct_router(models, stack, *, rpm, tpm, max_retries, timeout):
+    """A ``litellm.Router`` with one deployment per model: what a direct call goes through."""
+    litellm = _import_litellm()
+    entries = []
+    for m in models:
+        lmodel, extra, ctx = _local.resolve_model(m)
+        stack.enter_context(ctx)
+        lp = {"model": lmodel, **extra, "max_retries": 0}  # the Router retries, not openai
+        if rpm is not None:
+            lp["rpm"] = rpm
+        if tpm is not None:
+            lp["tpm"] = tpm
+        entries.append({"model_name": m, "litellm_params": lp, "model_info": {"id": lmodel}})
+    # One deployment: a cool-down would only turn retries into "no deployments available".
+    limits = {}
+    if rpm is not None or tpm is not None:  # the strategy that counts rpm/tpm per deployment
+        limits = {"routing_strategy": "usage-based-routing-v2"}
+    router = litellm.Router(model_list=entries, num_retries=max_retries, timeout=timeout,
+                            retry_after=0, disable_cooldowns=True, **limits)
+    router.dbnb_ids = {e["model_name"]: e["model_info"]["id"] for e in entries}
+    return router
+
+
+def _attempts(obj: Any) -> int | None:
+    """Attempts litellm made (1 + retries), from a response or an exception, if exposed."""
+    hidden = _field(obj, "_hidden_params")
+    for src in (hidden, getattr(obj, "litellm_metadata", None),
+                (hidden or {}).get("additional_headers") if isinstance(hidden, Mapping) else None):
+        if not isinstance(src, Mapping):
+            continue
+        for name in ("attempted_retries", "x-litellm-attempted-retries"):
+            v = src.get(name)
+            if isinstance(v, (int, str)) and str(v).isdigit():
+                return int(v) + 1
+    n = getattr(obj, "num_retries", None)
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n + 1
+    return None
+
+
+def _failed_deployment(exc: BaseException) -> str | None:
+    """The deployment a failed Router call last tried, when litellm says so."""
+    for name in ("model_id", "deployment"):
+        v = getattr(exc, name, None)
+        if isinstance(v, str) and v:
+            return v
+    for src in (getattr(exc, "litellm_metadata", None), getattr(exc, "_hidden_params", None)):
+        if isinstance(src, Mapping):
+            info = src.get("model_info")
+            if isinstance(info, Mapping) and isinstance(info.get("id"), str):
+                return info["id"]
+            if isinstance(src.get("model_id"), str):
+                return src["model_id"]
+    return None
+
+
+UNKNOWN_DEPLOYMENT = "unknown (litellm did not say which deployment failed)"
+
+
+async def _call_one(req, complete, timeout, guard, default_deployment=None):
+    """One request (the Router retries inside); returns (record, fatal_error_or_None)."""
     err: str | None = None
     fatal = None
     reply = finish = None
     usage: dict[str, Any] = {"prompt_tokens": None, "completion_tokens": None}
     cost = None
     deployment = None
-    latency = 0.0
-    while True:
-        attempts += 1
-        await limiter.acquire()
-        t0 = time.perf_counter()
-        try:
-            resp = await asyncio.wait_for(
-                complete(model=lmodel, messages=copy_json(req.messages),
-                         **copy_json(req.params), **extra),
-                timeout,
-            )  # fmt: skip
-            latency = time.perf_counter() - t0
-            reply, finish, usage = _parse_response(resp)
-            cost = _response_cost(resp, req.model)
-            deployment = _deployment(resp, lmodel)
-            limiter.record_tokens((usage.get("prompt_tokens") or 0)
-                                  + (usage.get("completion_tokens") or 0))  # fmt: skip
-            err = None
-            break
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            latency = time.perf_counter() - t0
-            err = _describe(exc)
-            if isinstance(exc, asyncio.TimeoutError) and not str(exc):
-                err = f"TimeoutError: no reply within timeout={timeout} s"
-            if _status_code(exc) in _FATAL_STATUS:
-                fatal = err
-                break
-            if attempts > max_retries or not is_retryable(exc):
-                break
-            await asyncio.sleep(random.uniform(0, min(cap, base * 2 ** (attempts - 1))))
+    attempts = None
+    t0 = time.perf_counter()
+    try:
+        resp = await asyncio.wait_for(
+            complete(model=req.model, messages=copy_json(req.messages), **copy_json(req.params)),
+            guard,
+        )
+        latency = time.perf_counter() - t0
+        reply, finish, usage = _parse_response(resp)
+        cost = _response_cost(resp, req.model)
+        deployment = _deployment(resp, req.model)
+        attempts = _attempts(resp)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        latency = time.perf_counter() - t0
+        err = _describe(exc)
+        if isinstance(exc, asyncio.TimeoutError) and not str(exc):
+            err = f"TimeoutError: no reply within timeout={timeout} s"
+        if _status_code(exc) in _FATAL_STATUS:
+            fatal = err
+        attempts = _attempts(exc)
+        deployment = _failed_deployment(exc) or default_deployment or UNKNOWN_DEPLOYMENT
     record = {
         "key": req.key,
         "sample": req.sample,
