@@ -26,3 +26,38 @@ def table2_fit():
 def rng() -> np.random.Generator:
     """A generator with a fixed seed, fresh for every test."""
     return np.random.default_rng(20251210)
+
+
+@pytest.fixture
+def fast_minutes(monkeypatch):
+    """litellm's rpm/tpm limiter and dbnb's wait for it on a clock where a minute lasts 1 s.
+
+    litellm keys its per-deployment counters by the UTC minute (``HH-MM``) of the clock its
+    ``enforce_model_rate_limits`` check was built with; dbnb waits for that clock's next minute
+    (``dbnb.llm.routing.CLOCK``). Both get the same fast clock, started 1 s into a minute.
+    Returns the clock (a callable giving the fast UTC datetime).
+    """
+    import datetime as _dt
+    import os
+    import time as _time
+
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as dbnb imports it: offline
+    pytest.importorskip("litellm")
+    from litellm.router_utils.pre_call_checks.model_rate_limit_check import (
+        ModelRateLimitingCheck,
+    )
+
+    from dbnb.llm import routing
+
+    speed = 60.0
+    origin = _dt.datetime(2026, 1, 1, 12, 0, 1, tzinfo=_dt.timezone.utc)
+    t0 = _time.monotonic()
+
+    def now() -> _dt.datetime:
+        return origin + _dt.timedelta(seconds=(_time.monotonic() - t0) * speed)
+
+    defaults = ModelRateLimitingCheck.__init__.__defaults__
+    assert defaults is not None and len(defaults) == 1, "litellm's clock seam moved"
+    monkeypatch.setattr(ModelRateLimitingCheck.__init__, "__defaults__", (now,))
+    monkeypatch.setattr(routing, "CLOCK", routing.MinuteClock(now=now, speed=speed))
+    return now

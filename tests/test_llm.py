@@ -155,12 +155,51 @@ def test_concurrency_is_bounded_and_used():
     assert fake.max_in_flight == 3
 
 
-def test_injected_complete_is_called_once_and_times_out():
-    # an injected complete is a test seam: no retries (the Router retries real calls)
-    fake = Scripted("slow")
+def test_injected_complete_is_retried_by_the_router_like_a_real_call():
+    # the injected function is a litellm provider of the same Router: a 429 and a timed-out
+    # attempt are retried (with the Router's backoff), and the record counts the attempts
+    fake = Scripted(HTTPError(429), "slow", "fine")
     store = MemoryStore()
-    [rec] = sample(requests_(1), store=store, complete=fake, timeout=0.2, **FAST)
-    assert "TimeoutError" in rec["error"] and len(fake.calls) == 1 and len(store) == 1
+    [rec] = sample(requests_(1), store=store, complete=fake, timeout=0.2, max_retries=2, **FAST)
+    assert rec["error"] is None and rec["reply"] == "fine:q0"
+    assert len(fake.calls) == 3 and rec["attempts"] == 3 and rec["rate_limit_waits"] == 0
+    assert rec["deployment"] == "fake/model" and len(store) == 1
+    # what the function received: the request's model name and parameters, unchanged
+    assert fake.calls[-1] == {"model": "fake/model", "messages": [{"role": "user",
+                              "content": "q0"}], "temperature": 1.0}
+
+
+def test_final_failure_after_retries_is_recorded_once():
+    fake = Scripted(default=HTTPError(500, "server on fire"))
+    store = MemoryStore()
+    [rec] = sample(requests_(1), store=store, complete=fake, max_retries=1, **FAST)
+    assert len(fake.calls) == 2 and rec["attempts"] == 2 and "server on fire" in rec["error"]
+    assert "HTTP 500" in rec["error"] and rec["deployment"] == "fake/model"
+    assert len(store) == 1 and rec["rate_limit_waits"] == 0
+    fake = Scripted("slow", "slow")
+    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, timeout=0.2,
+                   max_retries=1, **FAST)
+    assert rec["error"] == "TimeoutError: no reply within timeout=0.2 s" and rec["attempts"] == 2
+
+
+def test_rate_limit_waits_for_the_next_minute_and_never_fails(fast_minutes):
+    # rpm=2 on a clock whose minutes last 1 s: 5 calls need 3 minutes. No call is refused into
+    # a failure, none reaches the provider while over the limit, no minute serves more than 2.
+    minutes = []
+
+    async def fake(*, model, messages, **params):
+        minutes.append(fast_minutes().strftime("%H-%M"))
+        return ok_response("w")
+
+    store = MemoryStore()
+    recs = sample(requests_(5), store=store, complete=fake, rpm=2, concurrency=2,
+                  max_retries=0, **FAST)
+    assert [r["error"] for r in recs] == [None] * 5 and len(store) == 5
+    assert len(minutes) == 5  # a refused call never reached the function
+    per_minute = sorted(minutes.count(m) for m in set(minutes))
+    assert max(per_minute) <= 2 and len(per_minute) >= 3
+    assert sum(r["rate_limit_waits"] for r in recs) >= 3  # calls 3-5 each waited
+    assert all(r["attempts"] == 1 for r in recs)  # a wait is not an attempt
 
 
 def test_400_not_retried_and_failure_recorded_then_retried_on_rerun():
@@ -177,10 +216,12 @@ def test_400_not_retried_and_failure_recorded_then_retried_on_rerun():
 def test_garbage_and_bugs_are_recorded_failures():
     fake = Scripted("garbage")
     [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, **FAST)
-    assert len(fake.calls) == 1 and "malformed" in rec["error"]
-    fake = Scripted(ValueError("a bug"))
-    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, **FAST)
-    assert len(fake.calls) == 1 and rec["error"] == "ValueError: a bug"
+    assert len(fake.calls) == 1 and "malformed" in rec["error"] and rec["attempts"] == 1
+    # an exception without a status: litellm maps it to a connection error and retries it,
+    # as for a provider; the record keeps the function's own error
+    fake = Scripted(ValueError("a bug"), ValueError("a bug"))
+    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, max_retries=1, **FAST)
+    assert len(fake.calls) == 2 and rec["error"] == "ValueError: a bug"
 
 
 def test_401_aborts_the_run_after_recording(monkeypatch):
@@ -356,13 +397,16 @@ def test_router_final_failure_after_retries_is_recorded(scripted_server, monkeyp
     assert rec["deployment"] == "openai/x" and len(store) == 1
 
 
-def test_router_rpm_is_honoured(scripted_server, monkeypatch):
+def test_router_rpm_waits_instead_of_failing(scripted_server, monkeypatch, fast_minutes):
     pytest.importorskip("litellm")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-x")
     base = f"http://127.0.0.1:{scripted_server.server_address[1]}/v1"
     reqs = [Request("openai/x", [{"role": "user", "content": f"p{i}"}], {"api_base": base})
             for i in range(3)]
-    out = sample(reqs, store=MemoryStore(), timeout=20, rpm=2, max_retries=0, **FAST)
-    # litellm lets 2 calls through in the minute and refuses the third (no deployment free)
-    assert len(scripted_server.bodies) == 2
-    assert sum(r["error"] is None for r in out) == 2
+    out = sample(reqs, store=MemoryStore(), timeout=20, rpm=2, max_retries=0, concurrency=1,
+                 **FAST)
+    # litellm lets 2 calls through in the minute and refuses the third, which waits for the
+    # next minute and then goes out: three bodies, three replies, no failure
+    assert len(scripted_server.bodies) == 3
+    assert [r["error"] for r in out] == [None] * 3
+    assert [r["rate_limit_waits"] for r in out] == [0, 0, 1]

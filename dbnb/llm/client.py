@@ -4,7 +4,9 @@
 whose key is in the store are replayed with no network traffic; the others are sent through
 a ``litellm.Router`` with bounded concurrency: a one-entry Router for a direct call (the model
 and its litellm parameters; rpm/tpm on the deployment, retries and timeout on the Router), or
-the Router over a deployments file. The Router does the rate limiting and the retries. Every
+the Router over a deployments file. The Router does the rate limiting and the retries; a call
+the Router refuses over its own rate limits waits for the limit's window to free and is asked
+again (:mod:`dbnb.llm.routing`), so a rate limit slows a run down and never fails a call. Every
 finished call, success or final failure, is written to the store at once, so killing the
 process loses only the calls in flight.
 
@@ -31,6 +33,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import local as _local
+from . import routing as _routing
 from .jsonl import copy_json
 from .store import is_secret_name, make_key, sanitize_params
 
@@ -279,17 +282,23 @@ def sample(
         :class:`dbnb.llm.store.MemoryStore`). Every finished call is put at once.
     complete : async callable, optional
         ``await complete(model=..., messages=..., **params)`` returning an OpenAI-format
-        response (object or dict), called once per request (no limiter, no retries: a test
-        seam). Default: a one-entry ``litellm.Router`` per model, with ``local/*`` models
-        resolved to a server started for the duration of the call (:mod:`dbnb.llm.local`). An
-        injected `complete` receives the model names unchanged.
+        response (object or dict). It is served as a litellm provider of the same one-entry
+        Router a real call goes through (:mod:`dbnb.llm.routing`), so it sees the same
+        rpm/tpm limits, retries and error mapping (an exception with ``status_code`` 429 or
+        5xx is retried, 400 and 401 are not); it receives the model names and parameters
+        unchanged, and each attempt is bounded by `timeout`. Default: the litellm provider of
+        each model, with ``local/*`` models resolved to a server started for the duration of
+        the call (:mod:`dbnb.llm.local`).
     concurrency : int, default 2
         Calls in flight at once.
     rpm, tpm : float, optional
         Requests / tokens per minute: the deployment's ``rpm`` / ``tpm`` in the one-entry
-        Router (litellm enforces them).
+        Router, enforced by litellm per UTC minute. A call over the limit waits for the next
+        minute and is asked again; it is never recorded as a failure
+        (``record["rate_limit_waits"]`` counts its waits).
     max_retries : int, default 5
-        The Router's ``num_retries`` (litellm decides which errors are retried).
+        The Router's ``num_retries`` (litellm decides which errors are retried, and how long
+        to back off).
     timeout : float, default 60
         The Router's ``timeout``, seconds per attempt.
     progress : bool, default True
@@ -410,23 +419,32 @@ async def _run_misses(
 ) -> None:  # fmt: skip
     from contextlib import ExitStack
 
-    guard = timeout  # an injected complete: one attempt, bounded by timeout
+    # The Router applies `timeout` per attempt; the guard only bounds a hung Router.
+    guard = timeout * (max_retries + 2) + 30
     one_deployment: dict[str, str] = {}
     with ExitStack() as stack:
-        if deployments is not None or complete is None:
-            # the Router applies timeout per attempt; this only bounds a hung Router
-            guard = timeout * (max_retries + 2) + 30
+        injected = None
         if deployments is not None:
             # The Router retries, limits and cools down; one attempt per call from here.
-            complete = deployments.router(timeout=timeout).acompletion
-        elif complete is None:
-            models = {r.model for r in misses}
-            _check_providers(models, misses)
-            router = _direct_router(sorted(models), stack, rpm=rpm, tpm=tpm,
-                                    max_retries=max_retries, timeout=timeout)
-            complete = router.acompletion
+            router = deployments.router(timeout=timeout)
+            guard = timeout * (int(deployments.router_settings.get("num_retries") or 2) + 2) + 30
+        else:
+            models = sorted({r.model for r in misses})
+            if complete is None:
+                _check_providers(models, misses)
+                targets = []
+                for m in models:
+                    lmodel, extra, ctx = _local.resolve_model(m)
+                    stack.enter_context(ctx)
+                    targets.append((m, lmodel, extra, lmodel))
+            else:  # the injected function, served as a litellm provider of the same Router
+                injected = stack.enter_context(_routing.injected_calls(complete, timeout))
+                targets = [(m, f"{_routing.INJECTED_PROVIDER}/{m}", {}, m) for m in models]
+            router = _routing.direct_router(
+                targets, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=timeout,
+                concurrency=concurrency, injected=injected is not None)
             # one deployment per model: a failure can only have been there
-            one_deployment = router.dbnb_ids
+            one_deployment = {t[0]: t[3] for t in targets}
         queue: asyncio.Queue[Request] = asyncio.Queue()
         for r in misses:
             queue.put_nowait(r)
@@ -441,7 +459,7 @@ async def _run_misses(
                     req = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                rec, fatal = await _call_one(req, complete, timeout, guard,
+                rec, fatal = await _call_one(req, router, timeout, guard, injected=injected,
                                              default_deployment=one_deployment.get(req.model))
                 store.put(rec)
                 results[req.key] = rec
@@ -472,29 +490,6 @@ async def _run_misses(
                 f"the provider refused the request ({state['fatal']}); check the API key in "
                 "the environment. Completed calls are in the store."
             )
-
-
-def _direct_router(models, stack, *, rpm, tpm, max_retries, timeout):
-    """A ``litellm.Router`` with one deployment per model: what a direct call goes through."""
-    litellm = _import_litellm()
-    entries = []
-    for m in models:
-        lmodel, extra, ctx = _local.resolve_model(m)
-        stack.enter_context(ctx)
-        lp = {"model": lmodel, **extra, "max_retries": 0}  # the Router retries, not openai
-        if rpm is not None:
-            lp["rpm"] = rpm
-        if tpm is not None:
-            lp["tpm"] = tpm
-        entries.append({"model_name": m, "litellm_params": lp, "model_info": {"id": lmodel}})
-    # One deployment: a cool-down would only turn retries into "no deployments available".
-    limits = {}
-    if rpm is not None or tpm is not None:  # the strategy that counts rpm/tpm per deployment
-        limits = {"routing_strategy": "usage-based-routing-v2"}
-    router = litellm.Router(model_list=entries, num_retries=max_retries, timeout=timeout,
-                            retry_after=0, disable_cooldowns=True, **limits)
-    router.dbnb_ids = {e["model_name"]: e["model_info"]["id"] for e in entries}
-    return router
 
 
 def _attempts(obj: Any) -> int | None:
@@ -533,8 +528,13 @@ def _failed_deployment(exc: BaseException) -> str | None:
 UNKNOWN_DEPLOYMENT = "unknown (litellm did not say which deployment failed)"
 
 
-async def _call_one(req, complete, timeout, guard, default_deployment=None):
-    """One request (the Router retries inside); returns (record, fatal_error_or_None)."""
+async def _call_one(req, router, timeout, guard, *, injected=None, default_deployment=None):
+    """One request through the Router; returns (record, fatal_error_or_None).
+
+    The Router retries inside; :func:`dbnb.llm.routing.call_until_admitted` waits out the
+    Router's own rate-limit refusals, which are never a failure. With an injected function
+    (`injected`), the response and errors read are the function's own.
+    """
     err: str | None = None
     fatal = None
     reply = finish = None
@@ -542,28 +542,49 @@ async def _call_one(req, complete, timeout, guard, default_deployment=None):
     cost = None
     deployment = None
     attempts = None
+    waits = 0
+    kwargs = {"model": req.model, "messages": copy_json(req.messages), **copy_json(req.params)}
+    token = None
+    extra: dict[str, Any] = {}
+    if injected is not None:
+        token = injected.add(copy_json(kwargs))
+        extra = {"metadata": {"dbnb_call": token}}
     t0 = time.perf_counter()
+
+    def ask():
+        nonlocal t0
+        t0 = time.perf_counter()  # the latency of the call that answered, not of the waits
+        return asyncio.wait_for(router.acompletion(**kwargs, **extra), guard)
+
     try:
-        resp = await asyncio.wait_for(
-            complete(model=req.model, messages=copy_json(req.messages), **copy_json(req.params)),
-            guard,
-        )
+        resp, waits = await _routing.call_until_admitted(ask)
         latency = time.perf_counter() - t0
-        reply, finish, usage = _parse_response(resp)
-        cost = _response_cost(resp, req.model)
         deployment = _deployment(resp, req.model)
         attempts = _attempts(resp)
+        if injected is not None:
+            done = injected.pop(token)
+            token, resp, attempts = None, done.raw, done.calls
+        reply, finish, usage = _parse_response(resp)
+        cost = _response_cost(resp, req.model)
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         latency = time.perf_counter() - t0
+        waits = getattr(exc, "dbnb_rate_limit_waits", waits)
+        if attempts is None:  # (set when the call answered and its reply is malformed)
+            attempts = _attempts(exc)
+        if token is not None:  # the injected function's own error, as it raised it
+            done = injected.pop(token)
+            attempts = done.calls or attempts
+            if done.errors:
+                exc = done.errors[-1]
         err = _describe(exc)
         if isinstance(exc, asyncio.TimeoutError) and not str(exc):
             err = f"TimeoutError: no reply within timeout={timeout} s"
         if _status_code(exc) in _FATAL_STATUS:
             fatal = err
-        attempts = _attempts(exc)
-        deployment = _failed_deployment(exc) or default_deployment or UNKNOWN_DEPLOYMENT
+        deployment = deployment or _failed_deployment(exc) or default_deployment \
+            or UNKNOWN_DEPLOYMENT
     record = {
         "key": req.key,
         "sample": req.sample,
@@ -578,6 +599,7 @@ async def _call_one(req, complete, timeout, guard, default_deployment=None):
         "time": _now_iso(),
         "error": err,
         "attempts": attempts,
+        "rate_limit_waits": waits,
         "deployment": deployment,
         "meta": {**(req.meta or {}), **_local.record_info(req.model)},
     }

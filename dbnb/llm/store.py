@@ -41,7 +41,9 @@ Record fields
 ``key``, ``sample``, ``model``, ``messages``, ``params``, ``reply``, ``finish_reason``, ``usage``
 (``prompt_tokens``, ``completion_tokens``), ``cost`` (USD, ``None`` when unknown), ``latency_s``,
 ``time`` (UTC ISO 8601), ``error`` (``None`` on success), and optionally ``attempts``
-(1 + the Router's retries when litellm reports them, else ``None``),
+(1 + the Router's retries when litellm reports them, else ``None``), ``rate_limit_waits``
+(how many times the Router refused the call over its own rpm/tpm limits before it went out;
+such a refusal is waited out, never recorded as a failure),
 ``deployment`` (what served the call: a Router deployment's ``model_info.id``, or the litellm
 model; for a failure, the deployment tried when known, else the text
 ``"unknown (litellm did not say which deployment failed)"``; not part of the key, so one
@@ -93,7 +95,7 @@ REQUIRED_FIELDS = (
     "time",
     "error",
 )
-OPTIONAL_FIELDS = ("attempts", "deployment", "meta")
+OPTIONAL_FIELDS = ("attempts", "rate_limit_waits", "deployment", "meta")
 
 # Parameter names never keyed nor stored. "token" matches credentials (access_token,
 # azure_ad_token) but not counts such as max_tokens, see `is_secret_name`.
