@@ -30,12 +30,13 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def fast_minutes(monkeypatch):
-    """litellm's rpm/tpm limiter and dbnb's wait for it on a clock where a minute lasts 1 s.
+    """litellm's rpm/tpm limiter and dbnb's wait for it on a clock where a minute lasts 2 s.
 
     litellm keys its per-deployment counters by the UTC minute (``HH-MM``) of the clock its
     ``enforce_model_rate_limits`` check was built with; dbnb waits for that clock's next minute
-    (``dbnb.llm.routing.CLOCK``). Both get the same fast clock, started 1 s into a minute.
-    Returns the clock (a callable giving the fast UTC datetime).
+    (``dbnb.llm.routing.CLOCK``). Both get the same fast clock, which starts 1 s into a minute
+    when it is first read (the first call's admission, not the Router's set-up). Returns the
+    clock (a callable giving the fast UTC datetime).
     """
     import datetime as _dt
     import os
@@ -49,12 +50,14 @@ def fast_minutes(monkeypatch):
 
     from dbnb.llm import routing
 
-    speed = 60.0
+    speed = 30.0
     origin = _dt.datetime(2026, 1, 1, 12, 0, 1, tzinfo=_dt.timezone.utc)
-    t0 = _time.monotonic()
+    start: list[float] = []
 
     def now() -> _dt.datetime:
-        return origin + _dt.timedelta(seconds=(_time.monotonic() - t0) * speed)
+        if not start:
+            start.append(_time.monotonic())
+        return origin + _dt.timedelta(seconds=(_time.monotonic() - start[0]) * speed)
 
     defaults = ModelRateLimitingCheck.__init__.__defaults__
     assert defaults is not None and len(defaults) == 1, "litellm's clock seam moved"

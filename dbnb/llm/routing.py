@@ -21,11 +21,15 @@ that no provider raised (``llm_provider == ""``). The Router retries that refusa
 - over several deployments it retries a refusal at once, without sleeping, while another
   deployment is healthy (litellm issue #7669), and gives up before any minute turns;
 - with ``max_parallel_requests`` (litellm derives it from ``rpm`` when unset) a call arriving
-  while every slot is busy is refused at once instead of waiting for a slot.
+  while every slot is busy is refused at once instead of waiting for a slot;
+- over several deployments, litellm cools a deployment down on any 429, its own refusal
+  included, so a call waiting for the next minute can find every deployment cooling down.
 
 :func:`call_until_admitted` is the part litellm lacks: on the Router's own refusal (and only
-on it: :func:`own_limit`) it sleeps until the refused window frees, the next UTC minute, or a
-moment for a busy slot, and asks again, as often as it takes. A refused call is never a
+on it: :func:`own_limit`) it sleeps until the refused window frees (the next UTC minute, a
+moment for a busy slot, the cool-down's end) and asks again, as often as it takes; only a
+cool-down that outlasts :data:`MAX_COOLDOWN_WAITS` waits in a row, which real failures cause,
+ends the call. A refused call is never a
 failure and never reaches a provider; its waits are counted in ``record["rate_limit_waits"]``.
 Everything else (retries with backoff, which errors to retry, cool-downs, fallbacks) is the
 Router's.
@@ -69,6 +73,8 @@ _MINUTE_LIMITS = (
 )
 _SLOT_LIMIT = "max_parallel_requests"
 _SLOT_WAIT = 0.05  # seconds: a slot frees when a call in flight returns
+MAX_COOLDOWN_WAITS = 3
+"""Consecutive waits for an all-deployments cool-down before the call counts as failed."""
 
 
 def own_limit(exc: BaseException) -> str | None:
@@ -81,13 +87,19 @@ def own_limit(exc: BaseException) -> str | None:
 
     Returns
     -------
-    {"minute", "slot"} or None
+    {"minute", "slot", "cooldown"} or None
         ``"minute"``: over a deployment's rpm/tpm in this UTC minute; ``"slot"``: every
-        ``max_parallel_requests`` slot busy; ``None``: anything else, including a provider's
-        own 429 (which names its provider and is the Router's to retry).
+        ``max_parallel_requests`` slot busy; ``"cooldown"``: every deployment of the model
+        cooling down (over several deployments litellm cools a deployment down on any 429,
+        its own refusal included); ``None``: anything else, including a provider's own 429
+        (which names its provider and is the Router's to retry).
     """
     litellm = sys.modules.get("litellm")
-    if litellm is None or not isinstance(exc, litellm.RateLimitError):
+    if litellm is None:
+        return None
+    if type(exc).__name__ == "RouterRateLimitError":
+        return "cooldown" if getattr(exc, "all_deployments_in_cooldown", False) else None
+    if not isinstance(exc, litellm.RateLimitError):
         return None
     if getattr(exc, "llm_provider", None):  # a provider answered 429
         return None
@@ -154,18 +166,30 @@ async def call_until_admitted(
         Whatever `call` raised that is not the Router's own refusal (:func:`own_limit`), with
         the number of waits before it in its ``dbnb_rate_limit_waits`` attribute.
     """
-    waits = 0
+    waits = cooling = 0
     while True:
         try:
             return await call(), waits
         except Exception as exc:
             kind = own_limit(exc)
-            if kind is None:
+            # a cool-down outlasting a few waits is not a rate limit: real failures caused it
+            cooling = cooling + 1 if kind == "cooldown" else 0
+            if kind is None or cooling > MAX_COOLDOWN_WAITS:
                 exc.dbnb_rate_limit_waits = waits
                 raise
+            wait = _wait_for(kind, exc, CLOCK if clock is None else clock)
         waits += 1
-        c = CLOCK if clock is None else clock
-        await asyncio.sleep(c.until_next_minute() if kind == "minute" else _SLOT_WAIT)
+        await asyncio.sleep(wait)
+
+
+def _wait_for(kind: str, exc: BaseException, clock: MinuteClock) -> float:
+    if kind == "minute":
+        return clock.until_next_minute()
+    if kind == "cooldown":  # litellm's cool-downs run on the real clock
+        t = getattr(exc, "cooldown_time", None)
+        t = float(t) if isinstance(t, (int, float)) and t > 0 else 1.0
+        return min(t, 60.0) + 0.05
+    return _SLOT_WAIT
 
 
 # -- an injected complete= as a litellm provider ----------------------------------------------
