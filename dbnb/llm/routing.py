@@ -10,34 +10,39 @@ Rate limits wait, they do not fail
 ----------------------------------
 litellm enforces a deployment's ``rpm``/``tpm`` per UTC minute: its counters are keyed by the
 minute (``HH-MM``), and a call over the limit is refused with a ``litellm.RateLimitError``
-that no provider raised (``llm_provider == ""``). The Router retries that refusal like any
-429: it sleeps the error's ``retry-after`` (60 s) and asks again, spending one of
-``num_retries``. It cannot wait on its own, because
+that no provider raised (``llm_provider == ""``). The Router alone does not turn that refusal
+into a wait:
 
-- its retries are shared with real failures: a ``RetryPolicy`` is keyed by exception class,
-  and the Router's own refusal and a provider's 429 are the same class, so more calls waiting
-  than a minute admits, or ``num_retries=0``, end with the refusal, which would be recorded as
-  a failed call;
+- with ``enforce_model_rate_limits`` on one deployment it returns the refusal at once, even
+  with ``num_retries`` left;
+- where it does retry a refusal (``usage-based-routing-v2``), it sleeps the error's fixed
+  ``retry-after`` of 60 s and spends one of ``num_retries``, which real failures share (a
+  ``RetryPolicy`` is keyed by exception class, and the Router's refusal and a provider's 429
+  are one class): more calls waiting than a minute admits, or ``num_retries=0``, end with the
+  refusal;
 - over several deployments it retries a refusal at once, without sleeping, while another
-  deployment is healthy (litellm issue #7669), and gives up before any minute turns;
+  deployment is healthy (litellm issue #7669), and gives up before any minute turns; and it
+  cools a deployment down on any 429, its own refusal included, so a call waiting for the next
+  minute can find every deployment cooling down;
 - with ``max_parallel_requests`` (litellm derives it from ``rpm`` when unset) a call arriving
-  while every slot is busy is refused at once instead of waiting for a slot;
-- over several deployments, litellm cools a deployment down on any 429, its own refusal
-  included, so a call waiting for the next minute can find every deployment cooling down.
+  while every slot is busy is refused at once instead of waiting for a slot.
 
-:func:`call_until_admitted` is the part litellm lacks: on the Router's own refusal (and only
-on it: :func:`own_limit`) it sleeps until the refused window frees (the next UTC minute, a
-moment for a busy slot, the cool-down's end) and asks again, as often as it takes; only a
-cool-down that outlasts :data:`MAX_COOLDOWN_WAITS` waits in a row, which real failures cause,
-ends the call. A refused call is never a
-failure and never reaches a provider; its waits are counted in ``record["rate_limit_waits"]``.
-Everything else (retries with backoff, which errors to retry, cool-downs, fallbacks) is the
-Router's.
+Recorded as they come back, all of these would be failed calls. :func:`call_until_admitted` is
+the part litellm lacks: on the Router's own refusal (and only on it: :func:`own_limit`) it
+sleeps until the refused window frees (the next UTC minute, a moment for a busy slot, the
+cool-down's end) and asks again, as often as it takes; only a cool-down that outlasts
+:data:`MAX_COOLDOWN_WAITS` waits in a row, which real failures cause, ends the call. A refused
+call is never a failure and never reaches a provider; its waits are counted in
+``record["rate_limit_waits"]``, not in ``attempts``. Everything else (which errors to retry,
+backoff, cool-downs, fallbacks) is the Router's.
 
-Measured with litellm 1.110.2 (2026-12-03): ``enforce_model_rate_limits`` admits exactly
-``rpm`` calls a minute, also with several in flight; the ``usage-based-routing-v2`` strategy
-admits ``rpm - 1`` (its selection skips a deployment once ``count + 1 >= rpm``), so a direct
-call uses the former.
+Measured with litellm 1.110.2 (2026-12-03, mock and injected deployments):
+``enforce_model_rate_limits`` admits exactly ``rpm`` calls a minute, also with 6 in flight at
+rpm=3; ``usage-based-routing-v2`` admits ``rpm - 1`` (its selection skips a deployment once
+``count + 1 >= rpm``) and, with ``num_retries=2``, sent calls 2 and 3 of a sequential run at
+rpm=2 out after 64 s and 124 s. A direct call therefore uses ``enforce_model_rate_limits``:
+3 sequential calls at rpm=2 (``num_retries=2``) went out at once, at once, and 0.33 s after
+the next minute began (one wait, one attempt each).
 """
 
 from __future__ import annotations
