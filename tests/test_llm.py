@@ -395,6 +395,7 @@ def test_router_final_failure_after_retries_is_recorded(scripted_server, monkeyp
     [rec] = sample(reqs, store=store, timeout=20, max_retries=2, **FAST)
     assert len(scripted_server.bodies) == 3 and rec["reply"] is None and "500" in rec["error"]
     assert rec["deployment"] == "openai/x" and len(store) == 1
+    assert rec["attempts"] == 3 and rec["rate_limit_waits"] == 0
 
 
 def test_router_rpm_waits_instead_of_failing(scripted_server, monkeypatch, fast_minutes):
