@@ -312,10 +312,10 @@ def sample(
         Send the calls through ``litellm.Router`` over these deployments
         (:func:`dbnb.llm.router.load_deployments`; the Router's ``model_list``). The file is
         checked, and every requested model must be served by an entry, before any call.
-        The Router then does the load balancing, rpm/tpm limits, retries (its
-        ``num_retries``), cool-downs and fallbacks, so `rpm`, `tpm` and `max_retries` must be
-        left at their defaults; each record names the deployment that served it
-        (``record["deployment"]``, its ``model_info.id``).
+        The Router then does the load balancing, rpm/tpm limits (an entry's, waited out as
+        above), retries (its ``router_settings.num_retries``; `max_retries` is not used),
+        cool-downs and fallbacks, so `rpm` and `tpm` must be left unset; each record names
+        the deployment that served it (``record["deployment"]``, its ``model_info.id``).
 
     Returns
     -------
