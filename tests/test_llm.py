@@ -98,6 +98,9 @@ def test_request_key_and_validation():
         Request("x", "hi")
     with pytest.raises(ValueError, match="model"):
         Request("", m)
+    # litellm counts whole calls a minute: below 1 no call would ever be admitted
+    with pytest.raises(ValueError, match="rpm must be at least 1"):
+        sample([a], store=MemoryStore(), complete=Scripted(), rpm=0.5, **FAST)
 
 
 def test_local_defaults_are_merged_into_params_and_key():

@@ -59,6 +59,8 @@ def test_default_ids_name_entry_and_index():
      ["model_list[1]", "DBNB_TEST_UNSET_VAR", "not set"]),
     (lambda e: e["litellm_params"].update(temperature=0.7),
      ["model_list[1]", "temperature", "sampling"]),
+    (lambda e: e["litellm_params"].update(rpm=0.5), ["model_list[1]", "litellm_params.rpm"]),
+    (lambda e: e.update(tpm="many"), ["model_list[1]", "tpm", "at least 1"]),
 ])
 def test_mistakes_name_the_entry(mutate, words, monkeypatch):
     monkeypatch.delenv("DBNB_TEST_UNSET_VAR", raising=False)

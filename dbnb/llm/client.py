@@ -345,8 +345,9 @@ def sample(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
     for name, val in (("rpm", rpm), ("tpm", tpm)):
-        if val is not None and not val > 0:
-            raise ValueError(f"{name} must be positive or None, got {val!r}")
+        # litellm counts whole calls/tokens per minute: below 1 no call is ever admitted
+        if val is not None and (isinstance(val, bool) or not val >= 1):
+            raise ValueError(f"{name} must be at least 1 per minute or None, got {val!r}")
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     if not hasattr(store, "get") or not hasattr(store, "put"):

@@ -197,6 +197,13 @@ def _check_entry(i: int, entry: Any, source: str) -> dict:
         raise DeploymentsError(
             f"{where}: litellm_params must be a mapping with a 'model' string (what litellm "
             f"calls, e.g. openai/smollm2), got {lp!r}")
+    for k in ("rpm", "tpm"):
+        for src, v in ((k, entry.get(k)), (f"litellm_params.{k}", lp.get(k))):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not v >= 1):
+                raise DeploymentsError(
+                    f"{where}: {src} must be a number of at least 1 per minute, got {v!r} "
+                    "(litellm would admit no call, and every call would wait forever)")
     sampling = sorted(set(lp) & _SAMPLING)
     if sampling:
         raise DeploymentsError(
