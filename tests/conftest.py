@@ -29,14 +29,15 @@ def rng() -> np.random.Generator:
 
 
 @pytest.fixture
-def fast_minutes(monkeypatch):
+def fast_minutes(monkeypatch, request):
     """litellm's rpm/tpm limiter and dbnb's wait for it on a clock where a minute lasts 2 s.
 
     litellm keys its per-deployment counters by the UTC minute (``HH-MM``) of the clock its
     ``enforce_model_rate_limits`` check was built with; dbnb waits for that clock's next minute
     (``dbnb.llm.routing.CLOCK``). Both get the same fast clock, which starts 1 s into a minute
     when it is first read (the first call's admission, not the Router's set-up). Returns the
-    clock (a callable giving the fast UTC datetime).
+    clock (a callable giving the fast UTC datetime). Indirect parametrisation sets the speed
+    (clock seconds per real second, default 30) for tests whose calls are slower.
     """
     import datetime as _dt
     import os
@@ -50,7 +51,7 @@ def fast_minutes(monkeypatch):
 
     from dbnb.llm import routing
 
-    speed = 30.0
+    speed = float(getattr(request, "param", 30.0))
     origin = _dt.datetime(2026, 1, 1, 12, 0, 1, tzinfo=_dt.timezone.utc)
     start: list[float] = []
 

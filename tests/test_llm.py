@@ -185,8 +185,10 @@ def test_final_failure_after_retries_is_recorded_once():
     assert rec["error"] == "TimeoutError: no reply within timeout=0.2 s" and rec["attempts"] == 2
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: loaded CI
 def test_rate_limit_waits_for_the_next_minute_and_never_fails(fast_minutes):
-    # rpm=2 on a clock whose minutes last 1 s: 5 calls need 3 minutes. No call is refused into
+    # rpm=2 on a clock whose minutes last 10 s: 5 calls need 3 minutes. No call is refused into
     # a failure, none reaches the provider while over the limit, no minute serves more than 2.
     minutes = []
 
@@ -401,6 +403,8 @@ def test_router_final_failure_after_retries_is_recorded(scripted_server, monkeyp
     assert rec["attempts"] == 3 and rec["rate_limit_waits"] == 0
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: real HTTP calls
 def test_router_rpm_waits_instead_of_failing(scripted_server, monkeypatch, fast_minutes):
     pytest.importorskip("litellm")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-x")

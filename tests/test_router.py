@@ -152,8 +152,10 @@ def test_final_failure_is_recorded_and_retried_later():
     assert [r["reply"] for r in recs] == ["WORD", "WORD"]
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: loaded CI
 def test_rpm_in_the_file_is_enforced_and_waited_out(fast_minutes):
-    # rpm=2 on each of two entries, minutes of 1 s: 6 calls need 2 minutes at least. The file
+    # rpm=2 on each of two entries, minutes of 10 s: 6 calls need 2 minutes at least. The file
     # names no limiter, so dbnb adds litellm's enforce_model_rate_limits; every refused call
     # waits for the next minute and none is recorded as a failure.
     # (a refusal is a 429, so litellm cools the deployment down: here for 0.2 s)
