@@ -54,9 +54,10 @@ class HTTPError(Exception):
 class Scripted:
     """A fake async `complete`: pops outcomes (exception, 'slow', 'garbage' or text)."""
 
-    def __init__(self, *outcomes, default="ok") -> None:
+    def __init__(self, *outcomes, default="ok", delay: float = 0.005) -> None:
         self.outcomes = list(outcomes)
         self.default = default
+        self.delay = delay
         self.calls: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -67,7 +68,7 @@ class Scripted:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             out = self.outcomes.pop(0) if self.outcomes else self.default
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self.delay)
             if isinstance(out, BaseException):
                 raise out
             if out == "slow":
@@ -153,7 +154,7 @@ def test_offline_cache_miss_counts_missing():
 
 
 def test_concurrency_is_bounded_and_used():
-    fake = Scripted()
+    fake = Scripted(delay=0.2)  # long enough for the Router's overhead not to serialise calls
     sample(requests_(20), store=MemoryStore(), complete=fake, concurrency=3, **FAST)
     assert fake.max_in_flight == 3
 
