@@ -588,7 +588,9 @@ def _sample_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store", required=True, help="response store (.jsonl)")
     p.add_argument("--seed", type=int, default=0, help="schedule seed (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=2, help="calls in flight (default: 2)")
-    p.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
+    p.add_argument("--rpm", type=float, default=None,
+                   help="requests per minute limit (litellm enforces it per UTC minute; a "
+                   "call over it waits for the next minute, never fails)")
     p.add_argument("--offline", action="store_true", help="replay only; fail on a cache miss")
     p.add_argument("--deployments", default=None, metavar="FILE",
                    help="litellm Router model_list (YAML or JSON): spread the calls over these "

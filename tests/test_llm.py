@@ -23,12 +23,11 @@ from dbnb.llm import (
     MemoryStore,
     ProviderUnavailable,
     Request,
-    is_retryable,
     sample,
 )
 
 REPO = Path(__file__).resolve().parents[1]
-FAST = {"backoff_base": 0.001, "backoff_max": 0.01, "progress": False}
+FAST = {"progress": False}
 
 
 def ok_response(text: str = "yes", prompt_tokens: int = 4) -> dict:
@@ -55,9 +54,10 @@ class HTTPError(Exception):
 class Scripted:
     """A fake async `complete`: pops outcomes (exception, 'slow', 'garbage' or text)."""
 
-    def __init__(self, *outcomes, default="ok") -> None:
+    def __init__(self, *outcomes, default="ok", delay: float = 0.005) -> None:
         self.outcomes = list(outcomes)
         self.default = default
+        self.delay = delay
         self.calls: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -68,7 +68,7 @@ class Scripted:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             out = self.outcomes.pop(0) if self.outcomes else self.default
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(self.delay)
             if isinstance(out, BaseException):
                 raise out
             if out == "slow":
@@ -99,6 +99,9 @@ def test_request_key_and_validation():
         Request("x", "hi")
     with pytest.raises(ValueError, match="model"):
         Request("", m)
+    # litellm counts whole calls a minute: below 1 no call would ever be admitted
+    with pytest.raises(ValueError, match="rpm must be at least 1"):
+        sample([a], store=MemoryStore(), complete=Scripted(), rpm=0.5, **FAST)
 
 
 def test_local_defaults_are_merged_into_params_and_key():
@@ -151,40 +154,80 @@ def test_offline_cache_miss_counts_missing():
 
 
 def test_concurrency_is_bounded_and_used():
-    fake = Scripted()
+    fake = Scripted(delay=0.2)  # long enough for the Router's overhead not to serialise calls
     sample(requests_(20), store=MemoryStore(), complete=fake, concurrency=3, **FAST)
     assert fake.max_in_flight == 3
 
 
-def test_retries_429_500_timeout_then_success():
-    fake = Scripted(HTTPError(429), HTTPError(503), "slow", ConnectionError("reset"), "fine")
+def test_injected_complete_is_retried_by_the_router_like_a_real_call():
+    # the injected function is a litellm provider of the same Router: a 429 and a timed-out
+    # attempt are retried (with the Router's backoff), and the record counts the attempts
+    fake = Scripted(HTTPError(429), "slow", "fine")
     store = MemoryStore()
-    [rec] = sample(requests_(1), store=store, complete=fake, timeout=0.2, **FAST)
-    assert rec["error"] is None and rec["reply"] == "fine:q0" and rec["attempts"] == 5
-    assert len(fake.calls) == 5 and len(store) == 1
+    [rec] = sample(requests_(1), store=store, complete=fake, timeout=0.2, max_retries=2, **FAST)
+    assert rec["error"] is None and rec["reply"] == "fine:q0"
+    assert len(fake.calls) == 3 and rec["attempts"] == 3 and rec["rate_limit_waits"] == 0
+    assert rec["deployment"] == "fake/model" and len(store) == 1
+    # what the function received: the request's model name and parameters, unchanged
+    assert fake.calls[-1] == {"model": "fake/model", "messages": [{"role": "user",
+                              "content": "q0"}], "temperature": 1.0}
+
+
+def test_final_failure_after_retries_is_recorded_once():
+    fake = Scripted(default=HTTPError(500, "server on fire"))
+    store = MemoryStore()
+    [rec] = sample(requests_(1), store=store, complete=fake, max_retries=1, **FAST)
+    assert len(fake.calls) == 2 and rec["attempts"] == 2 and "server on fire" in rec["error"]
+    assert "HTTP 500" in rec["error"] and rec["deployment"] == "fake/model"
+    assert len(store) == 1 and rec["rate_limit_waits"] == 0
+    fake = Scripted("slow", "slow")
+    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, timeout=0.2,
+                   max_retries=1, **FAST)
+    assert rec["error"] == "TimeoutError: no reply within timeout=0.2 s" and rec["attempts"] == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: loaded CI
+def test_rate_limit_waits_for_the_next_minute_and_never_fails(fast_minutes):
+    # rpm=2 on a clock whose minutes last 10 s: 5 calls need 3 minutes. No call is refused into
+    # a failure, none reaches the provider while over the limit, no minute serves more than 2.
+    minutes = []
+
+    async def fake(*, model, messages, **params):
+        minutes.append(fast_minutes().strftime("%H-%M"))
+        return ok_response("w")
+
+    store = MemoryStore()
+    recs = sample(requests_(5), store=store, complete=fake, rpm=2, concurrency=2,
+                  max_retries=0, **FAST)
+    assert [r["error"] for r in recs] == [None] * 5 and len(store) == 5
+    assert len(minutes) == 5  # a refused call never reached the function
+    per_minute = sorted(minutes.count(m) for m in set(minutes))
+    assert max(per_minute) <= 2 and len(per_minute) >= 3
+    assert sum(r["rate_limit_waits"] for r in recs) >= 3  # calls 3-5 each waited
+    assert all(r["attempts"] == 1 for r in recs)  # a wait is not an attempt
 
 
 def test_400_not_retried_and_failure_recorded_then_retried_on_rerun():
     fake = Scripted(HTTPError(400, "bad request: no such param"))
     store = MemoryStore()
     [rec] = sample(requests_(1), store=store, complete=fake, **FAST)
-    assert len(fake.calls) == 1 and rec["attempts"] == 1
+    assert len(fake.calls) == 1
     assert rec["reply"] is None and "HTTP 400" in rec["error"] and "no such param" in rec["error"]
     assert len(store) == 1 and store.get(rec["key"]) is None
     [again] = sample(requests_(1), store=store, complete=fake, **FAST)  # failure is not a hit
     assert again["error"] is None and len(fake.calls) == 2 and len(store) == 2
 
 
-def test_final_failure_after_max_retries_and_garbage():
-    fake = Scripted(default=HTTPError(500, "server on fire"))
-    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, max_retries=2, **FAST)
-    assert len(fake.calls) == 3 and rec["attempts"] == 3 and "server on fire" in rec["error"]
+def test_garbage_and_bugs_are_recorded_failures():
     fake = Scripted("garbage")
     [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, **FAST)
-    assert len(fake.calls) == 1 and "malformed" in rec["error"]
-    fake = Scripted(ValueError("a bug"))
-    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, **FAST)
-    assert len(fake.calls) == 1 and rec["error"] == "ValueError: a bug"
+    assert len(fake.calls) == 1 and "malformed" in rec["error"] and rec["attempts"] == 1
+    # an exception without a status: litellm maps it to a connection error and retries it,
+    # as for a provider; the record keeps the function's own error
+    fake = Scripted(ValueError("a bug"), ValueError("a bug"))
+    [rec] = sample(requests_(1), store=MemoryStore(), complete=fake, max_retries=1, **FAST)
+    assert len(fake.calls) == 2 and rec["error"] == "ValueError: a bug"
 
 
 def test_401_aborts_the_run_after_recording(monkeypatch):
@@ -196,37 +239,6 @@ def test_401_aborts_the_run_after_recording(monkeypatch):
     assert len(fake.calls) == 1 and len(store) == 1
     [rec] = list(store)
     assert "sk-abcdefgh12345678" not in rec["error"] and "***" in rec["error"]
-
-
-def test_is_retryable_with_litellm_classes():
-    litellm = pytest.importorskip("litellm")
-    assert is_retryable(litellm.RateLimitError("x", llm_provider="openai", model="m"))
-    assert is_retryable(litellm.Timeout("x", llm_provider="openai", model="m"))
-    assert is_retryable(asyncio.TimeoutError())
-    assert not is_retryable(litellm.BadRequestError("x", llm_provider="openai", model="m"))
-
-
-def test_rate_limiter_window():
-    from dbnb.llm.client import _RateLimiter
-
-    async def go():
-        lim = _RateLimiter(rpm=3, tpm=None, window=0.3)
-        t0 = time.monotonic()
-        for _ in range(7):
-            await lim.acquire()
-        return time.monotonic() - t0
-
-    assert 0.55 < asyncio.run(go()) < 1.5  # 3 + 3 + 1 calls: two full windows of waiting
-
-    async def tokens():
-        lim = _RateLimiter(rpm=None, tpm=100, window=0.3)
-        t0 = time.monotonic()
-        await lim.acquire()
-        lim.record_tokens(150)
-        await lim.acquire()  # must wait for the 150 tokens to leave the window
-        return time.monotonic() - t0
-
-    assert 0.25 < asyncio.run(tokens()) < 1.0
 
 
 def test_runs_inside_a_running_event_loop():
@@ -374,5 +386,36 @@ def test_real_litellm_retries_429_and_500_then_succeeds(scripted_server, monkeyp
     scripted_server.script[:] = [400]
     reqs = [Request("openai/x", [{"role": "user", "content": "other"}], {"api_base": base})]
     [rec] = sample(reqs, store=store, timeout=20, **FAST)
-    assert len(scripted_server.bodies) == 4 and rec["attempts"] == 1
+    assert len(scripted_server.bodies) == 4  # a 400 is not retried
+    assert rec["deployment"] == "openai/x"  # the one deployment of a direct call
     assert "400" in rec["error"] and secret not in (tmp_path / "s.jsonl").read_text()
+
+
+def test_router_final_failure_after_retries_is_recorded(scripted_server, monkeypatch):
+    pytest.importorskip("litellm")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-x")
+    base = f"http://127.0.0.1:{scripted_server.server_address[1]}/v1"
+    scripted_server.script[:] = [500, 500, 500, 500]
+    store = MemoryStore()
+    reqs = [Request("openai/x", [{"role": "user", "content": "ping"}], {"api_base": base})]
+    [rec] = sample(reqs, store=store, timeout=20, max_retries=2, **FAST)
+    assert len(scripted_server.bodies) == 3 and rec["reply"] is None and "500" in rec["error"]
+    assert rec["deployment"] == "openai/x" and len(store) == 1
+    assert rec["attempts"] == 3 and rec["rate_limit_waits"] == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: real HTTP calls
+def test_router_rpm_waits_instead_of_failing(scripted_server, monkeypatch, fast_minutes):
+    pytest.importorskip("litellm")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-x")
+    base = f"http://127.0.0.1:{scripted_server.server_address[1]}/v1"
+    reqs = [Request("openai/x", [{"role": "user", "content": f"p{i}"}], {"api_base": base})
+            for i in range(3)]
+    out = sample(reqs, store=MemoryStore(), timeout=20, rpm=2, max_retries=0, concurrency=1,
+                 **FAST)
+    # litellm lets 2 calls through in the minute and refuses the third, which waits for the
+    # next minute and then goes out: three bodies, three replies, no failure
+    assert len(scripted_server.bodies) == 3
+    assert [r["error"] for r in out] == [None] * 3
+    assert [r["rate_limit_waits"] for r in out] == [0, 0, 1]

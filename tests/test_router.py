@@ -11,6 +11,7 @@ import os
 
 import pytest
 
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # as dbnb imports it: offline
 pytest.importorskip("litellm")
 
 from dbnb.llm import JsonlStore, MemoryStore, Request, sample  # noqa: E402
@@ -58,6 +59,8 @@ def test_default_ids_name_entry_and_index():
      ["model_list[1]", "DBNB_TEST_UNSET_VAR", "not set"]),
     (lambda e: e["litellm_params"].update(temperature=0.7),
      ["model_list[1]", "temperature", "sampling"]),
+    (lambda e: e["litellm_params"].update(rpm=0.5), ["model_list[1]", "litellm_params.rpm"]),
+    (lambda e: e.update(tpm="many"), ["model_list[1]", "tpm", "at least 1"]),
 ])
 def test_mistakes_name_the_entry(mutate, words, monkeypatch):
     monkeypatch.delenv("DBNB_TEST_UNSET_VAR", raising=False)
@@ -147,6 +150,27 @@ def test_final_failure_is_recorded_and_retried_later():
     assert len(store) == 2 and store.get(recs[0]["key"]) is None  # not a cache hit
     recs = sample(_reqs(2), store=store, deployments=[_entry("a")], progress=False)
     assert [r["reply"] for r in recs] == ["WORD", "WORD"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fast_minutes", [6.0], indirect=True)  # 10-s minutes: loaded CI
+def test_rpm_in_the_file_is_enforced_and_waited_out(fast_minutes):
+    # rpm=2 on each of two entries, minutes of 10 s: 6 calls need 2 minutes at least. The file
+    # names no limiter, so dbnb adds litellm's enforce_model_rate_limits; every refused call
+    # waits for the next minute and none is recorded as a failure.
+    # (a refusal is a 429, so litellm cools the deployment down: here for 0.2 s)
+    spec = {"model_list": [_entry("a", rpm=2), _entry("b", rpm=2)],
+            "router_settings": {"num_retries": 0, "cooldown_time": 0.2}}
+    assert load_deployments(spec).settings()["optional_pre_call_checks"] == [
+        "enforce_model_rate_limits"]
+    store = MemoryStore()
+    recs = sample(_reqs(6), store=store, deployments=spec, concurrency=2, progress=False)
+    assert [r["error"] for r in recs] == [None] * 6 and len(store) == 6
+    assert sum(r["rate_limit_waits"] for r in recs) >= 2  # calls 5 and 6 at least
+    assert {r["deployment"] for r in recs} <= {"a", "b"}
+    # a file that picks its own limiter keeps it
+    own = {**spec, "router_settings": {"routing_strategy": "usage-based-routing-v2"}}
+    assert "optional_pre_call_checks" not in load_deployments(own).settings()
 
 
 def test_rpm_and_complete_are_refused_with_deployments():

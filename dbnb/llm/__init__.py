@@ -3,8 +3,8 @@
 It imports only the core (:mod:`dbnb.counts`, :mod:`dbnb.kernels`), never the agents, the
 diagnostics, the plots, ``reproduce`` or the CLI: an agent passes its prompts in.
 
-client     :func:`sample` over :class:`Request` s through litellm: replay from a store, bounded
-           concurrency, rate limits, retries (:class:`CacheMiss`, :class:`ProviderUnavailable`)
+client     :func:`sample` over :class:`Request` s through litellm's Router: replay from a
+           store, bounded concurrency (:class:`CacheMiss`, :class:`ProviderUnavailable`)
 store      the response store, cache and experimental record: :class:`MemoryStore`,
            :class:`JsonlStore`, :func:`make_key` (SHA-256 of model, messages, parameters,
            sample index), :func:`sanitize_params`, :func:`compact` (``.jsonl.gz``)
@@ -12,6 +12,9 @@ jsonl      :class:`JsonlFile`, the one append-only JSON Lines writer (file lock,
            last line tolerated), and :func:`copy_json`
 router     :func:`load_deployments`: litellm Router's ``model_list`` (JSON/YAML), checked before
            any call; ``sample(..., deployments=...)`` spreads calls over it
+routing    how one call goes through the Router: the one-entry Router of a direct call, an
+           injected ``complete=`` as a litellm provider, the Router's rate-limit refusals
+           waited out (never a failure)
 local      the one local-model registry (:data:`MODELS`, :func:`model_path`), llama-cpp-python's
            server (:class:`LocalServer`, :func:`resolve_model`), plain CPU kernels
 logprob    log-probability kernels P(g | f) of a local model's grammar sampler (a subpackage:
@@ -19,7 +22,7 @@ logprob    log-probability kernels P(g | f) of a local model's grammar sampler (
 """
 
 from . import logprob
-from .client import CacheMiss, ProviderUnavailable, Request, is_retryable, sample
+from .client import CacheMiss, ProviderUnavailable, Request, sample
 from .jsonl import JsonlFile, copy_json
 from .local import (
     LOCAL_DEFAULTS,
@@ -53,7 +56,6 @@ __all__ = [
     "compact",
     "copy_json",
     "is_local",
-    "is_retryable",
     "load_deployments",
     "load_logprob_kernel",
     "local_name",

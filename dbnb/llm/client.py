@@ -2,8 +2,11 @@
 
 :func:`sample` takes a list of :class:`Request` and a store (:mod:`dbnb.llm.store`). Requests
 whose key is in the store are replayed with no network traffic; the others are sent through
-``complete`` (by default ``litellm.acompletion``) with bounded concurrency, optional
-requests/tokens-per-minute limits and retries with exponential backoff and jitter. Every
+a ``litellm.Router`` with bounded concurrency: a one-entry Router for a direct call (the model
+and its litellm parameters; rpm/tpm on the deployment, retries and timeout on the Router), or
+the Router over a deployments file. The Router does the rate limiting and the retries; a call
+the Router refuses over its own rate limits waits for the limit's window to free and is asked
+again (:mod:`dbnb.llm.routing`), so a rate limit slows a run down and never fails a call. Every
 finished call, success or final failure, is written to the store at once, so killing the
 process loses only the calls in flight.
 
@@ -22,31 +25,21 @@ import asyncio
 import concurrent.futures
 import functools
 import os
-import random
 import sys
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from . import local as _local
+from . import routing as _routing
 from .jsonl import copy_json
 from .store import is_secret_name, make_key, sanitize_params
 
-__all__ = ["Request", "sample", "CacheMiss", "ProviderUnavailable", "is_retryable"]
+__all__ = ["Request", "sample", "CacheMiss", "ProviderUnavailable"]
 
-_RETRY_STATUS = frozenset({408, 409, 429})
 _FATAL_STATUS = frozenset({401, 403})
-_RETRY_EXC_NAMES = (
-    "RateLimitError",
-    "Timeout",
-    "APIConnectionError",
-    "ServiceUnavailableError",
-    "InternalServerError",
-    "BadGatewayError",
-)
 
 
 class CacheMiss(LookupError):
@@ -177,33 +170,6 @@ def _status_code(exc: BaseException) -> int | None:
     return None
 
 
-def is_retryable(exc: BaseException) -> bool:
-    """Whether a failed call should be retried.
-
-    Retried: HTTP 408, 409, 429 and 5xx (from a ``status_code`` attribute on the exception or
-    its ``response``), timeouts, connection errors and litellm's rate-limit / timeout /
-    connection / server error classes. Not retried: other 4xx and everything else.
-
-    Examples
-    --------
-    >>> class E(Exception):
-    ...     status_code = 429
-    >>> is_retryable(E()), is_retryable(ValueError("bad"))
-    (True, False)
-    """
-    code = _status_code(exc)
-    if code is not None:
-        return code in _RETRY_STATUS or code >= 500
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError)):
-        return True
-    litellm = sys.modules.get("litellm")
-    if litellm is not None:
-        classes = tuple(c for n in _RETRY_EXC_NAMES if (c := getattr(litellm, n, None)))
-        if classes and isinstance(exc, classes):
-            return True
-    return False
-
-
 def _describe(exc: BaseException) -> str:
     code = _status_code(exc)
     msg = str(exc).strip() or type(exc).__name__
@@ -217,44 +183,6 @@ def _redact(text: str) -> str:
         if len(value) >= 8 and is_secret_name(name) and value in text:
             text = text.replace(value, "***")
     return text
-
-
-# -- rate limiting ----------------------------------------------------------------------------
-class _RateLimiter:
-    """Sliding-window limits on requests and tokens per `window` seconds."""
-
-    def __init__(self, rpm: float | None, tpm: float | None, window: float = 60.0) -> None:
-        self.rpm, self.tpm, self.window = rpm, tpm, window
-        self._calls: deque[float] = deque()
-        self._tokens: deque[tuple[float, int]] = deque()
-        self._lock = asyncio.Lock()
-
-    def _prune(self, now: float) -> None:
-        while self._calls and now - self._calls[0] >= self.window:
-            self._calls.popleft()
-        while self._tokens and now - self._tokens[0][0] >= self.window:
-            self._tokens.popleft()
-
-    async def acquire(self) -> None:
-        if self.rpm is None and self.tpm is None:
-            return
-        async with self._lock:
-            while True:
-                now = time.monotonic()
-                self._prune(now)
-                waits = []
-                if self.rpm is not None and len(self._calls) >= self.rpm:
-                    waits.append(self._calls[0] + self.window - now)
-                if self.tpm is not None and sum(t for _, t in self._tokens) >= self.tpm:
-                    waits.append(self._tokens[0][0] + self.window - now)
-                if not waits:
-                    self._calls.append(now)
-                    return
-                await asyncio.sleep(max(min(waits), 0.001))
-
-    def record_tokens(self, n: int) -> None:
-        if self.tpm is not None and n:
-            self._tokens.append((time.monotonic(), int(n)))
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -341,8 +269,6 @@ def sample(
     progress: bool = True,
     postfix: Callable[[list[dict]], Mapping[str, Any]] | None = None,
     offline: bool = False,
-    backoff_base: float = 1.0,
-    backoff_max: float = 60.0,
     deployments=None,
 ) -> list[dict]:
     """Draw one completion per request, replaying stored ones.
@@ -356,17 +282,25 @@ def sample(
         :class:`dbnb.llm.store.MemoryStore`). Every finished call is put at once.
     complete : async callable, optional
         ``await complete(model=..., messages=..., **params)`` returning an OpenAI-format
-        response (object or dict). Default ``litellm.acompletion``, with ``local/*`` models
-        resolved to a server started for the duration of the call (:mod:`dbnb.llm.local`). An
-        injected `complete` receives the model names unchanged.
+        response (object or dict). It is served as a litellm provider of the same one-entry
+        Router a real call goes through (:mod:`dbnb.llm.routing`), so it sees the same
+        rpm/tpm limits, retries and error mapping (an exception with ``status_code`` 429 or
+        5xx is retried, 400 and 401 are not); it receives the model names and parameters
+        unchanged, and each attempt is bounded by `timeout`. Default: the litellm provider of
+        each model, with ``local/*`` models resolved to a server started for the duration of
+        the call (:mod:`dbnb.llm.local`).
     concurrency : int, default 2
         Calls in flight at once.
     rpm, tpm : float, optional
-        Requests / tokens (prompt + completion) per minute, enforced over a sliding window.
+        Requests / tokens per minute: the deployment's ``rpm`` / ``tpm`` in the one-entry
+        Router, enforced by litellm per UTC minute. A call over the limit waits for the next
+        minute and is asked again; it is never recorded as a failure
+        (``record["rate_limit_waits"]`` counts its waits).
     max_retries : int, default 5
-        Retries after the first attempt for retryable errors (:func:`is_retryable`).
+        The Router's ``num_retries`` (litellm decides which errors are retried, and how long
+        to back off).
     timeout : float, default 60
-        Seconds per attempt; a timed-out attempt is retried.
+        The Router's ``timeout``, seconds per attempt.
     progress : bool, default True
         Show a tqdm bar with done, replayed, failed and spend.
     postfix : callable, optional
@@ -374,17 +308,14 @@ def sample(
         added to the bar, e.g. ``lambda recs: {"escape": ...}``.
     offline : bool, default False
         Replay only: raise :class:`CacheMiss` if any request is not in the store.
-    backoff_base, backoff_max : float
-        Retry ``k`` sleeps ``uniform(0, min(backoff_max, backoff_base * 2**k))`` seconds
-        (direct calls only).
     deployments : path, list, mapping or Deployments, optional
         Send the calls through ``litellm.Router`` over these deployments
         (:func:`dbnb.llm.router.load_deployments`; the Router's ``model_list``). The file is
         checked, and every requested model must be served by an entry, before any call.
-        The Router then does the load balancing, rpm/tpm limits, retries (its
-        ``num_retries``), cool-downs and fallbacks, so `rpm`, `tpm` and `max_retries` must be
-        left at their defaults; each record names the deployment that served it
-        (``record["deployment"]``, its ``model_info.id``).
+        The Router then does the load balancing, rpm/tpm limits (an entry's, waited out as
+        above), retries (its ``router_settings.num_retries``; `max_retries` is not used),
+        cool-downs and fallbacks, so `rpm` and `tpm` must be left unset; each record names
+        the deployment that served it (``record["deployment"]``, its ``model_info.id``).
 
     Returns
     -------
@@ -414,8 +345,9 @@ def sample(
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ValueError(f"max_retries must be a non-negative int, got {max_retries!r}")
     for name, val in (("rpm", rpm), ("tpm", tpm)):
-        if val is not None and not val > 0:
-            raise ValueError(f"{name} must be positive or None, got {val!r}")
+        # litellm counts whole calls/tokens per minute: below 1 no call is ever admitted
+        if val is not None and (isinstance(val, bool) or not val >= 1):
+            raise ValueError(f"{name} must be at least 1 per minute or None, got {val!r}")
     if not timeout > 0:
         raise ValueError(f"timeout must be positive, got {timeout!r}")
     if not hasattr(store, "get") or not hasattr(store, "put"):
@@ -451,7 +383,7 @@ def sample(
             _run_misses, list(misses.values()), store=store, complete=complete,
             concurrency=concurrency, rpm=rpm, tpm=tpm, max_retries=max_retries,
             timeout=timeout, progress=progress, postfix=postfix, results=results,
-            n_total=len(misses) + n_replayed, backoff=(backoff_base, backoff_max),
+            n_total=len(misses) + n_replayed,
             deployments=deployments,
         )  # fmt: skip
         try:
@@ -484,27 +416,36 @@ def _set_postfix(bar, replayed, failed, spend, postfix, done_records) -> None:
 
 async def _run_misses(
     misses: list[Request], *, store, complete, concurrency, rpm, tpm, max_retries, timeout,
-    progress, postfix, results, n_total, backoff, deployments=None,
+    progress, postfix, results, n_total, deployments=None,
 ) -> None:  # fmt: skip
     from contextlib import ExitStack
 
-    targets: dict[str, tuple[str, dict]] = {}
+    # The Router applies `timeout` per attempt; the guard only bounds a hung Router.
+    guard = timeout * (max_retries + 2) + 30
+    one_deployment: dict[str, str] = {}
     with ExitStack() as stack:
+        injected = None
         if deployments is not None:
             # The Router retries, limits and cools down; one attempt per call from here.
-            complete = deployments.router(timeout=timeout).acompletion
-            max_retries = 0
-        elif complete is None:
-            models = {r.model for r in misses}
-            _check_providers(models, misses)
-            litellm = _import_litellm()
-            complete = litellm.acompletion
-            for m in sorted(models):
-                lmodel, extra, ctx = _local.resolve_model(m)
-                stack.enter_context(ctx)
-                extra = {**extra, "timeout": timeout, "max_retries": 0}
-                targets[m] = (lmodel, extra)
-        limiter = _RateLimiter(rpm, tpm)
+            router = deployments.router(timeout=timeout)
+            guard = timeout * (int(deployments.router_settings.get("num_retries") or 2) + 2) + 30
+        else:
+            models = sorted({r.model for r in misses})
+            if complete is None:
+                _check_providers(models, misses)
+                targets = []
+                for m in models:
+                    lmodel, extra, ctx = _local.resolve_model(m)
+                    stack.enter_context(ctx)
+                    targets.append((m, lmodel, extra, lmodel))
+            else:  # the injected function, served as a litellm provider of the same Router
+                injected = stack.enter_context(_routing.injected_calls(complete, timeout))
+                targets = [(m, f"{_routing.INJECTED_PROVIDER}/{m}", {}, m) for m in models]
+            router = _routing.direct_router(
+                targets, rpm=rpm, tpm=tpm, max_retries=max_retries, timeout=timeout,
+                concurrency=concurrency, injected=injected is not None)
+            # one deployment per model: a failure can only have been there
+            one_deployment = {t[0]: t[3] for t in targets}
         queue: asyncio.Queue[Request] = asyncio.Queue()
         for r in misses:
             queue.put_nowait(r)
@@ -519,9 +460,8 @@ async def _run_misses(
                     req = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                lmodel, extra = targets.get(req.model, (req.model, {}))
-                rec, fatal = await _call_one(req, lmodel, extra, complete, limiter,
-                                             max_retries, timeout, backoff)  # fmt: skip
+                rec, fatal = await _call_one(req, router, timeout, guard, injected=injected,
+                                             default_deployment=one_deployment.get(req.model))
                 store.put(rec)
                 results[req.key] = rec
                 done_records.append(rec)
@@ -553,48 +493,99 @@ async def _run_misses(
             )
 
 
-async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout, backoff):
-    """One request with retries; returns (record, fatal_error_or_None)."""
-    base, cap = backoff
-    attempts = 0
+def _attempts(obj: Any) -> int | None:
+    """Attempts litellm made (1 + retries), from a response or an exception, if exposed."""
+    hidden = _field(obj, "_hidden_params")
+    for src in (hidden, getattr(obj, "litellm_metadata", None),
+                (hidden or {}).get("additional_headers") if isinstance(hidden, Mapping) else None):
+        if not isinstance(src, Mapping):
+            continue
+        for name in ("attempted_retries", "x-litellm-attempted-retries"):
+            v = src.get(name)
+            if isinstance(v, (int, str)) and str(v).isdigit():
+                return int(v) + 1
+    n = getattr(obj, "num_retries", None)
+    if isinstance(n, int) and not isinstance(n, bool):
+        return n + 1
+    return None
+
+
+def _failed_deployment(exc: BaseException) -> str | None:
+    """The deployment a failed Router call last tried, when litellm says so."""
+    for name in ("model_id", "deployment"):
+        v = getattr(exc, name, None)
+        if isinstance(v, str) and v:
+            return v
+    for src in (getattr(exc, "litellm_metadata", None), getattr(exc, "_hidden_params", None)):
+        if isinstance(src, Mapping):
+            info = src.get("model_info")
+            if isinstance(info, Mapping) and isinstance(info.get("id"), str):
+                return info["id"]
+            if isinstance(src.get("model_id"), str):
+                return src["model_id"]
+    return None
+
+
+UNKNOWN_DEPLOYMENT = "unknown (litellm did not say which deployment failed)"
+
+
+async def _call_one(req, router, timeout, guard, *, injected=None, default_deployment=None):
+    """One request through the Router; returns (record, fatal_error_or_None).
+
+    The Router retries inside; :func:`dbnb.llm.routing.call_until_admitted` waits out the
+    Router's own rate-limit refusals, which are never a failure. With an injected function
+    (`injected`), the response and errors read are the function's own.
+    """
     err: str | None = None
     fatal = None
     reply = finish = None
     usage: dict[str, Any] = {"prompt_tokens": None, "completion_tokens": None}
     cost = None
     deployment = None
-    latency = 0.0
-    while True:
-        attempts += 1
-        await limiter.acquire()
-        t0 = time.perf_counter()
-        try:
-            resp = await asyncio.wait_for(
-                complete(model=lmodel, messages=copy_json(req.messages),
-                         **copy_json(req.params), **extra),
-                timeout,
-            )  # fmt: skip
-            latency = time.perf_counter() - t0
-            reply, finish, usage = _parse_response(resp)
-            cost = _response_cost(resp, req.model)
-            deployment = _deployment(resp, lmodel)
-            limiter.record_tokens((usage.get("prompt_tokens") or 0)
-                                  + (usage.get("completion_tokens") or 0))  # fmt: skip
-            err = None
-            break
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            latency = time.perf_counter() - t0
-            err = _describe(exc)
-            if isinstance(exc, asyncio.TimeoutError) and not str(exc):
-                err = f"TimeoutError: no reply within timeout={timeout} s"
-            if _status_code(exc) in _FATAL_STATUS:
-                fatal = err
-                break
-            if attempts > max_retries or not is_retryable(exc):
-                break
-            await asyncio.sleep(random.uniform(0, min(cap, base * 2 ** (attempts - 1))))
+    attempts = None
+    waits = 0
+    kwargs = {"model": req.model, "messages": copy_json(req.messages), **copy_json(req.params)}
+    token = None
+    extra: dict[str, Any] = {}
+    if injected is not None:
+        token = injected.add(copy_json(kwargs))
+        extra = {"metadata": {"dbnb_call": token}}
+    t0 = time.perf_counter()
+
+    def ask():
+        nonlocal t0
+        t0 = time.perf_counter()  # the latency of the call that answered, not of the waits
+        return asyncio.wait_for(router.acompletion(**kwargs, **extra), guard)
+
+    try:
+        resp, waits = await _routing.call_until_admitted(ask)
+        latency = time.perf_counter() - t0
+        deployment = _deployment(resp, req.model)
+        attempts = _attempts(resp)
+        if injected is not None:
+            done = injected.pop(token)
+            token, resp, attempts = None, done.raw, done.calls
+        reply, finish, usage = _parse_response(resp)
+        cost = _response_cost(resp, req.model)
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        latency = time.perf_counter() - t0
+        waits = getattr(exc, "dbnb_rate_limit_waits", waits)
+        if attempts is None:  # (set when the call answered and its reply is malformed)
+            attempts = _attempts(exc)
+        if token is not None:  # the injected function's own error, as it raised it
+            done = injected.pop(token)
+            attempts = done.calls or attempts
+            if done.errors:
+                exc = done.errors[-1]
+        err = _describe(exc)
+        if isinstance(exc, asyncio.TimeoutError) and not str(exc):
+            err = f"TimeoutError: no reply within timeout={timeout} s"
+        if _status_code(exc) in _FATAL_STATUS:
+            fatal = err
+        deployment = deployment or _failed_deployment(exc) or default_deployment \
+            or UNKNOWN_DEPLOYMENT
     record = {
         "key": req.key,
         "sample": req.sample,
@@ -609,6 +600,7 @@ async def _call_one(req, lmodel, extra, complete, limiter, max_retries, timeout,
         "time": _now_iso(),
         "error": err,
         "attempts": attempts,
+        "rate_limit_waits": waits,
         "deployment": deployment,
         "meta": {**(req.meta or {}), **_local.record_info(req.model)},
     }

@@ -18,8 +18,12 @@ PyYAML, which litellm already depends on)::
     router_settings: {num_retries: 3, allowed_fails: 1, cooldown_time: 30}
 
 The file may also be a bare list of entries. The Router does load balancing, rpm/tpm limits,
-retries, cool-downs and fallbacks; dbnb keeps the store (one record per finished call, with the
-deployment that served it in ``record["deployment"]``), replay and pay-once.
+retries, cool-downs and fallbacks; an entry's ``rpm``/``tpm`` is enforced by litellm's
+``enforce_model_rate_limits`` unless the file chooses a usage-based strategy or its own
+pre-call checks (:meth:`Deployments.settings`), and a call over a limit waits for the next
+minute rather than failing (:mod:`dbnb.llm.routing`). dbnb keeps the store (one record per
+finished call, with the deployment that served it in ``record["deployment"]``), replay and
+pay-once.
 
 :func:`load_deployments` checks the whole file before any call and raises
 :class:`DeploymentsError` naming the entry: an unknown key, a missing ``model_name`` or
@@ -55,8 +59,11 @@ _ROUTER_SETTINGS = frozenset({
     "cooldown_time", "fallbacks", "context_window_fallbacks", "default_fallbacks",
     "retry_policy", "allowed_fails_policy", "disable_cooldowns", "max_fallbacks",
     "enable_pre_call_checks", "routing_strategy_args", "stream_timeout",
-    "default_max_parallel_requests",
+    "default_max_parallel_requests", "optional_pre_call_checks",
 })
+# Routing strategies under which litellm itself enforces a deployment's rpm/tpm.
+_LIMITING_STRATEGIES = frozenset({"usage-based-routing", "usage-based-routing-v2"})
+_ENFORCE = "enforce_model_rate_limits"
 # litellm_params that are sampling parameters: they belong to the request (and its key),
 # not to a deployment, or runs through different deployments would differ silently.
 _SAMPLING = frozenset({
@@ -112,13 +119,33 @@ class Deployments:
                     f"{self.model_names} (a request's model must equal an entry's model_name)"
                 )
 
+    @property
+    def has_limits(self) -> bool:
+        """Whether some entry sets ``rpm`` or ``tpm`` (in the entry or its litellm_params)."""
+        return any(k in e or k in e["litellm_params"] for e in self.model_list
+                   for k in ("rpm", "tpm"))
+
+    def settings(self, **overrides: Any) -> dict:
+        """The ``litellm.Router`` keyword arguments: the file's settings, then `overrides`.
+
+        An entry's ``rpm``/``tpm`` is a limit: under litellm's default ``simple-shuffle`` it is
+        only a routing weight, so unless the file picks a usage-based strategy or lists its
+        own ``optional_pre_call_checks``, ``enforce_model_rate_limits`` is added (litellm's
+        exact per-minute check; dbnb waits out its refusals, :mod:`dbnb.llm.routing`).
+        """
+        settings = {**self.router_settings, **overrides}
+        if (self.has_limits and settings.get("routing_strategy") not in _LIMITING_STRATEGIES
+                and "optional_pre_call_checks" not in settings):
+            settings["optional_pre_call_checks"] = [_ENFORCE]
+        return settings
+
     def router(self, **overrides: Any):
         """A fresh ``litellm.Router`` over the entries (keys resolved by litellm)."""
         from .client import _import_litellm
 
         litellm = _import_litellm()
-        settings = {**self.router_settings, **overrides}
-        return litellm.Router(model_list=[_copy(e) for e in self.model_list], **settings)
+        return litellm.Router(model_list=[_copy(e) for e in self.model_list],
+                              **self.settings(**overrides))
 
 
 def _copy(obj: Any) -> Any:
@@ -170,6 +197,13 @@ def _check_entry(i: int, entry: Any, source: str) -> dict:
         raise DeploymentsError(
             f"{where}: litellm_params must be a mapping with a 'model' string (what litellm "
             f"calls, e.g. openai/smollm2), got {lp!r}")
+    for k in ("rpm", "tpm"):
+        for src, v in ((k, entry.get(k)), (f"litellm_params.{k}", lp.get(k))):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not v >= 1):
+                raise DeploymentsError(
+                    f"{where}: {src} must be a number of at least 1 per minute, got {v!r} "
+                    "(litellm would admit no call, and every call would wait forever)")
     sampling = sorted(set(lp) & _SAMPLING)
     if sampling:
         raise DeploymentsError(

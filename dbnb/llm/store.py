@@ -40,9 +40,14 @@ Record fields
 -------------
 ``key``, ``sample``, ``model``, ``messages``, ``params``, ``reply``, ``finish_reason``, ``usage``
 (``prompt_tokens``, ``completion_tokens``), ``cost`` (USD, ``None`` when unknown), ``latency_s``,
-``time`` (UTC ISO 8601), ``error`` (``None`` on success), and optionally ``attempts``,
+``time`` (UTC ISO 8601), ``error`` (``None`` on success), and optionally ``attempts``
+(1 + the Router's retries when litellm reports them, else ``None``), ``rate_limit_waits``
+(how many times the Router refused the call over its own rpm/tpm limits before it went out;
+such a refusal is waited out, never recorded as a failure),
 ``deployment`` (what served the call: a Router deployment's ``model_info.id``, or the litellm
-model; not part of the key, so one run over several deployments is one store) and ``meta``
+model; for a failure, the deployment tried when known, else the text
+``"unknown (litellm did not say which deployment failed)"``; not part of the key, so one
+run over several deployments is one store) and ``meta``
 (a free dict from the caller, e.g. agent name and prompt state; not part of the key).
 ``params`` never holds credentials: :func:`sanitize_params` drops API keys, tokens, secrets,
 authorization, headers and the endpoint (``api_base``/``base_url``) before keying and storing.
@@ -90,7 +95,7 @@ REQUIRED_FIELDS = (
     "time",
     "error",
 )
-OPTIONAL_FIELDS = ("attempts", "deployment", "meta")
+OPTIONAL_FIELDS = ("attempts", "rate_limit_waits", "deployment", "meta")
 
 # Parameter names never keyed nor stored. "token" matches credentials (access_token,
 # azure_ad_token) but not counts such as max_tokens, see `is_secret_name`.
