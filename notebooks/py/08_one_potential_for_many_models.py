@@ -196,7 +196,7 @@ for label in MY_KERNELS:
 #   and under the paraphrase agree well beyond popularity, and one potential predicts the other
 #   prompt's pair log-ratios with most of the accuracy of its own fit.
 # - **A change of architecture does not, on these words.** SmolLM2's and Gemma's potentials
-#   correlate, but Gemma's log-ratios are predicted far better by Gemma's own reply popularity
+#   correlate only moderately, and Gemma's log-ratios are predicted far better by Gemma's own reply popularity
 #   than by SmolLM2's potential, and what the two potentials hold beyond popularity correlates
 #   weakly, with an interval that reaches 0. What the two models share is mostly *which words
 #   they like to say*, the trivial part of detailed balance (notebook 07).
