@@ -332,6 +332,9 @@ def _row_corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def _boot_corr(va: np.ndarray, vb: np.ndarray, n_boot: int, level: float,
                seed: int) -> tuple[tuple[float, float], tuple[float, float]]:
     """Percentile intervals of Pearson and Spearman over resamples of the states."""
+    if n_boot == 0:
+        nan = (float("nan"), float("nan"))
+        return nan, nan
     rng = np.random.default_rng(seed)
     k = rng.integers(0, va.size, (n_boot, va.size))
     x, y = va[k], vb[k]
@@ -373,7 +376,8 @@ def compare(a: Any, b: Any, *, names: tuple[str, str] = ("A", "B"), level: float
     level : float
         Interval level.
     n_boot : int
-        Bootstrap resamples of the states (correlation intervals).
+        Bootstrap resamples of the states (correlation intervals); 0: none (the Spearman and
+        bootstrap Pearson intervals are NaN).
     seed : int
         Bootstrap seed.
     max_log_gap : float, optional
@@ -391,8 +395,8 @@ def compare(a: Any, b: Any, *, names: tuple[str, str] = ("A", "B"), level: float
     """
     if not 0 < level < 1:
         raise ValueError(f"level must be in (0, 1), got {level!r}")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive int, got {n_boot!r}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 0:
+        raise ValueError(f"n_boot must be an int >= 0, got {n_boot!r}")
     if len(names) != 2:
         raise ValueError(f"names must be two labels, got {names!r}")
     ta = as_exact_kernel(a, max_log_gap=max_log_gap)

@@ -86,8 +86,10 @@ def test_errors():
         compare([[1]], _kernel(v))
     with pytest.raises(ValueError, match="max_log_gap needs a kernel with bounds"):
         compare(_kernel(v), _kernel(v), max_log_gap=0.1)
-    with pytest.raises(ValueError, match="n_boot must be a positive int"):
-        compare(_kernel(v), _kernel(v), n_boot=0)
+    with pytest.raises(ValueError, match="n_boot must be an int >= 0"):
+        compare(_kernel(v), _kernel(v), n_boot=-1)
+    c = compare(_kernel(v), _kernel(v), n_boot=0)  # no bootstrap: NaN there, Fisher z kept
+    assert np.isnan(c.spearman[1]) and np.isfinite(c.pearson[0])
     with pytest.raises(ValueError, match="others is empty"):
         compare_to(_kernel(v), {})
     other = _kernel(v).rename(index=lambda s: s + "x", columns=lambda s: s + "x")
