@@ -394,6 +394,7 @@ def test_checkpoint_resumes_without_recomputing(tmp_path):
     assert len(ck.read_text().splitlines()) == 2
     np.testing.assert_array_equal(a.logprob, b.logprob)
     np.testing.assert_array_equal(a.seconds, b.seconds)
+    assert b.n_nodes == a.n_nodes > len(SHORT)  # the tree the first run built, not the root
     # a crash during the second source: only that one is recomputed, to the same numbers
     lines = ck.read_text().splitlines()
     ck.write_text(lines[0] + "\n" + lines[1][:40])
@@ -405,6 +406,8 @@ def test_checkpoint_resumes_without_recomputing(tmp_path):
     d = word_logprob_kernel(SHORT, **{**kw, "sources": SHORT[:1]}, min_prob=1e-3)
     # 3 lines: the append of c cut off the crash remnant (the one writer, as in the store)
     assert d.uncovered[0] > 0 and len(ck.read_text().splitlines()) == 3
+    e = word_logprob_kernel(SHORT, **{**kw, "sources": SHORT[:1]}, min_prob=1e-3)
+    assert len(ck.read_text().splitlines()) == 3 and e.n_nodes == d.n_nodes > 1
 
 
 def test_logprob_replies_checks_its_arguments():

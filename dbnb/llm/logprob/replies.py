@@ -133,7 +133,10 @@ def logprob_replies(
     -------
     LogprobKernel
         ``n_nodes`` is the number of token-tree nodes materialised (all of them when
-        ``min_prob=0``); ``info["visited_nodes"]`` the internal nodes evaluated per source.
+        ``min_prob=0``); for rows reused from a checkpoint, the largest tree the run that
+        wrote them had built (rows written before dbnb recorded it count their visited
+        nodes, a lower bound); ``info["visited_nodes"]`` the internal nodes evaluated per
+        source.
 
     See Also
     --------
@@ -266,6 +269,7 @@ def _compute(
         it = tqdm(srcs, desc=f"{desc} ({strategy}, {prompt_mode})", unit="prompt")
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, key)
     done = {} if ckpt is None else ckpt.read()
+    reused_nodes = 0  # largest tree the runs that made the reused rows had built
     for j, f in enumerate(it):
         t0 = time.perf_counter()
         prompt = m.prompt_tokens(prompt_fn(f))
@@ -277,6 +281,7 @@ def _compute(
             lp, up, lad = (np.asarray(row[c], dtype=float) for c in ("logprob", "upper",
                                                                       "ladder"))
             secs, k = row["seconds"], row["visited"]
+            reused_nodes = max(reused_nodes, int(row.get("tree_nodes", k)))
             got = {float(t): tuple(np.asarray(v[c], dtype=float) for c in ("prob", "upper"))
                    + (float(v["uncovered"]),) for t, v in row.get("at", {}).items()}
         else:
@@ -295,7 +300,7 @@ def _compute(
                 ckpt.append(
                     {"source": f, "prompt": _digest(prompt), "logprob": lp.tolist(),
                      "upper": up.tolist(), "ladder": lad.tolist(), "seconds": secs,
-                     "visited": k,
+                     "visited": k, "tree_nodes": tree.size,
                      **({"at": {repr(t): {"prob": g[0].tolist(), "upper": g[1].tolist(),
                                           "uncovered": g[2]} for t, g in got.items()}}
                         if got else {})})
@@ -314,7 +319,7 @@ def _compute(
         a.setflags(write=False)
     import llama_cpp
 
-    base = dict(states=tuple(cands), sources=tuple(srcs), seconds=seconds, n_nodes=tree.size)
+    base = dict(states=tuple(cands), sources=tuple(srcs), seconds=seconds, n_nodes=max(tree.size, reused_nodes))
     common = {
         "model": str(m.path),
         "model_file": m.path.name,
