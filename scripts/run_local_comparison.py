@@ -12,6 +12,10 @@ Run (or resume) one walk per core, single-threaded:
 
     OMP_NUM_THREADS=1 python scripts/run_local_comparison.py gemma3 --work /tmp/walks
 
+``--reverse`` walks the prompts from the last: a second process with its own checkpoint then
+shares a walk with the first (``--reverse --checkpoint B``); when they meet, stop both and join
+the checkpoints (``cat B >> A``: rows carry their settings' key, so the order does not matter).
+
 ``--partial`` writes the kernel over the prompts the checkpoint already holds (the other
 prompts are left out as sources; their words stay replies) and says so in ``info["partial"]``,
 so a long walk can ship in stages; a later full run reuses every finished prompt. Measured on a
@@ -56,13 +60,17 @@ def main() -> None:
                     ".ckpt.jsonl)")
     ap.add_argument("--partial", action="store_true",
                     help="write the kernel over the prompts finished so far")
+    ap.add_argument("--reverse", action="store_true",
+                    help="walk the prompts from the last (a second process on the same walk)")
     ap.add_argument("--out", default=str(RUNS), help="output folder (default: data/runs)")
     args = ap.parse_args()
     model, prompt, temps, stem = WALKS[args.walk]
     ckpt = Path(args.checkpoint or Path(args.work) / f"{args.walk}.ckpt.jsonl")
     vocab = list(word.vocabulary(N_WORDS))
     info = {"prompt": prompt}
-    sources = None
+    sources = list(reversed(vocab)) if args.reverse else None
+    if args.partial and args.reverse:
+        raise SystemExit("--partial writes the kernel in the vocabulary's order; drop --reverse")
     if args.partial:
         done = finished(ckpt)
         sources = [w for w in vocab if w in done]

@@ -319,7 +319,8 @@ def _compute(
         a.setflags(write=False)
     import llama_cpp
 
-    base = dict(states=tuple(cands), sources=tuple(srcs), seconds=seconds, n_nodes=max(tree.size, reused_nodes))
+    base = dict(states=tuple(cands), sources=tuple(srcs), seconds=seconds,
+                n_nodes=max(tree.size, reused_nodes))
     common = {
         "model": str(m.path),
         "model_file": m.path.name,
