@@ -598,3 +598,9 @@ def test_bounded_potential_uses_every_pair_with_its_interval():
     np.testing.assert_allclose(fit.pairs["outside"], gap / 3, rtol=1e-3)
     with pytest.raises(ValueError, match="upper bounds"):
         _hand_kernel(upper=False).bounded_potential()
+
+
+def test_progress_bar_says_prompts_nodes_and_time_left(capsys):
+    k = word_logprob_kernel(SHORT, sources=SHORT[:2], progress=True)
+    err = capsys.readouterr().err
+    assert "2/2" in err and f"nodes={sum(k.info['visited_nodes'])}" in err and "<" in err

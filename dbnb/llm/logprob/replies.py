@@ -312,6 +312,8 @@ def _compute(
         uncovered[j] = 1.0 - math.fsum(np.exp(lp))
         seconds[j] = secs
         visited.append(k)
+        if progress:
+            it.set_postfix(nodes=sum(visited), refresh=False)  # nodes evaluated so far
     prob = np.exp(logprob)
     upper = np.maximum(upper, prob)  # equal when nothing was skipped (guards rounding)
     ladder = np.exp(ladder)
