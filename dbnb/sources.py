@@ -45,6 +45,8 @@ COMPARISON_KERNELS = {
     "SmolLM2, T=0.5": "runs/word_logprob100_T0.5.npz",
     "SmolLM2, T=2": "runs/word_logprob100_T2.npz",
 }
+#: Bootstrap resamples of the states behind each comparison's Spearman interval.
+COMPARISON_N_BOOT = 2000
 #: Which comparisons :attr:`Sources.comparisons` makes: group -> (reference, others).
 COMPARISON_GROUPS = {
     "models": ("SmolLM2", ("Gemma 3",)),
@@ -267,20 +269,27 @@ class Sources:
         return {label: load_logprob_kernel(self.data / rel)
                 for label, rel in COMPARISON_KERNELS.items() if (self.data / rel).is_file()}
 
-    @cached_property
-    def comparisons(self) -> dict:
-        """Group -> list of :class:`dbnb.comparison.Comparison` (:data:`COMPARISON_GROUPS`):
-        the reference kernel against each other kernel of the group, on their common states,
-        for every group whose kernels are all shipped."""
+    def comparison(self, group: str, *, n_boot: int = COMPARISON_N_BOOT) -> list:
+        """One group of :data:`COMPARISON_GROUPS`: the reference kernel against each other
+        kernel of the group, on their common states (:func:`dbnb.comparison.compare_to`, with
+        ``n_boot`` bootstrap resamples of the states for the Spearman interval; 0 skips it)."""
         from .comparison import compare_to
 
+        if group not in COMPARISON_GROUPS:
+            raise KeyError(f"unknown comparison group {group!r}; known: "
+                           f"{sorted(COMPARISON_GROUPS)}")
+        if not self.available(group):
+            raise FileNotFoundError(f"comparison {group!r}: not all of its kernels are in "
+                                    f"source {str(self.source)!r}")
         ks = self.comparison_kernels
-        out = {}
-        for group, (ref, others) in COMPARISON_GROUPS.items():
-            if self.available(group):
-                out[group] = compare_to(ks[ref], {k: ks[k] for k in others}, name=ref,
-                                        n_boot=2000)
-        return out
+        ref, others = COMPARISON_GROUPS[group]
+        return compare_to(ks[ref], {k: ks[k] for k in others}, name=ref, n_boot=n_boot)
+
+    @cached_property
+    def comparisons(self) -> dict:
+        """Group -> list of :class:`dbnb.comparison.Comparison` (:meth:`comparison` with its
+        defaults) for every group of :data:`COMPARISON_GROUPS` whose kernels are all here."""
+        return {g: self.comparison(g) for g in COMPARISON_GROUPS if self.available(g)}
 
     @cached_property
     def logprob100_fit(self) -> PotentialFit:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from dbnb import datasets, fit_potential
+from dbnb import sources as dbnb_sources
 from dbnb.authors import SCRIPT_CALLS
 from dbnb.sources import Sources
 
@@ -216,3 +217,20 @@ def test_paper_download_maps_by_name(monkeypatch, tmp_path):
     assert set(src.letter_files.files) == {"claude", "gemini", "gpt5nano", "ideasearchfitter"}
     assert src.letter_files.unknown == ("README.md",)
     assert src.file_of("words") == "word_database_gpt5-nano.json"
+
+
+def test_one_comparison_group_with_its_own_bootstrap():
+    src = dbnb_sources.shipped_sources()
+    if not src.available("prompts"):
+        pytest.skip("no prompt comparison in source 'shipped'")
+    quick = src.comparison("prompts", n_boot=0)[0]
+    assert quick.info["n_boot"] == 0 and np.isnan(quick.spearman[1:]).all()
+    full = src.comparisons["prompts"][0]
+    assert full.info["n_boot"] == dbnb_sources.COMPARISON_N_BOOT
+    assert full.pearson == quick.pearson and full.spearman[0] == quick.spearman[0]
+    assert full.spearman[1] < full.spearman[0] < full.spearman[2]
+    with pytest.raises(KeyError, match="unknown comparison group 'colours'"):
+        src.comparison("colours")
+    with pytest.raises(FileNotFoundError, match="comparison 'models'.*source"):
+        Sources(dbnb_sources.shipped_sources().data / "runs" / "word_constrained_fixed.jsonl.gz"
+                        ).comparison("models")
