@@ -188,8 +188,9 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                  lambda: plots.fig_potential_vs_score(diagnostics.potential_vs_score(
                      src.symbolic_fit, src.symbolic.metadata["mse"])), sf),
             Item("fig08_symbolic_triplets", f"Fig. 8: closed triplets ({s})",
-                 lambda: plots.fig_triplets(diagnostics.triplets(src.symbolic_fit),
-                                            fraction=0.2), sf),
+                 lambda: plots.fig_triplets(diagnostics.triplets(
+                     src.symbolic_fit, min_count=2 if src.kind == "letter" else 1),
+                     fraction=0.2), sf),  # the Letter: each transition seen at least twice
             Item("fig09_symbolic_pairs_softplus", f"Fig. 9: pairs, softplus K ({s})",
                  lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit_softplus),
                                          fraction=0.1), sf),
@@ -470,11 +471,38 @@ def _dbnb_estimator_lines(src: Sources) -> list[str]:
     return lines
 
 
+def _letter_plot_lines(src: Sources) -> list[str]:
+    """The numbers printed on the authors' pair and loop plots, computed as their ``plot.py``
+    does (:meth:`Sources.letter_statistics`), beside the Letter's published counts."""
+    from . import letter
+
+    lines = []
+    for what, name, figs, pub in (
+            ("words", "GPT-5 Nano words", ("7", "9", "3"), letter.headline["words_gpt5nano"]),
+            ("symbolic", "IdeaSearchFitter", ("4", "9", "8"), letter.headline["ideasearchfitter"])):
+        if not src.available(what):
+            continue
+        st = src.letter_statistics(what)
+
+        def pairs(p):
+            return (f"N = {p.n}, r = {p.r:.3f}, chi2/ndf = {p.chi2_ndf:.2f} (unweighted), "
+                    f"{p.shown.size} shown")
+
+        lo = st["loops"]
+        lines.append(
+            f"{name} ({src.file_of(what)}), the authors' plot statistics (plot.py): Fig. "
+            f"{figs[0]} pairs {pairs(st['pairs'])}; Fig. {figs[1]} (softplus K) "
+            f"{pairs(st['pairs_softplus'])}; Fig. {figs[2]} loops N = {lo.n} (Letter "
+            f"{pub['triplets']}), chi2/ndf = {lo.chi2_ndf:.2f}, {lo.shown.size} shown")
+    return lines
+
+
 def _headlines(src: Sources) -> list[str]:
     lines = []
     if src.kind == "letter":
         lines.append(_table3_line(src))
         lines += _dbnb_estimator_lines(src)
+        lines += _letter_plot_lines(src)
     if src.available("words"):
         fit = src.words_fit
         pc = diagnostics.pairs(fit)
