@@ -461,9 +461,11 @@ def _dbnb_estimator_lines(src: Sources) -> list[str]:
             continue
         ours, theirs = getattr(src, attr), getattr(src, f"{what}_fit")
         pc, pt = diagnostics.pairs(ours), diagnostics.pairs(theirs)
+        conv = src.convention(what)
         lines.append(
             f"{src.file_of(what)}, dbnb's estimator ({ours.transitions.method}, Eq. 24) vs the "
-            f"authors' ({theirs.transitions.method}): {ours.transitions.n_states} vs "
+            f"authors' ({conv.name if conv else theirs.transitions.method}): "
+            f"{ours.transitions.n_states} vs "
             f"{theirs.transitions.n_states} states, {pc.n_pairs} vs {pt.n_pairs} pairs, "
             f"the Letter's chi2/ndf {pc.letter_chi2_ndf:.2f} vs {pt.letter_chi2_ndf:.2f}, "
             f"chi2/dof {pc.chi2_per_dof:.2f} vs {pt.chi2_per_dof:.2f}, action "
@@ -615,7 +617,7 @@ def reproduce(
     source: str = "shipped",
     formats: Sequence[str] = ("png", "pdf"),
     progress: bool = True,
-) -> list[Path]:
+) -> Report:
     """Write every available figure and table into ``out``; print what, where and from which
     file.
 

@@ -79,7 +79,14 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert "PERSONAL 4.07, PROBLEM 5.18, TURKEY inf, BUZZY inf" in out  # Eq. 22
     assert "DISCIPLINE 0.53, EXCELLENT 4.77, BLISSFUL 5.17" in out  # Eq. 23
     assert "counts vs the Letter's Table II: identical" in out
-    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (fixed)" in out
+    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (high_reject)" in out
+    assert f"{IDEAS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (low_reject)" in out
+    # the printed list names the file of every item drawn from one
+    listed = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ") and
+              ln.split() and ln.split()[0].startswith(("fig", "table"))}
+    for item in reproduce.items(Sources(letter_dir))[0]:
+        if item.source:
+            assert f"[{item.source}]" in listed[item.name], item.name
     assert "states 645" not in out and "(Letter 645)" in out  # Table III beside ours
     assert "samples 19968" not in out and "(Letter 19968)" in out and "(Letter 50228)" in out
     assert "(Letter 9473)" in out and "(Letter 620)" in out
@@ -103,6 +110,19 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert f"words ({WORDS})" in t4.index and f"symbolic ({IDEAS})" in t4.index
     note = (tmp_path / "table2_claude_counts.md").read_text()
     assert "identical to the Letter's Table II" in note
+
+
+def test_claude_file_differences_are_printed(tmp_path):
+    counts = dict(lf.TABLE2)
+    counts[("ATTITUDE", "PERSONAL")] = 67
+    lf.write_claude(tmp_path, counts=counts)
+    src = Sources(tmp_path)
+    note = {i.name: i for i in reproduce.items(src)[0]}["table2_claude_counts"].make()
+    assert ("differences from the Letter's Table II (file vs Letter): ATTITUDE -> PERSONAL: "
+            "67 vs 66") in note.attrs["note"]
+    lines = reproduce._few_state_headlines(src)
+    assert "  counts vs the Letter's Table II: ATTITUDE -> PERSONAL: file 67, Letter 66" in lines
+    assert "beta V = ATTITUDE 0.00, PERSONAL 4.06" in lines[0]  # log(3879/67), Eq. 18
 
 
 def test_a_failing_item_is_reported_and_the_run_goes_on(tmp_path, capsys, monkeypatch):

@@ -216,3 +216,18 @@ def test_paper_download_maps_by_name(monkeypatch, tmp_path):
     assert set(src.letter_files.files) == {"claude", "gemini", "gpt5nano", "ideasearchfitter"}
     assert src.letter_files.unknown == ("README.md",)
     assert src.file_of("words") == "word_database_gpt5-nano.json"
+
+
+def test_a_letter_file_in_the_raw_word_format_is_read_by_its_name(tmp_path):
+    """The authors' sampling script writes {prompt: [replies]}; under GPT-5 Nano's name that
+    format is read as well (INVALID00 an escape, never a state)."""
+    write(tmp_path / "word_database_gpt5-nano.json",
+          {"BUZZY": ["ATTITUDE", "ATTITUDE", "INVALID00", "TURKEY"],
+           "ATTITUDE": ["BUZZY", "EXCELLENT"], "INVALID00": ["ATTITUDE"]})
+    src = Sources(tmp_path)
+    words = src.words
+    assert src.file_of("words") == "word_database_gpt5-nano.json"
+    assert "INVALID00" not in words.states
+    assert words.count("BUZZY", "ATTITUDE") == 2 and words.count("ATTITUDE", "EXCELLENT") == 1
+    assert words.escapes[words.states.index("BUZZY")] == 1
+    assert src.words_fit.transitions.method == "fixed"  # the authors' high_reject
