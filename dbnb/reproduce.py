@@ -490,12 +490,15 @@ def _letter_plot_lines(src: Sources) -> list[str]:
             return (f"N = {p.n}, r = {p.r:.3f}, chi2/ndf = {p.chi2_ndf:.2f} (unweighted), "
                     f"{p.shown.size} shown")
 
-        lo = st["loops"]
+        lo, h, hs = st["loops"], st["histogram"], st["histogram_softplus"]
         lines.append(
             f"{name} ({src.file_of(what)}), the authors' plot statistics (plot.py): Fig. "
             f"{figs[0]} pairs {pairs(st['pairs'])}; Fig. {figs[1]} (softplus K) "
             f"{pairs(st['pairs_softplus'])}; Fig. {figs[2]} loops N = {lo.n} (Letter "
-            f"{pub['triplets']}), chi2/ndf = {lo.chi2_ndf:.2f}, {lo.shown.size} shown")
+            f"{pub['triplets']}), chi2/ndf = {lo.chi2_ndf:.2f}, {lo.shown.size} shown; Fig. 11 "
+            f"Gaussian fitted to the histogram of {h.n} states: mu {h.mu:.2f}, sigma "
+            f"{h.sigma:.2f} (softplus K: {hs.mu:.2f}, {hs.sigma:.2f}; Letter {pub['mu']:.2f}, "
+            f"{pub['sigma']:.2f})")
     return lines
 
 

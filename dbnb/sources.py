@@ -195,8 +195,10 @@ class Sources:
     def letter_statistics(self, what: str) -> dict[str, authors.LetterPlot]:
         """The numbers printed on the authors' plots of one of their files, computed as their
         ``plot.py`` does (:func:`dbnb.authors.letter_pairs`, :func:`dbnb.authors.letter_loops`):
-        ``"pairs"`` (Figs. 4, 7; exp kernel), ``"pairs_softplus"`` (Fig. 9) and ``"loops"``
-        (Figs. 3, 8), with the authors' thresholds and plotted fraction of that file.
+        ``"pairs"`` (Figs. 4, 7; exp kernel), ``"pairs_softplus"`` (Fig. 9), ``"loops"``
+        (Figs. 3, 8), with the authors' thresholds and plotted fraction of that file, and
+        ``"histogram"`` / ``"histogram_softplus"`` (Fig. 11's Gaussian; the authors' code
+        minimises the action with the softplus ``K``).
 
         ``what`` is ``"words"`` (GPT-5 Nano) or ``"symbolic"`` (IdeaSearchFitter), for a source
         holding the Letter's files.
@@ -212,6 +214,9 @@ class Sources:
             "pairs_softplus": authors.letter_pairs(getattr(self, f"{what}_fit_softplus"),
                                                    counts, role=role),
             "loops": authors.letter_loops(counts, role=role),
+            "histogram": authors.letter_histogram(getattr(self, f"{what}_fit"), counts),
+            "histogram_softplus": authors.letter_histogram(
+                getattr(self, f"{what}_fit_softplus"), counts),
         }
 
     def caption(self, what: str) -> str:

@@ -152,10 +152,38 @@ def test_loop_threshold_defaults_follow_main_py(tmp_path):
 def test_letter_statistics_of_a_source(letter_dir):
     src = Sources(letter_dir)
     st = src.letter_statistics("words")
-    assert set(st) == {"pairs", "pairs_softplus", "loops"}
+    assert set(st) == {"pairs", "pairs_softplus", "loops", "histogram", "histogram_softplus"}
     want = authors.letter_pairs(src.words_fit, src.words, role="gpt5nano")
     assert st["pairs"].n == want.n > 0 and st["pairs"].chi2_ndf == want.chi2_ndf
     assert st["pairs"].shown.size == want.n // 5
     assert st["loops"].n == authors.letter_loops(src.words, threshold=0).n
     with pytest.raises(ValueError, match="no Letter file for 'words'"):
         Sources("shipped").letter_statistics("words")
+
+
+def test_letter_histogram_selects_and_fits_as_plot_py(letter_dir):
+    src = Sources(letter_dir)
+    fit, counts = src.words_fit, src.words
+    h = authors.letter_histogram(fit, counts)
+    a = dict(zip(counts.states, authors.appearances(counts), strict=True))
+    finite = fit.potential[np.isfinite(fit.potential)]
+    v = np.array([finite[s] for s in finite.index if a[s] > 1]) - finite.mean()
+    np.testing.assert_allclose(np.sort(h.values), np.sort(v))
+    assert h.heights.sum() == h.n and h.heights.size == 50
+    # a least-squares Gaussian to the bins: near the values' spread, but not the moments
+    assert abs(h.sigma - v.std()) < 0.25 * v.std() and h.sigma != pytest.approx(v.std())
+    assert abs(h.mu) < 0.5 * v.std() and h.mu != pytest.approx(v.mean(), abs=1e-3)
+    # the fit is the least-squares optimum: moving any parameter raises the squared error
+    centres = (h.edges[:-1] + h.edges[1:]) / 2
+
+    def sse(m, s):
+        shape = np.exp(-((centres - m) ** 2) / (2 * s**2)) / (np.sqrt(2 * np.pi) * s)
+        amp = float(shape @ h.heights / (shape @ shape))  # best amplitude for (m, s)
+        return float(np.sum((amp * shape - h.heights) ** 2))
+
+    best = sse(h.mu, h.sigma)
+    for dm, ds in ((0.05, 0), (-0.05, 0), (0, 0.05), (0, -0.05)):
+        assert sse(h.mu + dm, h.sigma + ds) > best
+    assert np.isnan(authors.letter_histogram(fit, counts.submodel([0, 1])).sigma)
+    with pytest.raises(ValueError, match="bins must be an integer"):
+        authors.letter_histogram(fit, counts, bins=0)

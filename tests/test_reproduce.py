@@ -101,6 +101,9 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
                 f"{p.shown.size} shown") in out
         assert (f"Fig. {figs[1]} loops N = {lo.n} (Letter {letter_n}), chi2/ndf = "
                 f"{lo.chi2_ndf:.2f}") in out
+        h = st["histogram"]
+        assert f"histogram of {h.n} states: mu {h.mu:.2f}, sigma {h.sigma:.2f}" in out
+    assert "Letter -0.93, 2.30)" in out and "Letter -0.56, 4.37)" in out
     t3 = pd.read_csv(tmp_path / "table3_statistics.csv", index_col=0)
     assert t3.loc["words, GPT-5 Nano (Letter)", "samples"] == 19968
     assert t3.loc["IdeaSearchFitter (Letter)", "unique_transitions"] == 21697
