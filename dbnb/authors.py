@@ -16,12 +16,12 @@ The statistics printed on the authors' pair and loop plots (``plot.py``) are rec
 as their script computes them, under their own names: :func:`letter_pairs` (Figs. 4, 7, 9:
 pairs seen more than once each way, ``log T`` ratios from the appearances as a source, the
 ``|beta dV| > log(samples)`` exclusion, the *unweighted* mean square printed as
-"chi2/ndf") and :func:`letter_loops` (Figs. 3, 8: 3-cycles with every count above the loop
+"chi2/ndf"), :func:`letter_loops` (Figs. 3, 8: 3-cycles with every count above the loop
 threshold, the weighted chi2/ndf) and :func:`letter_histogram` (Fig. 11: the Gaussian fitted to
-the 50-bin histogram), the plots with the seeded sample they show
+the 50-bin histogram); the pair and loop plots with the seeded sample they show
 (:func:`letter_sample`: NumPy's legacy generator seeded with 42, ``n // ratio`` points). dbnb's
-own checks (:func:`dbnb.diagnostics.pairs`, :func:`dbnb.diagnostics.triplets`) stand beside
-them.
+own checks (:func:`dbnb.diagnostics.pairs`, :func:`dbnb.diagnostics.triplets`,
+:func:`dbnb.diagnostics.potential_distribution`) stand beside them.
 """
 
 from __future__ import annotations
@@ -59,6 +59,8 @@ class Convention:
         authors' ``20000 / total_nodes``), passed as ``n0``.
     label : str
         What the caption says.
+    name : str
+        Its key in :data:`NAMED` (``"eq18"``, ``"high_reject"``, ``"low_reject"``).
     """
 
     estimator: str
