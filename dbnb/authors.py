@@ -79,7 +79,11 @@ class Convention:
 def graph_nodes(counts: TransitionCounts) -> int:
     """The authors' ``total_nodes``: states on at least one transition between two different
     states (their graph is built from such edges; a state seen only repeating itself is not a
-    node). The denominator of ``N0 = 20000 / total_nodes``."""
+    node). The denominator of ``N0 = 20000 / total_nodes``.
+
+    ``INVALID00`` is never a state here (dbnb counts it as an escape); the authors' graph would
+    count it as a node if a file held ``INVALID00`` targets. Their Gemini diagram script lists
+    13 nodes and no ``INVALID00`` edge (``N0 = 20000/13``), as this gives."""
     n = counts.matrix.tocoo()
     off = n.row != n.col
     touched = np.union1d(n.row[off], n.col[off])
