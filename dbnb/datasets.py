@@ -284,8 +284,22 @@ def _hub_download(repo_id: str, name: str, revision: str | None,
                                       cache_dir=cache_dir)
     except Exception as exc:
         raise ConnectionError(
-            f"cannot download {name!r} from {repo_id!r} ({type(exc).__name__}: {exc})"
+            f"cannot download {name!r} from the Hugging Face data set {repo_id!r} "
+            f"({type(exc).__name__}: {exc}); offline, copy the data set's files into a folder "
+            "and pass that folder (dbnb reproduce --source DIR)"
         ) from None
+
+
+def _hub_cached(repo_id: str, revision: str | None,
+                cache_dir: str | os.PathLike | None) -> Path | None:
+    """The folder of a snapshot of the data set already in the Hugging Face cache (no
+    network), or None."""
+    try:
+        path = _hub().snapshot_download(repo_id, repo_type="dataset", revision=revision,
+                                        cache_dir=cache_dir, local_files_only=True)
+    except Exception:  # not cached, or no huggingface_hub: the caller reports the listing error
+        return None
+    return Path(path) if path and Path(path).is_dir() else None
 
 
 def paper(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = None,
@@ -429,16 +443,35 @@ def letter_folder(folder: str | os.PathLike) -> LetterFiles:
 def paper_files(*, repo_id: str = PAPER_REPO, cache_dir: str | os.PathLike | None = None,
                 revision: str | None = None) -> LetterFiles:
     """Download the files of :data:`LETTER_FILES` from the authors' Hugging Face data set
-    (needs a network once; later calls read the Hugging Face cache) and map them by name.
+    (needs a network once) and map them by name.
+
+    Offline, a snapshot already in the Hugging Face cache (``cache_dir``) is used instead
+    (``snapshot_download(..., local_files_only=True)``), mapped as a folder
+    (:func:`letter_folder`).
 
     Raises
     ------
     ConnectionError
-        The repository cannot be listed or a file cannot be fetched (offline): says what to do.
+        The repository cannot be listed and nothing is cached, or a file cannot be fetched
+        (offline): names the data set and says what to do (``--source DIR``).
     ValueError
         The repository holds none of the known files (names what it has).
     """
-    listed = _hub_list(repo_id, revision)
+    try:
+        listed = _hub_list(repo_id, revision)
+    except ConnectionError:
+        cached = _hub_cached(repo_id, revision, cache_dir)
+        if cached is None:
+            raise
+        try:  # offline, but downloaded before: the snapshot in the cache
+            found = letter_folder(cached)
+        except ValueError:
+            raise ConnectionError(
+                f"cannot list the Hugging Face data set {repo_id!r} (offline) and its cached "
+                f"snapshot {cached} holds none of the Letter's files; pass a folder with them "
+                "(dbnb reproduce --source DIR)") from None
+        return LetterFiles(f"{cached} (Hugging Face cache of {repo_id}, offline)",
+                           found.files, found.unknown)
     known = {k.lower(): v for k, v in LETTER_FILES.items()}
     files: dict[str, Path] = {}
     unknown: list[str] = []

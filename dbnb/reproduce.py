@@ -188,8 +188,9 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
                  lambda: plots.fig_potential_vs_score(diagnostics.potential_vs_score(
                      src.symbolic_fit, src.symbolic.metadata["mse"])), sf),
             Item("fig08_symbolic_triplets", f"Fig. 8: closed triplets ({s})",
-                 lambda: plots.fig_triplets(diagnostics.triplets(src.symbolic_fit),
-                                            fraction=0.2), sf),
+                 lambda: plots.fig_triplets(diagnostics.triplets(
+                     src.symbolic_fit, min_count=2 if src.kind == "letter" else 1),
+                     fraction=0.2), sf),  # the Letter: each transition seen at least twice
             Item("fig09_symbolic_pairs_softplus", f"Fig. 9: pairs, softplus K ({s})",
                  lambda: plots.fig_pairs(diagnostics.pairs(src.symbolic_fit_softplus),
                                          fraction=0.1), sf),
@@ -460,13 +461,44 @@ def _dbnb_estimator_lines(src: Sources) -> list[str]:
             continue
         ours, theirs = getattr(src, attr), getattr(src, f"{what}_fit")
         pc, pt = diagnostics.pairs(ours), diagnostics.pairs(theirs)
+        conv = src.convention(what)
         lines.append(
             f"{src.file_of(what)}, dbnb's estimator ({ours.transitions.method}, Eq. 24) vs the "
-            f"authors' ({theirs.transitions.method}): {ours.transitions.n_states} vs "
+            f"authors' ({conv.name if conv else theirs.transitions.method}): "
+            f"{ours.transitions.n_states} vs "
             f"{theirs.transitions.n_states} states, {pc.n_pairs} vs {pt.n_pairs} pairs, "
             f"the Letter's chi2/ndf {pc.letter_chi2_ndf:.2f} vs {pt.letter_chi2_ndf:.2f}, "
             f"chi2/dof {pc.chi2_per_dof:.2f} vs {pt.chi2_per_dof:.2f}, action "
             f"{ours.action:.3f} vs {theirs.action:.3f}")
+    return lines
+
+
+def _letter_plot_lines(src: Sources) -> list[str]:
+    """The numbers printed on the authors' pair and loop plots, computed as their ``plot.py``
+    does (:meth:`Sources.letter_statistics`), beside the Letter's published counts."""
+    from . import letter
+
+    lines = []
+    for what, name, figs, pub in (
+            ("words", "GPT-5 Nano words", ("7", "9", "3"), letter.headline["words_gpt5nano"]),
+            ("symbolic", "IdeaSearchFitter", ("4", "9", "8"), letter.headline["ideasearchfitter"])):
+        if not src.available(what):
+            continue
+        st = src.letter_statistics(what)
+
+        def pairs(p):
+            return (f"N = {p.n}, r = {p.r:.3f}, chi2/ndf = {p.chi2_ndf:.2f} (unweighted), "
+                    f"{p.shown.size} shown")
+
+        lo, h, hs = st["loops"], st["histogram"], st["histogram_softplus"]
+        lines.append(
+            f"{name} ({src.file_of(what)}), the authors' plot statistics (plot.py): Fig. "
+            f"{figs[0]} pairs {pairs(st['pairs'])}; Fig. {figs[1]} (softplus K) "
+            f"{pairs(st['pairs_softplus'])}; Fig. {figs[2]} loops N = {lo.n} (Letter "
+            f"{pub['triplets']}), chi2/ndf = {lo.chi2_ndf:.2f}, {lo.shown.size} shown; Fig. 11 "
+            f"Gaussian fitted to the histogram of {h.n} states: mu {h.mu:.2f}, sigma "
+            f"{h.sigma:.2f} (softplus K: {hs.mu:.2f}, {hs.sigma:.2f}; Letter {pub['mu']:.2f}, "
+            f"{pub['sigma']:.2f})")
     return lines
 
 
@@ -475,6 +507,7 @@ def _headlines(src: Sources) -> list[str]:
     if src.kind == "letter":
         lines.append(_table3_line(src))
         lines += _dbnb_estimator_lines(src)
+        lines += _letter_plot_lines(src)
     if src.available("words"):
         fit = src.words_fit
         pc = diagnostics.pairs(fit)
@@ -587,7 +620,7 @@ def reproduce(
     source: str = "shipped",
     formats: Sequence[str] = ("png", "pdf"),
     progress: bool = True,
-) -> list[Path]:
+) -> Report:
     """Write every available figure and table into ``out``; print what, where and from which
     file.
 

@@ -151,8 +151,75 @@ class Sources:
 
     def _fit(self, counts: TransitionCounts, what: str, violation: str = "exp") -> PotentialFit:
         conv = self.convention(what)
-        kw = conv.fit_kwargs(counts) if conv is not None else {}
-        return fit_potential(counts, violation=violation, **kw)
+        if conv is None:
+            return fit_potential(counts, violation=violation)
+        # the counts' label carries the file and the convention into every figure's caption
+        labelled = counts._replace(source=f"{counts.source}; {conv.label}")
+        return fit_potential(labelled, violation=violation, **conv.fit_kwargs(counts))
+
+    def fit(self, what: str, convention: str | None = None, *,
+            violation: str = "exp") -> PotentialFit:
+        """Least action on one data set with a convention chosen by name.
+
+        Parameters
+        ----------
+        what : {"claude", "gemini", "words", "symbolic"}
+            The data set (:meth:`available`).
+        convention : str, optional
+            ``"eq18"``, ``"high_reject"`` or ``"low_reject"`` (the authors' conventions,
+            :data:`dbnb.authors.NAMED`), ``"dbnb"`` (dbnb's own estimator, Eq. 6 with recorded
+            calls, else Eq. 24), or None: the default of this data set (the authors'
+            convention of the file for the Letter's files, :meth:`convention`).
+        violation : {"exp", "softplus"}
+            The kernel ``K``.
+
+        Examples
+        --------
+        GPT-5 Nano's words with ``low_reject`` instead of ``main.py``'s ``high_reject``:
+        ``Sources(folder).fit("words", "low_reject")``.
+        """
+        attrs = {"claude": "claude", "gemini": "gemini", "words": "words",
+                 "symbolic": "symbolic"}
+        if what not in attrs:
+            raise ValueError(f"no data set {what!r} to fit; choose one of {sorted(attrs)}")
+        counts = getattr(self, attrs[what])
+        if convention is None:
+            return self._fit(counts, what, violation)
+        if convention == "dbnb":
+            return fit_potential(counts, violation=violation)
+        if convention not in authors.NAMED:
+            raise ValueError(f"unknown convention {convention!r}; choose one of "
+                             f"{sorted(authors.NAMED)}, 'dbnb' or None (the default)")
+        conv = authors.NAMED[convention]
+        labelled = counts._replace(source=f"{counts.source}; {conv.label}")
+        return fit_potential(labelled, violation=violation, **conv.fit_kwargs(counts))
+
+    def letter_statistics(self, what: str) -> dict[str, authors.LetterPlot]:
+        """The numbers printed on the authors' plots of one of their files, computed as their
+        ``plot.py`` does (:func:`dbnb.authors.letter_pairs`, :func:`dbnb.authors.letter_loops`):
+        ``"pairs"`` (Figs. 4, 7; exp kernel), ``"pairs_softplus"`` (Fig. 9), ``"loops"``
+        (Figs. 3, 8), with the authors' thresholds and plotted fraction of that file, and
+        ``"histogram"`` / ``"histogram_softplus"`` (Fig. 11's Gaussian; the authors' code
+        minimises the action with the softplus ``K``).
+
+        ``what`` is ``"words"`` (GPT-5 Nano) or ``"symbolic"`` (IdeaSearchFitter), for a source
+        holding the Letter's files.
+        """
+        role = _ROLE_OF.get(what)
+        if what not in ("words", "symbolic") or not self._has(role):
+            raise ValueError(f"no Letter file for {what!r} in source {self.source!r} (the "
+                             "authors' plot statistics need word_database_gpt5-nano.json or "
+                             "ideasearchfitter_database.json)")
+        counts = getattr(self, what)
+        return {
+            "pairs": authors.letter_pairs(getattr(self, f"{what}_fit"), counts, role=role),
+            "pairs_softplus": authors.letter_pairs(getattr(self, f"{what}_fit_softplus"),
+                                                   counts, role=role),
+            "loops": authors.letter_loops(counts, role=role),
+            "histogram": authors.letter_histogram(getattr(self, f"{what}_fit"), counts),
+            "histogram_softplus": authors.letter_histogram(
+                getattr(self, f"{what}_fit_softplus"), counts),
+        }
 
     def caption(self, what: str) -> str:
         """``file; estimator`` for a figure caption or the printed list."""

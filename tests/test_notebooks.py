@@ -130,3 +130,72 @@ def test_notebook_runs_on_a_folder_of_the_letters_files(stem, tmp_path, monkeypa
     if stem in ("01_sampling", "02_transition_matrices"):
         text = "".join(_text(o) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
         assert files["gpt5nano"].name in text
+
+
+# --------------------------------------------------- the notebooks' data loading, in process
+SKIP_LINE = re.compile(r"^no .+ in source ")
+
+
+def _code_cells(stem: str) -> list[str]:
+    """The code cells of ``notebooks/py/<stem>.py`` (percent format), in order."""
+    parts = re.split(r"^(# %%.*)$", (ROOT / "notebooks" / "py" / f"{stem}.py").read_text(),
+                     flags=re.M)
+    return [body for head, body in zip(parts[1::2], parts[2::2], strict=True)
+            if head.strip() == "# %%"]
+
+
+def _run_until(stem: str, marker: str, source: str, capsys) -> tuple[dict, str]:
+    """Execute the code cells of a notebook source up to the first one containing ``marker``
+    (its data loading), with ``SOURCE = source``; the namespace and what it printed."""
+    import matplotlib.pyplot as plt
+
+    ns: dict = {"__name__": "__main__", "display": print}
+    capsys.readouterr()
+    for cell in _code_cells(stem):
+        cell = SOURCE_LINE.sub(f"SOURCE = {source!r}", cell)
+        exec(compile(cell, f"{stem}.py", "exec"), ns)
+        if marker in cell:
+            break
+    else:
+        raise AssertionError(f"{stem}: no cell contains {marker!r}")
+    plt.close("all")
+    return ns, capsys.readouterr().out
+
+
+def test_every_notebook_reads_sources_and_says_what_it_skips():
+    for path in sorted((ROOT / "notebooks" / "py").glob("*.py")):
+        text = path.read_text()
+        assert SOURCE_LINE.search(text), f"{path.name}: no SOURCE line"
+        assert "dbnb.sources.Sources(SOURCE)" in text, path.name
+        for line in re.findall(r'print\(f?"(no [^"]*)', text):
+            assert SKIP_LINE.match(line.replace("{SOURCE!r}", "'x'")), (path.name, line)
+
+
+LOADING = [("00_overview", "fit = src.words_fit", "words", "gpt5nano"),
+           ("05_action_as_scale", "fit = src.words_fit", "words", "gpt5nano"),
+           ("06_symbolic_agent", "fit = src.symbolic_fit", "symbolic", "ideasearchfitter")]
+
+
+@pytest.mark.parametrize("stem, marker, what, role", LOADING, ids=[x[0] for x in LOADING])
+def test_notebook_loads_a_folder_of_the_letters_files(stem, marker, what, role, tmp_path,
+                                                      capsys):
+    """Offline: ``SOURCE`` a folder of test-written Letter files; the notebook draws from the
+    file of its agent with the authors' convention, and a folder without that file makes it
+    say so (``no ... in source ...``) and read the shipped run instead of failing."""
+    import letter_files
+
+    from dbnb.authors import convention
+
+    files = letter_files.write_all(tmp_path / "letter")
+    ns, _ = _run_until(stem, marker, str(tmp_path / "letter"), capsys)
+    src, fit = ns["src"], ns["fit"]
+    assert src.kind == "letter" and src.file_of(what) == files[role].name
+    conv = convention(role)
+    assert fit.transitions.method == conv.estimator
+    assert conv.label in fit.transitions.counts.source
+    only = tmp_path / "claude_only"
+    only.mkdir()
+    letter_files.write_claude(only)
+    ns, out = _run_until(stem, marker, str(only), capsys)
+    assert ns["src"].kind == "shipped"
+    assert [ln for ln in out.splitlines() if SKIP_LINE.match(ln)], out

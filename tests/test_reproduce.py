@@ -5,6 +5,7 @@ The files are written into ``tmp_path`` (``tests/letter_files.py``); offline thr
 
 from __future__ import annotations
 
+import re
 import sys
 
 import letter_files as lf  # tests/conftest.py puts tests/ on sys.path
@@ -78,8 +79,31 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert "PERSONAL 4.07, PROBLEM 5.18, TURKEY inf, BUZZY inf" in out  # Eq. 22
     assert "DISCIPLINE 0.53, EXCELLENT 4.77, BLISSFUL 5.17" in out  # Eq. 23
     assert "counts vs the Letter's Table II: identical" in out
-    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (fixed)" in out
+    assert f"{WORDS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (high_reject)" in out
+    assert f"{IDEAS}, dbnb's estimator (outcount, Eq. 24) vs the authors' (low_reject)" in out
+    # the printed list names the file of every item drawn from one
+    listed = {ln.split()[0]: ln for ln in out.splitlines() if ln.startswith("  ") and
+              ln.split() and ln.split()[0].startswith(("fig", "table"))}
+    for item in reproduce.items(Sources(letter_dir))[0]:
+        if item.source:
+            assert f"[{item.source}]" in listed[item.name], item.name
     assert "states 645" not in out and "(Letter 645)" in out  # Table III beside ours
+    assert "samples 19968" not in out and "(Letter 19968)" in out and "(Letter 50228)" in out
+    assert "(Letter 9473)" in out and "(Letter 620)" in out
+    assert "(Letter 21697)" in out and "(Letter 7484)" in out and "(Letter 2551)" in out
+    # the numbers on the authors' plots, as their plot.py computes them, under their names
+    src = Sources(letter_dir)
+    for what, figs, letter_n in (("words", ("7", "3"), 140), ("symbolic", ("4", "8"), 620)):
+        st = src.letter_statistics(what)
+        p, lo = st["pairs"], st["loops"]
+        assert (f"({src.file_of(what)}), the authors' plot statistics (plot.py): Fig. {figs[0]} "
+                f"pairs N = {p.n}, r = {p.r:.3f}, chi2/ndf = {p.chi2_ndf:.2f} (unweighted), "
+                f"{p.shown.size} shown") in out
+        assert (f"Fig. {figs[1]} loops N = {lo.n} (Letter {letter_n}), chi2/ndf = "
+                f"{lo.chi2_ndf:.2f}") in out
+        h = st["histogram"]
+        assert f"histogram of {h.n} states: mu {h.mu:.2f}, sigma {h.sigma:.2f}" in out
+    assert "Letter -0.93, 2.30)" in out and "Letter -0.56, 4.37)" in out
     t3 = pd.read_csv(tmp_path / "table3_statistics.csv", index_col=0)
     assert t3.loc["words, GPT-5 Nano (Letter)", "samples"] == 19968
     assert t3.loc["IdeaSearchFitter (Letter)", "unique_transitions"] == 21697
@@ -89,6 +113,19 @@ def test_reproduce_from_a_folder(letter_dir, tmp_path, monkeypatch, capsys):
     assert f"words ({WORDS})" in t4.index and f"symbolic ({IDEAS})" in t4.index
     note = (tmp_path / "table2_claude_counts.md").read_text()
     assert "identical to the Letter's Table II" in note
+
+
+def test_claude_file_differences_are_printed(tmp_path):
+    counts = dict(lf.TABLE2)
+    counts[("ATTITUDE", "PERSONAL")] = 67
+    lf.write_claude(tmp_path, counts=counts)
+    src = Sources(tmp_path)
+    note = {i.name: i for i in reproduce.items(src)[0]}["table2_claude_counts"].make()
+    assert ("differences from the Letter's Table II (file vs Letter): ATTITUDE -> PERSONAL: "
+            "67 vs 66") in note.attrs["note"]
+    lines = reproduce._few_state_headlines(src)
+    assert "  counts vs the Letter's Table II: ATTITUDE -> PERSONAL: file 67, Letter 66" in lines
+    assert "beta V = ATTITUDE 0.00, PERSONAL 4.06" in lines[0]  # log(3879/67), Eq. 18
 
 
 def test_a_failing_item_is_reported_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
@@ -139,7 +176,41 @@ def test_paper_offline_exit_status(monkeypatch, tmp_path, capsys):
     monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
     status = cli.main(["reproduce", "--source", "paper", "--out", str(tmp_path)])
     assert status == 2
-    assert "needs a network connection once" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs a network connection once" in err
+    assert "'Nondegeneracy/detailed-balance-llm'" in err  # names the data set
+    assert "--source DIR" in err  # and says what to do offline
+
+
+def test_figure_captions_name_the_authors_convention(letter_dir, monkeypatch):
+    """The drawn caption of each figure of the Letter's files names the file and the
+    authors' estimator of that file; Fig. 8 keeps the 3-cycles whose six transitions were
+    each seen at least twice, as the Letter counts them."""
+    import matplotlib.pyplot as plt
+
+    from dbnb import diagnostics
+
+    seen = {}
+    real = diagnostics.triplets
+
+    def spy(fit, **kw):
+        seen[fit.transitions.counts.source] = kw.get("min_count", 1)
+        return real(fit, **kw)
+
+    monkeypatch.setattr(reproduce.diagnostics, "triplets", spy)
+    made = {i.name: i for i in reproduce.items(Sources(letter_dir))[0]}
+    for name, file, label in (("fig07_words_pairs", WORDS, "high_reject"),
+                              ("fig03_words_triplets", WORDS, "high_reject"),
+                              ("fig04_symbolic_pairs", IDEAS, "low_reject"),
+                              ("fig08_symbolic_triplets", IDEAS, "low_reject"),
+                              ("fig11_words_potential_histogram", WORDS, "high_reject")):
+        fig = made[name].make()
+        # the caption is wrapped (at spaces and hyphens): compare without whitespace
+        text = re.sub(r"\s", "", "".join(t.get_text() for ax in fig.axes for t in ax.texts))
+        assert file in text and label in text, (name, text)
+        plt.close(fig)
+    assert seen[next(k for k in seen if IDEAS in k)] == 2
+    assert seen[next(k for k in seen if WORDS in k)] == 1
 
 
 def test_exact_table_bins_on_the_pair_total():

@@ -234,3 +234,49 @@ def test_one_comparison_group_with_its_own_bootstrap():
     with pytest.raises(FileNotFoundError, match="comparison 'models'.*source"):
         Sources(dbnb_sources.shipped_sources().data / "runs" / "word_constrained_fixed.jsonl.gz"
                         ).comparison("models")
+
+
+def test_a_letter_file_in_the_raw_word_format_is_read_by_its_name(tmp_path):
+    """The authors' sampling script writes {prompt: [replies]}; under GPT-5 Nano's name that
+    format is read as well (INVALID00 an escape, never a state)."""
+    write(tmp_path / "word_database_gpt5-nano.json",
+          {"BUZZY": ["ATTITUDE", "ATTITUDE", "INVALID00", "TURKEY"],
+           "ATTITUDE": ["BUZZY", "EXCELLENT"], "INVALID00": ["ATTITUDE"]})
+    src = Sources(tmp_path)
+    words = src.words
+    assert src.file_of("words") == "word_database_gpt5-nano.json"
+    assert "INVALID00" not in words.states
+    assert words.count("BUZZY", "ATTITUDE") == 2 and words.count("ATTITUDE", "EXCELLENT") == 1
+    assert words.escapes[words.states.index("BUZZY")] == 1
+    assert src.words_fit.transitions.method == "fixed"  # the authors' high_reject
+
+
+def test_paper_offline_reads_the_hugging_face_cache(monkeypatch, tmp_path):
+    """Offline after one download: the snapshot in the Hugging Face cache is used."""
+    snapshot = tmp_path / "datasets--Nondegeneracy--detailed-balance-llm" / "snapshots" / "abc"
+    write_all(snapshot / "data")
+    calls = []
+
+    class DeadApi:
+        def list_repo_files(self, *a, **k):
+            raise OSError("network unreachable")
+
+    def cached(repo_id, repo_type, revision=None, cache_dir=None, local_files_only=False):
+        calls.append((repo_id, repo_type, local_files_only))
+        return str(snapshot)
+
+    fake_hub(monkeypatch, DeadApi)
+    sys.modules["huggingface_hub"].snapshot_download = cached
+    src = Sources("paper")
+    assert src.file_of("words") == "word_database_gpt5-nano.json"
+    assert src.words.n_states > 500
+    assert calls == [("Nondegeneracy/detailed-balance-llm", "dataset", True)]
+    assert "Hugging Face cache" in src.letter_files.where
+
+    def not_cached(*a, **k):
+        raise FileNotFoundError("not in the cache")
+
+    sys.modules["huggingface_hub"].snapshot_download = not_cached
+    with pytest.raises(ConnectionError, match="'Nondegeneracy/detailed-balance-llm'.*"
+                                              "needs a network connection once.*--source DIR"):
+        _ = Sources("paper").letter_files

@@ -70,8 +70,11 @@ plots.fig02_transition_diagram(cfit);
 
 # %%
 src = dbnb.sources.Sources(SOURCE)
+if not src.available("words"):
+    print(f"no word-agent data in source {SOURCE!r}; this section reads the shipped run")
+    src = dbnb.sources.Sources("shipped")
 words = src.words
-fit = dbnb.fit_potential(words)
+fit = src.words_fit  # the authors' estimator for their files, dbnb's otherwise
 pc, tc = diagnostics.pairs(fit), diagnostics.triplets(fit)
 dist = diagnostics.potential_distribution(fit)
 print(words)

@@ -68,9 +68,10 @@ if src.kind == "store":
 else:  # the Letter's files record transitions, not calls: the store cells read the shipped run
     path = data / "word_constrained_fixed.jsonl.gz"
     if src.kind == "letter":
-        print(f"{SOURCE!r} holds the Letter's files, which record transitions, not calls; "
-              f"their word counts ({src.file_of('words') or 'no word file'}) are in notebook 02. "
-              "This notebook's store cells read the shipped run.")
+        wf = src.file_of("words") or "no word file"
+        print(f"no response store in source {SOURCE!r}: the Letter's files record "
+              f"transitions, not calls; their word counts ({wf}) are in notebook 02. This "
+              "notebook's store cells read the shipped run.")
 store = JsonlStore(path, read_only=True)
 frame = store.records_frame()
 print(f"{len(store)} records, {frame['error'].notna().sum()} failed")

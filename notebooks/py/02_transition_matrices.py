@@ -101,8 +101,14 @@ pd.concat([plots.table3_statistics(data), dbnb.letter.table3()])
 
 # %%
 if src.available("words") and src.words.calls_kind != "exact":
+    # the authors' two conventions, chosen by name (dbnb.authors.NAMED)
+    hi, lo = src.fit("words", "high_reject"), src.fit("words", "low_reject")
+    both = (hi.status == "main") & (lo.status == "main")
     print(f"{src.file_of('words')} records transitions, not calls: N0 is not known, so only "
-          "the Letter's conventions apply")
+          f"the Letter's conventions apply. high_reject (the authors' main.py) vs low_reject: "
+          f"{(hi.status == 'main').sum()} vs {(lo.status == 'main').sum()} states in the main "
+          f"component, correlation {np.corrcoef(hi.potential[both], lo.potential[both])[0, 1]:.4f}"
+          f" over {both.sum()} states")
 elif src.available("words"):
     words = src.words
     exact = dbnb.fit_potential(words, estimator="exact")
@@ -112,6 +118,8 @@ elif src.available("words"):
     print(f"escape rate per state: median {esc.median():.3f}, range {esc.min():.3f} to {esc.max():.3f}")
     print(f"exact vs out-count potentials: correlation "
           f"{np.corrcoef(exact.potential[both], outc.potential[both])[0, 1]:.4f} over {both.sum()} states")
+else:
+    print(f"no word-agent data in source {SOURCE!r}")
 
 # %% [markdown]
 # ## Takeaway

@@ -45,7 +45,10 @@ from dbnb import diagnostics, plots
 
 # %%
 src = dbnb.sources.Sources(SOURCE)
-fit = dbnb.fit_potential(src.words, violation="exp")
+if not src.available("words"):
+    print(f"no word-agent data in source {SOURCE!r}; this notebook reads the shipped run")
+    src = dbnb.sources.Sources("shipped")
+fit = src.words_fit  # exp kernel; the authors' estimator for their files, dbnb's otherwise
 dist = diagnostics.potential_distribution(fit, min_calls=2)
 plots.fig11_potential_histogram(dist);
 dist.summary()

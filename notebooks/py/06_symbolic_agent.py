@@ -82,6 +82,9 @@ for reply in ["param1*tanh(param2*times)+param3", "__import__('os').system('ls')
 
 # %%
 src = dbnb.sources.Sources(SOURCE)
+if not src.available("symbolic"):
+    print(f"no symbolic-agent data in source {SOURCE!r}; this notebook reads the shipped run")
+    src = dbnb.sources.Sources("shipped")
 counts = src.symbolic
 fit = src.symbolic_fit
 print(counts)
