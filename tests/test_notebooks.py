@@ -199,3 +199,19 @@ def test_notebook_loads_a_folder_of_the_letters_files(stem, marker, what, role, 
     ns, out = _run_until(stem, marker, str(only), capsys)
     assert ns["src"].kind == "shipped"
     assert [ln for ln in out.splitlines() if SKIP_LINE.match(ln)], out
+
+
+def test_overview_reads_claude_from_a_folder_that_has_the_file(tmp_path, capsys):
+    """Notebook 00's Claude section: the authors' Claude file when SOURCE holds it (its name
+    printed), the Letter's Table II otherwise; Eq. 22 either way for Table II's counts."""
+    import letter_files
+
+    only = tmp_path / "claude_only"
+    only.mkdir()
+    letter_files.write_claude(only)
+    ns, out = _run_until("00_overview", "cfit = src.claude_fit", str(only), capsys)
+    assert ns["src"].file_of("claude") == "word_database_claude-4.json"
+    assert "word_database_claude-4.json" in out
+    assert abs(ns["cfit"].potential["PERSONAL"] - 4.07) < 0.01
+    ns, out = _run_until("00_overview", "cfit = src.claude_fit", "shipped", capsys)
+    assert "claude4_table2.csv" in out and abs(ns["cfit"].potential["PERSONAL"] - 4.07) < 0.01

@@ -46,8 +46,10 @@ from dbnb import diagnostics, plots
 # ## Claude-4: five words, one potential (Table II, Eq. 22)
 
 # %%
-claude = dbnb.datasets.claude4_table2()
-cfit = dbnb.fit_potential(claude)
+src = dbnb.sources.Sources(SOURCE)
+claude = src.claude  # the authors' Claude file when SOURCE holds it, else the Letter's Table II
+cfit = src.claude_fit  # least action with Eq. 18's N0 = 4000
+print(src.caption("claude"))
 dbnb.letter.compare(
     {s: (dbnb.letter.EQ22_CLAUDE[s], round(float(cfit.potential[s]), 2)) for s in claude.states}
 )
@@ -69,7 +71,6 @@ plots.fig02_transition_diagram(cfit);
 # is recorded, so $N_0$ is exact.
 
 # %%
-src = dbnb.sources.Sources(SOURCE)
 if not src.available("words"):
     print(f"no word-agent data in source {SOURCE!r}; this section reads the shipped run")
     src = dbnb.sources.Sources("shipped")
