@@ -41,7 +41,7 @@ def mathjax_url() -> str:
 
     return str(HTMLExporter().mathjax_url)
 
-_MATH_NOTE = ('<p class="dbnb-math-note" style="font-size:90%;color:#555;margin:0.5em 2em">'
+_MATH_NOTE = ('<p class="dbnb-math-note" style="font:90% sans-serif;color:#555;margin:0.5em 2em">'
               "Formulas are typeset by MathJax, loaded from {host}; without a network they "
               "show as their TeX source.</p>")
 

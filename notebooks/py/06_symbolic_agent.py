@@ -57,7 +57,7 @@ for label, curve in curves.items():
     expr = symbolic.parse_expression(curve.text, data.variable)
     ax.plot(grid, expr(grid, curve.params), label=f"{label}: MSE {curve.mse:.0f}")
 ax.set(xlabel="time after impact [ms]", ylabel="head acceleration [g]")
-ax.legend(fontsize=9);
+ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.02, 1.0));
 
 # %% [markdown]
 # *What to look for:* the orange curve. The damped sine, the shape the data seem to ask for,
@@ -71,9 +71,11 @@ ax.legend(fontsize=9);
 
 # %%
 line, sine, refit = (c.mse for c in curves.values())
-print(f"MSE: straight line {line:.0f}; damped sine from the default starts {sine:.0f} "
-      f"({'worse' if sine > line else 'better'} than the line); the same damped sine refitted "
-      f"from data-scaled starts {refit:.0f} ({refit / line:.0%} of the line's)")
+print(f"MSE of the straight line: {line:.0f}\n"
+      f"MSE of the damped sine from the default starts: {sine:.0f} "
+      f"({'worse' if sine > line else 'better'} than the line)\n"
+      f"MSE of the same damped sine from data-scaled starts: {refit:.0f} "
+      f"({refit / line:.0%} of the line's)")
 
 # %% [markdown]
 # Model output is parsed, never executed: anything outside the grammar of the expression
