@@ -3,9 +3,16 @@
 A class can then read every notebook, figures included, in a browser without installing
 anything. Execution uses :mod:`nbclient` and the export :mod:`nbconvert`, both of which come
 with JupyterLab (a dependency of dbnb); images are embedded in the pages, links between the
-notebooks point to their HTML copies, the inline matplotlib backend is used whatever
+notebooks point to their HTML copies, a link to a Markdown document of the repository (the
+glossary, ``docs/glossary.md``) points to an HTML rendering of it written beside the pages, the
+inline matplotlib backend is used whatever
 ``MPLBACKEND`` says, so every figure a reader would see is in the page, and the kernels import
 the same dbnb as the command that runs them.
+
+Formulas are typeset in the browser by MathJax, which nbconvert loads from a CDN
+(:func:`mathjax_url`): no installed dependency ships a MathJax bundle that a page can load from a
+file (JupyterLab's copy is split into webpack chunks of its own application). Offline, the
+formulas show as their TeX source; every page says so in a note at its top.
 """
 
 from __future__ import annotations
@@ -18,12 +25,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["NotebookRun", "find_notebooks", "run_notebooks", "notebooks_folder"]
+__all__ = ["NotebookRun", "find_notebooks", "mathjax_url", "notebooks_folder", "run_notebooks"]
 
 #: The backend a reader's JupyterLab uses: figures are shown as images in the outputs.
 INLINE = "module://matplotlib_inline.backend_inline"
 
 _IPYNB_LINK = re.compile(r'href="([^"/:#]+)\.ipynb(#[^"]*)?"')
+_MD_LINK = re.compile(r'href="([^"#:]+\.md)(#[^"]*)?"')
+
+
+def mathjax_url() -> str:
+    """Where the pages load MathJax from: nbconvert's default, a CDN (formulas need a
+    network)."""
+    from nbconvert import HTMLExporter
+
+    return str(HTMLExporter().mathjax_url)
+
+_MATH_NOTE = ('<p class="dbnb-math-note" style="font:90% sans-serif;color:#555;margin:0.5em 2em">'
+              "Formulas are typeset by MathJax, loaded from {host}; without a network they "
+              "show as their TeX source.</p>")
 
 
 @dataclass(frozen=True)
@@ -111,12 +131,47 @@ def _first_error(nb) -> str | None:
     return None
 
 
-def _html(nb) -> str:
+def _export(nb, name: str) -> str:
+    """The lab-template HTML page of ``nb``, with the MathJax note after ``<body>``."""
+    from urllib.parse import urlsplit
+
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    # links between notebooks go to their HTML copies
-    return _IPYNB_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+    exporter = HTMLExporter(template_name="lab")
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": name}})
+    url = str(exporter.mathjax_url)
+    if urlsplit(url).scheme in ("http", "https"):
+        note = _MATH_NOTE.format(host=urlsplit(url).netloc)
+        body = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + note, body, count=1)
+    return body
+
+
+def _markdown_page(path: Path) -> str:
+    """An HTML page of the Markdown file ``path``, styled and typeset as the notebooks."""
+    import nbformat
+
+    text = path.read_text(encoding="utf-8")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    return _export(nb, path.stem)
+
+
+def _html(nb, name: str, folder: Path, html_dir: Path, documents: dict[Path, str]) -> str:
+    """The page of the executed notebook ``nb`` (from ``folder``): links between notebooks go
+    to their HTML copies, links to Markdown files that exist to their renderings (written into
+    ``html_dir`` once, recorded in ``documents``); other links are left as they are."""
+
+    def document(m: re.Match) -> str:
+        target = (folder / m.group(1)).resolve()
+        if not target.is_file():
+            return m.group(0)
+        if target not in documents:
+            documents[target] = f"{target.stem}.html"
+            (html_dir / documents[target]).write_text(_markdown_page(target), encoding="utf-8")
+        return f'href="{documents[target]}{m.group(2) or ""}"'
+
+    body = _export(nb, name)
+    body = _IPYNB_LINK.sub(lambda m: f'href="{m.group(1)}.html{m.group(2) or ""}"', body)
+    return _MD_LINK.sub(document, body)
 
 
 def run_notebooks(
@@ -135,7 +190,8 @@ def run_notebooks(
         Notebooks (:func:`find_notebooks`).
     html_dir : Path, optional
         Where the pages go (created). A notebook that fails still gets its page, showing the
-        error where it happened.
+        error where it happened. A Markdown file a notebook links to (``../docs/glossary.md``)
+        is rendered to ``html_dir/<name>.html`` and the link rewritten.
     timeout : int
         Seconds any one cell may take.
     report : callable
@@ -154,6 +210,10 @@ def run_notebooks(
         html_dir = Path(html_dir)
         html_dir.mkdir(parents=True, exist_ok=True)
     runs = []
+    documents: dict[Path, str] = {}
+    if html_dir is not None and mathjax_url().startswith(("http:", "https:")):
+        report(f"note: the pages load MathJax from {mathjax_url()}; without a network their "
+               "formulas show as TeX source")
     for k, path in enumerate(paths, 1):
         path = Path(path)
         report(f"[{k}/{len(paths)}] {path.stem} ...")
@@ -173,7 +233,8 @@ def run_notebooks(
         page = None
         if html_dir is not None:
             page = html_dir / f"{path.stem}.html"
-            page.write_text(_html(nb), encoding="utf-8")
+            page.write_text(_html(nb, path.stem, path.parent, html_dir, documents),
+                            encoding="utf-8")
         run = NotebookRun(path=path, html=page, seconds=seconds, error=error,
                           images=_images(nb))
         runs.append(run)

@@ -183,11 +183,18 @@ def test_kernel_word_temperatures_and_paraphrase(tmp_path, capsys):
 
 
 def _tiny_notebooks(folder, *, broken=False):
-    """Two small notebooks: one draws a figure and links to the other."""
+    """Two small notebooks: one draws a figure and links to the other, to a Markdown document
+    beside the folder (``../docs/terms.md``) and to one that does not exist."""
     nbformat = pytest.importorskip("nbformat")
     folder.mkdir()
+    docs = folder.parent / "docs"
+    docs.mkdir(exist_ok=True)
+    (docs / "terms.md").write_text("# Terms\n\n- **Gauge.** Fix $\\min \\beta V = 0$.\n",
+                                   encoding="utf-8")
     a = nbformat.v4.new_notebook()
-    a.cells = [nbformat.v4.new_markdown_cell("# A\nNext: [B](b_second.ipynb)"),
+    a.cells = [nbformat.v4.new_markdown_cell(
+                   "# A\nNext: [B](b_second.ipynb); see the [terms](../docs/terms.md#gauge), "
+                   "not [these](../docs/missing.md)."),
                nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\n"
                                          "fig, ax = plt.subplots()\nax.plot([1, 2], [3, 4]);"),
                nbformat.v4.new_code_cell("import dbnb\nprint('dbnb from', dbnb.__file__)")]
@@ -213,8 +220,22 @@ def test_notebooks_html_writes_pages_with_their_figures(tmp_path, capsys, monkey
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "[1/1] a_first: ok" in text and "1 figures" in text
-    assert [p.name for p in out.iterdir()] == ["a_first.html"]  # --only selects
+    # --only selects; the linked document is rendered beside the page
+    assert sorted(p.name for p in out.iterdir()) == ["a_first.html", "terms.html"]
     page = (out / "a_first.html").read_text(encoding="utf-8")
+    assert 'href="terms.html#gauge"' in page and "../docs/terms.md" not in page
+    assert 'href="../docs/missing.md"' in page  # a missing document is left alone
+    terms = (out / "terms.html").read_text(encoding="utf-8")
+    assert "<strong>Gauge.</strong>" in terms and r"\min \beta V = 0" in terms
+    # no MathJax bundle is installed: the pages load it from nbconvert's CDN and say so
+    from dbnb.notebooks import mathjax_url
+
+    url = mathjax_url()
+    assert url.startswith("https://")
+    for html in (page, terms):
+        assert f'<script src="{url}">' in html
+        assert "without a network they show as their TeX source" in html
+    assert f"note: the pages load MathJax from {url}" in text
     assert "<img" in page and "data:image/png;base64," in page
     assert "Traceback" not in page
     assert 'href="b_second.html"' in page  # links go to the HTML copies

@@ -1,11 +1,17 @@
 r"""Fit quality of an expression: least squares and the Letter's score.
 
 Parameters are fitted by least squares (:func:`scipy.optimize.least_squares`, a few
-deterministic restarts, a budget counted in evaluations). The score is the Letter's mapping
-between MSE and IdeaSearchFitter score read backwards (:func:`dbnb.datasets.score_to_mse`),
-``score = 20 - 15 log10(MSE / 0.0602...)``; MSE is in the squared units of the data set's
-target. An expression whose residuals are non-finite at every start is the escape
-``"non_finite"``.
+deterministic restarts, a budget counted in evaluations). On request
+(``fit_expression(..., data_starts=n)``) ``n`` further starts scaled to the data are tried:
+rates and frequencies from the x-range and the Lomb-Scargle periodogram peak, locations from the
+median x, and every parameter the expression is affine in (amplitudes, offsets) solved by
+linear least squares at those values. They are added after the default starts, so they can only
+lower the MSE. The agent and the shipped runs use the default starts only (``data_starts=0``).
+
+The score is the Letter's mapping between MSE and IdeaSearchFitter score read backwards
+(:func:`dbnb.datasets.score_to_mse`), ``score = 20 - 15 log10(MSE / 0.0602...)``; MSE is in the
+squared units of the data set's target. An expression whose residuals are non-finite at every
+start is the escape ``"non_finite"``.
 """
 
 from __future__ import annotations
@@ -57,6 +63,109 @@ class ExpressionFit:
         return self.reason is None
 
 
+def _index_tuples(m: int, size: int, n: int) -> list[tuple[int, ...]]:
+    """The first ``n`` tuples of ``size`` indices in ``range(m)``, by increasing sum, then
+    lexicographically (menu entries listed first are tried first and together).
+
+    >>> _index_tuples(3, 2, 4)
+    [(0, 0), (0, 1), (1, 0), (0, 2)]
+    """
+    out: list[tuple[int, ...]] = []
+
+    def parts(total: int, slots: int):
+        if slots == 0:
+            if total == 0:
+                yield ()
+            return
+        for first in range(min(total, m - 1) + 1):
+            for rest in parts(total - first, slots - 1):
+                yield (first, *rest)
+
+    for total in range(size * (m - 1) + 1):
+        for t in parts(total, size):
+            out.append(t)
+            if len(out) == n:
+                return out
+    return out
+
+
+def _peak_frequency(x: np.ndarray, y: np.ndarray) -> float:
+    """Angular frequency [1/units of x] of the highest Lomb-Scargle periodogram peak of ``y``,
+    searched from one period over the x-range to the Nyquist-like ``pi / median spacing``."""
+    from scipy.signal import lombscargle
+
+    span = float(np.ptp(x))
+    ux = np.unique(x)
+    if span == 0.0 or ux.size < 3 or float(np.ptp(y)) == 0.0:
+        return 1.0
+    dx = max(float(np.median(np.diff(ux))), span / x.size)
+    omega = np.linspace(2.0 * np.pi / span, np.pi / dx, 512)
+    power = lombscargle(x, y - float(np.mean(y)), omega)
+    return float(omega[int(np.argmax(power))]) if np.isfinite(power).all() else 1.0
+
+
+def _affine_params(values, k: int) -> np.ndarray:
+    """Which parameters the expression is affine in: a zero second difference in that
+    parameter (at 0, 1, 2) at two fixed generic points of the others."""
+    rng = np.random.default_rng(0)
+    bases = [rng.uniform(0.5, 1.5, k) for _ in range(2)]
+    out = np.zeros(k, dtype=bool)
+    for j in range(k):
+        ok = True
+        for b in bases:
+            v = []
+            for t in (0.0, 1.0, 2.0):
+                q = b.copy()
+                q[j] = t
+                v.append(values(q))
+            with np.errstate(all="ignore"):
+                d2 = v[2] - 2.0 * v[1] + v[0]
+                step = float(np.max(np.abs(v[1] - v[0])))
+                size = step + float(np.max(np.abs(v[1])))
+            if not (np.isfinite(d2).all() and np.isfinite(size) and step > 0.0
+                    and float(np.max(np.abs(d2))) <= 1e-8 * size):
+                ok = False
+                break
+        out[j] = ok
+    return out
+
+
+def _data_starts(values, x: np.ndarray, y: np.ndarray, k: int, n: int
+                 ) -> tuple[list[np.ndarray], int]:
+    """``n`` starts scaled to the data, and the number of evaluations spent building them.
+
+    Non-affine parameters take values from a menu (periodogram peak frequency, 1 / x-range,
+    2 pi / x-range, -1 / x-range, 1, 0.1, median x, 0), combinations with the earlier entries
+    first (:func:`_index_tuples`); the affine ones are then solved by linear least squares
+    (jointly affine expressions are fitted exactly; otherwise it is just a start).
+    """
+    span = float(np.ptp(x)) or 1.0
+    menu = [_peak_frequency(x, y), 1.0 / span, 2.0 * np.pi / span, -1.0 / span, 1.0, 0.1,
+            float(np.median(x)), 0.0]
+    lin = _affine_params(values, k)
+    nfev = 12 * k
+    li, nl = np.flatnonzero(lin), np.flatnonzero(~lin)
+    starts = []
+    for combo in _index_tuples(len(menu), nl.size, n):
+        p = np.zeros(k)
+        p[nl] = [menu[i] for i in combo]
+        if li.size:
+            f0 = values(p)
+            cols = []
+            for j in li:
+                q = p.copy()
+                q[j] = 1.0
+                cols.append(values(q) - f0)
+            nfev += 1 + li.size
+            design = np.column_stack(cols)
+            if np.isfinite(design).all() and np.isfinite(f0).all():
+                p[li] = np.linalg.lstsq(design, y - f0, rcond=None)[0]
+            else:
+                p[li] = float(np.std(y)) or 1.0
+        starts.append(p)
+    return starts, nfev
+
+
 def _starts(k: int, n: int, seed: int) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     out = [np.ones(k), np.full(k, 0.1)]
@@ -74,6 +183,7 @@ def fit_expression(
     variable: str = "x",
     restarts: int = 5,
     max_nfev: int | None = None,
+    data_starts: int = 0,
 ) -> ExpressionFit:
     r"""Fit the parameters of ``expr`` to ``y ≈ expr(x)`` by least squares.
 
@@ -90,6 +200,16 @@ def fit_expression(
         Evaluations per start; default ``100 * (k + 1)`` for ``k`` parameters. The budget is
         counted in evaluations, never in seconds, so the result does not depend on the
         machine's load.
+    data_starts : int
+        Further starts scaled to the data, tried after the ``restarts`` default ones (default
+        0, what the agent and the shipped runs use). Rates and frequencies come from the
+        x-range and the Lomb-Scargle periodogram peak of ``y``, locations from the median x;
+        parameters the expression is affine in (amplitudes, offsets) are solved by linear
+        least squares at those values. The starts are a deterministic function of ``(expr,
+        x, y)``, and the best MSE over all starts can only go down as ``data_starts`` grows.
+        On ``mcycle`` the damped sine ``param1*sin(param2*times+param3)*exp(-param4*times)+
+        param5`` goes from MSE 2236 (default starts, worse than a straight line's 2114) to
+        1153 with ``data_starts=24``.
 
     Returns
     -------
@@ -108,6 +228,8 @@ def fit_expression(
         raise ValueError(f"x and y must be 1-D and equally long, got {x.shape} and {y.shape}")
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise ValueError(f"restarts must be a positive int, got {restarts!r}")
+    if isinstance(data_starts, bool) or not isinstance(data_starts, int) or data_starts < 0:
+        raise ValueError(f"data_starts must be a non-negative int, got {data_starts!r}")
     t0 = time.perf_counter()
     fn = evaluator(expr.text, expr.variable)
     names = expr.params
@@ -133,7 +255,11 @@ def fit_expression(
             best_mse, best_p = mse, np.zeros(0)
     else:
         max_nfev = max_nfev or 100 * (k + 1)
-        for p0 in _starts(k, restarts, zlib.crc32(expr.text.encode())):
+        starts = _starts(k, restarts, zlib.crc32(expr.text.encode()))
+        if data_starts:
+            extra, nfev = _data_starts(values, x, y, k, data_starts)
+            starts += extra
+        for p0 in starts:
             try:
                 with np.errstate(all="ignore"):
                     res = least_squares(residuals, p0, method="trf", max_nfev=max_nfev,
