@@ -89,6 +89,8 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from .sources import check_inputs
     from .verdict import check
 
@@ -119,11 +121,14 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"\nwrote {out} ({len(verdict.potentials)} states, {what})")
         if verdict.bounded is not None:
             pairs = bounded_pairs_path(out)
-            table = verdict.bounded.pairs.assign(
-                beyond_tol=verdict.bounded.pairs["outside"] > verdict.bounded_tol)
+            pr = verdict.bounded.pairs
+            two = np.isfinite(pr["a"]) & np.isfinite(pr["b"])
+            table = pr.assign(two_sided=two,
+                              beyond_tol=two & (pr["outside"] > verdict.bounded_tol))
             table.to_csv(pairs, index=False)
             print(f"wrote {pairs} ({len(table)} pairs: interval [a, b] of log T(g<-f)/T(f<-g), "
-                  f"fitted difference, distance outside; beyond_tol: > {verdict.bounded_tol:g}; "
+                  f"fitted difference, distance outside; beyond_tol: two-sided and > "
+                  f"{verdict.bounded_tol:g}; "
                   f"{verdict.bounded_status})")
     return 0
 

@@ -456,6 +456,26 @@ class Sources:
             cache[key] = check(**kw, bootstrap=bootstrap, seed=seed)
         return cache[key]
 
+    def exact_kernel_files(self) -> dict[str, Path]:
+        """Every shipped log-probability kernel file, by label (empty for other sources)."""
+        if self.kind != "shipped":
+            return {}
+        files = {"words, exact kernel, 30": LOGPROB30, "words, exact kernel, 100": LOGPROB100,
+                 "symbolic, exact kernel, 121": SYM_LOGPROB}
+        files.update({f"words, exact kernel, 100 ({k})": rel
+                      for k, rel in COMPARISON_KERNELS.items() if rel != LOGPROB100})
+        return {k: self.data / rel for k, rel in files.items() if (self.data / rel).is_file()}
+
+    def bounded_verdicts(self, bounded_tol: float = 0.01) -> dict[str, Verdict]:
+        """:func:`dbnb.verdict.check` of every file of :meth:`exact_kernel_files`, with its
+        bounds (:func:`check_inputs`): the certified verdict is ``Verdict.bounded_status``
+        (computed once per tolerance)."""
+        cache = self.__dict__.setdefault("_bounded_verdicts", {})
+        if bounded_tol not in cache:
+            cache[bounded_tol] = {k: check(**_kernel_inputs(path, None), bounded_tol=bounded_tol)
+                                  for k, path in self.exact_kernel_files().items()}
+        return cache[bounded_tol]
+
     def verdicts(self, *, bootstrap: int = 199, seed: int = 0,
                  progress: bool = False) -> dict[str, Verdict]:
         """:meth:`verdict` of every data set, by label."""

@@ -31,8 +31,9 @@ tokenisations knows lower and upper bounds; an exact matrix is its own bounds), 
 log-ratio lies in an interval, ``beta V(f) - beta V(g) in [a_fg, b_fg]`` (Eq. 5 with bounds),
 and either some potential satisfies every interval (*certified consistent*: no rounding or
 skipped mass can be blamed) or none does (*certified violated*, whatever the skipped mass was).
-How far: the pairs whose interval least-squares potential lies more than ``bounded_tol`` (log
-units) outside their interval, and the largest such distance.
+How far: the two-sided pairs (both entries bounded away from 0) whose interval least-squares
+potential lies more than ``bounded_tol`` (log units) outside their interval, and the largest
+such distance (a potential that misses by that much, not the least any potential must miss).
 
 Whatever is undefined (one state, no pair seen both ways, no cycle: ``dof = 0``, calls not
 recorded) is stated in :attr:`Verdict.undefined` and printed in words, never as a number.
@@ -168,23 +169,36 @@ class Verdict:
         return "certified consistent" if b.consistent and b.one_way.empty \
             else "certified violated"
 
+    def _two_sided_outside(self) -> np.ndarray:
+        """``outside`` of the two-sided pairs (both entries bounded away from 0: the pairs
+        the interval least-squares potential is fitted to), finite values only."""
+        if self.bounded is None:
+            return np.array([])
+        pr = self.bounded.pairs
+        a, b = pr["a"].to_numpy(dtype=float), pr["b"].to_numpy(dtype=float)
+        two = np.isfinite(a) & np.isfinite(b)
+        out = pr["outside"].to_numpy(dtype=float)[two]
+        return out[np.isfinite(out)]
+
+    @property
+    def n_two_sided(self) -> int:
+        """Pairs with both entries bounded away from 0, on the main component (the pairs
+        :attr:`n_outside` counts among)."""
+        return int(self._two_sided_outside().size)
+
     @property
     def n_outside(self) -> int:
-        """Pairs whose bounded potential is more than :attr:`bounded_tol` outside their
-        interval (0 when :attr:`bounded` is None)."""
-        if self.bounded is None:
-            return 0
-        out = self.bounded.pairs["outside"].to_numpy(dtype=float)
-        return int(np.sum(out > self.bounded_tol))
+        """Two-sided pairs whose interval least-squares potential is more than
+        :attr:`bounded_tol` outside their interval (0 when :attr:`bounded` is None).
+        One-sided pairs (an entry whose lower bound is 0) are not counted: the point
+        estimate does not use them, they constrain only the certified verdict."""
+        return int(np.sum(self._two_sided_outside() > self.bounded_tol))
 
     @property
     def max_outside(self) -> float:
-        """Largest distance of a pair's fitted difference to its interval (NaN: undefined or
-        no pair on the main component)."""
-        if self.bounded is None:
-            return float("nan")
-        out = self.bounded.pairs["outside"].to_numpy(dtype=float)
-        out = out[np.isfinite(out)]
+        """Largest distance of a two-sided pair's fitted difference to its interval (NaN:
+        undefined or no such pair)."""
+        out = self._two_sided_outside()
         return float(out.max()) if out.size else float("nan")
 
     @property
@@ -196,8 +210,9 @@ class Verdict:
         if st == "undefined":
             return f"bounds: undefined ({self.undefined.get('bounded', 'not computed')})"
         b = self.bounded
-        how = (f"{self.n_outside:,} of {len(b.pairs):,} pairs more than {self.bounded_tol:g} "
-               f"outside their interval of log T(g<-f)/T(f<-g) (max {self.max_outside:.3g})")
+        how = (f"{self.n_outside:,} of {self.n_two_sided:,} two-sided pairs more than "
+               f"{self.bounded_tol:g} outside their interval of log T(g<-f)/T(f<-g) (max "
+               f"{self.max_outside:.3g})")
         if st == "certified consistent":
             return ("bounds: certified consistent with detailed balance: a potential "
                     f"satisfies every pair's interval ({how})")
@@ -353,7 +368,8 @@ class Verdict:
         if b is None:
             return [head, f"  undefined: {self.undefined.get('bounded', 'not computed')}", ""]
         out = [head,
-               f"  {len(b.pairs):,} pairs with an informative interval of log T(g<-f)/T(f<-g), "
+               f"  {len(b.pairs):,} pairs with an informative interval of log T(g<-f)/T(f<-g) "
+               f"({self.n_two_sided:,} two-sided: both entries bounded away from 0), "
                f"{len(b.one_way):,} one-way (one direction certainly 0)"]
         if b.consistent:
             width = (b.high - b.low).to_numpy(dtype=float)
@@ -364,9 +380,9 @@ class Verdict:
         else:
             out.append("  no potential satisfies every interval (a negative cycle of the "
                        "difference constraints, beyond a rounding slack of 1e-10 per pair)")
-        out.append(f"  interval least squares: {self.n_outside:,} pairs more than "
-                   f"{self.bounded_tol:g} outside their interval (tolerance, log units), "
-                   f"max {self.max_outside:.3g}")
+        out.append(f"  interval least squares (fitted to the two-sided pairs): "
+                   f"{self.n_outside:,} of them more than {self.bounded_tol:g} outside their "
+                   f"interval (tolerance, log units), max {self.max_outside:.3g}")
         return out + [""]
 
     def _render_hodge(self, cycles: int) -> list[str]:

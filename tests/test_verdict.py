@@ -285,8 +285,9 @@ def test_dbnb_check_prints_and_writes_the_bounded_verdict(tmp_path, capsys, stor
     assert "more than 0.05 outside" in text
     pairs = pd.read_csv(bounded_pairs_path(out2))
     n = int(pairs["beyond_tol"].sum())
-    assert n >= 1 and f"{n:,} of {len(pairs):,} pairs more than 0.05" in text
-    assert (pairs["outside"] > 0.05).sum() == n
+    two = int(pairs["two_sided"].sum())
+    assert n >= 1 and f"{n:,} of {two:,} two-sided pairs more than 0.05" in text
+    assert (pairs["outside"][pairs["two_sided"]] > 0.05).sum() == n
 
 
 # ---------------------------------------------------------------------------- shipped
