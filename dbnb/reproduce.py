@@ -241,7 +241,7 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
         out.append(Item(
             "tableE4_bounded_verdicts", "Beyond the Letter: certified detailed-balance verdict "
             "of every exact kernel from its per-entry bounds, beside the popularity-only "
-            "control", lambda: _bounded_table(src),
+            "control", lambda: src.bounded_table(BOUNDED_TOL),
             ", ".join(f"data/{p.relative_to(src.data)}"
                       for p in src.exact_kernel_files().values())))
     if not src.available("gemini"):
@@ -343,51 +343,6 @@ def _balance_table(src: Sources) -> pd.DataFrame:
 #: Distance outside its interval (log units) from which ``tableE4_bounded_verdicts`` counts
 #: a pair as outside.
 BOUNDED_TOL = 0.01
-
-
-def _bounded_table(src: Sources) -> pd.DataFrame:
-    """One row per exact kernel: the certified verdict of its bounds, how many pairs the
-    interval least-squares potential leaves outside, and the same verdict for the
-    popularity-only control with the same bounds' widths
-    (:func:`dbnb.bounded.popularity_bounds`)."""
-    from .bounded import bounded_potential, popularity_bounds
-    from .sources import check_inputs
-
-    rows = {}
-    for label, v in src.bounded_verdicts(BOUNDED_TOL).items():
-        b = v.bounded
-        row = {"states": v.n_states, "pairs": len(b.pairs) if b is not None else 0,
-               "two_sided_pairs": v.n_two_sided,
-               "one_way": len(b.one_way) if b is not None else 0,
-               "verdict": v.bounded_status, "pairs_outside": v.n_outside,
-               "share_outside": v.n_outside / v.n_two_sided if v.n_two_sided else np.nan,
-               "max_outside": v.max_outside, "control_verdict": "undefined",
-               "control_max_outside": np.nan}
-        if b is not None:
-            inputs = check_inputs(src.exact_kernel_files()[label])
-            ctrl = bounded_potential(*popularity_bounds(*inputs["bounds"]),
-                                     states=inputs["data"].states)
-            row["control_verdict"] = ("certified consistent" if ctrl.consistent and
-                                      ctrl.one_way.empty else "certified violated")
-            pr = ctrl.pairs
-            two = np.isfinite(pr["a"]) & np.isfinite(pr["b"])
-            row["control_max_outside"] = float(np.nanmax(pr["outside"][two])) if two.any() \
-                else np.nan
-        rows[label] = row
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    table.index.name = "exact kernel"
-    table.attrs["note"] = (
-        "bounds lower <= T(g<-f) <= upper of each entry (the walk's probabilities; its stored "
-        "upper bounds, else lower plus the source's uncovered mass); certified consistent: "
-        "some potential satisfies every pair's interval of log T(g<-f)/T(f<-g); certified "
-        "violated: none does (a negative cycle of the difference constraints beyond a 1e-10 "
-        f"rounding slack per pair, or a one-way pair). pairs_outside: two-sided pairs (both "
-        "entries bounded away from 0, the pairs the point estimate is fitted to) that the "
-        f"interval least-squares potential misses by more than {BOUNDED_TOL:g} (log units; "
-        "max_outside: the largest miss, of that potential, not the least any must miss); "
-        "control: the popularity-only kernel T(g<-f) = p(g) with the same support and "
-        "bounds' widths, in detailed balance by construction.")
-    return table
 
 
 def _exact_table(src: Sources) -> pd.DataFrame:
