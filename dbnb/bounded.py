@@ -52,7 +52,7 @@ from scipy.sparse import csgraph
 from . import graph
 from .newton import ConvergenceError, minimise_edges
 
-__all__ = ["BoundedPotential", "bounded_potential"]
+__all__ = ["BoundedPotential", "bounded_potential", "popularity_bounds"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -274,3 +274,40 @@ def bounded_potential(
         one_way=pd.DataFrame({"f": index[seen], "g": index[unseen]}),
         reference=index[ground],
     )
+
+
+def popularity_bounds(lower, upper) -> tuple[np.ndarray, np.ndarray]:
+    r"""The popularity-only control of a kernel's bounds: the same support and the same
+    relative widths around a kernel in detailed balance.
+
+    The control kernel ignores its prompt, ``T(g <- f) = p(g)`` (so ``beta V = -log p``
+    fits every pair exactly), with ``p(g)`` the geometric mean of ``lower[g, f]`` over the
+    prompts ``f != g`` where it is positive. Each entry keeps its bounds' ratio:
+    ``[p(g), p(g) upper / lower]`` where ``lower > 0``; where ``lower = 0 < upper`` (a
+    one-sided entry, of infinite log-width) ``[0, p(g)]``; ``[0, 0]`` where ``upper = 0``.
+    :func:`bounded_potential` must find it consistent unless a pair is one-way (one direction
+    certainly 0), so a violation of the real kernel is not an artefact of how wide its
+    bounds are.
+
+    Parameters
+    ----------
+    lower, upper : array, (n, n)
+        Bounds of ``T[g, f]`` as for :func:`bounded_potential`.
+
+    Returns
+    -------
+    (lower, upper) : tuple of numpy.ndarray
+        The control's bounds (diagonal 0).
+    """
+    lo, up = _check_bounds(lower, upper)
+    off = ~np.eye(lo.shape[0], dtype=bool)
+    pos = (lo > 0) & off
+    with np.errstate(divide="ignore"):
+        log_lo = np.where(pos, np.log(np.where(pos, lo, 1.0)), 0.0)
+    k = pos.sum(axis=1)
+    p = np.exp(np.divide(log_lo.sum(axis=1), k, out=np.zeros(len(k)), where=k > 0))
+    ratio = np.divide(up, lo, out=np.ones_like(up), where=pos)
+    c_lo = np.where(pos, p[:, None], 0.0)
+    # lower = 0 < upper: one-sided, [0, p(g)] (any upper >= p(g) would do; log-width inf)
+    c_up = np.where(pos, p[:, None] * ratio, np.where(off & (up > 0), p[:, None], 0.0))
+    return c_lo, c_up

@@ -89,21 +89,24 @@ def _cmd_fit(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .sources import check_data
+    import numpy as np
+
+    from .sources import check_inputs
     from .verdict import check
 
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    data, log_t = check_data(Path(args.path), agent=args.agent, max_log_gap=args.max_log_gap)
+    inputs = check_inputs(Path(args.path), agent=args.agent, max_log_gap=args.max_log_gap)
+    kernel = inputs["log_t"] is not None
     if args.n0 is not None:
-        if log_t is not None:
+        if kernel:
             raise ValueError("--n0 applies to counts, not to a log-probability kernel")
         if not args.n0 > 0:
             raise ValueError(f"--n0 must be positive, got {args.n0!r}")
-        data = data.with_calls(args.n0, kind="nominal")
-    kw = {} if log_t is not None else {"estimator": args.estimator}
-    verdict = check(data, log_t=log_t, bootstrap=args.bootstrap, seed=args.seed,
-                    level=args.level, alpha=args.alpha, progress=not args.no_progress, **kw)
+        inputs["data"] = inputs["data"].with_calls(args.n0, kind="nominal")
+    kw = {"bounded_tol": args.bounded_tol} if kernel else {"estimator": args.estimator}
+    verdict = check(**inputs, bootstrap=args.bootstrap, seed=args.seed, level=args.level,
+                    alpha=args.alpha, progress=not args.no_progress, **kw)
     print(f"dbnb check {args.path}")
     print(verdict.render(top=args.top))
     if args.out:
@@ -112,8 +115,29 @@ def _cmd_check(args: argparse.Namespace) -> int:
         verdict.potentials.to_csv(out)
         what = "no intervals: no sampling noise" if verdict.noise_free else \
             f"{verdict.level:.0%} intervals"
+        if verdict.bounded is not None:
+            what += ("; bounded_beta_V: interval least squares within the bounds, "
+                     "bounded_low/high: its range over every consistent potential (NaN: none)")
         print(f"\nwrote {out} ({len(verdict.potentials)} states, {what})")
+        if verdict.bounded is not None:
+            pairs = bounded_pairs_path(out)
+            pr = verdict.bounded.pairs
+            two = np.isfinite(pr["a"]) & np.isfinite(pr["b"])
+            table = pr.assign(two_sided=two,
+                              beyond_tol=two & (pr["outside"] > verdict.bounded_tol))
+            table.to_csv(pairs, index=False)
+            print(f"wrote {pairs} ({len(table)} pairs: interval [a, b] of log T(g<-f)/T(f<-g), "
+                  f"fitted difference, distance outside; beyond_tol: two-sided and > "
+                  f"{verdict.bounded_tol:g}; "
+                  f"{verdict.bounded_status})")
     return 0
+
+
+def bounded_pairs_path(out: str | Path) -> Path:
+    """The per-pair CSV ``dbnb check --out FILE.csv`` writes beside ``FILE.csv`` for an exact
+    kernel: ``FILE_bounded_pairs.csv``."""
+    out = Path(out)
+    return out.with_name(f"{out.stem}_bounded_pairs.csv")
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
@@ -439,7 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
             "chi2 and bootstrap p-values, the Hodge split of the log-ratio flow with the "
             "strongest cycles, the held-out R2 beside a popularity-only kernel and the noise "
             "ceiling, and the potentials with intervals. A kernel has no sampling noise: "
-            "variance shares of log T instead of p-values."
+            "variance shares of log T instead of p-values, and the certified verdict of its "
+            "per-entry bounds (consistent: some potential satisfies every pair's interval; "
+            "violated: none does), with the pairs outside their interval by more than "
+            "--bounded-tol; --out writes them to FILE_bounded_pairs.csv."
         ),
     )
     ch.add_argument("path", help="store, counts CSV, Letter JSON or kernel .npz")
@@ -463,6 +490,10 @@ def build_parser() -> argparse.ArgumentParser:
     ch.add_argument("--max-log-gap", type=float, default=None,
                     help="kernels: keep only pairs whose two entries are bounded to this in "
                     "log (default: every computed entry)")
+    ch.add_argument("--bounded-tol", type=float, default=0.01, metavar="TOL",
+                    help="kernels: a pair counts as outside its bounds when the bounded "
+                    "potential misses its interval by more than TOL in log (default: "
+                    "%(default)s)")
     ch.add_argument("--top", type=int, default=5,
                     help="lowest and highest potentials to print (default: %(default)s)")
     ch.add_argument("--out", default=None, metavar="FILE.csv",

@@ -238,6 +238,13 @@ def items(src: Sources) -> tuple[list[Item], list[tuple[str, str]]]:
              "the log-ratio flow, every data set",
              lambda: plots.fig_hodge_fractions(src.verdicts(bootstrap=BALANCE_BOOTSTRAP))),
     ]
+    if src.exact_kernel_files():  # the certified verdict of each exact kernel's bounds
+        out.append(Item(
+            "tableE4_bounded_verdicts", "Beyond the Letter: certified detailed-balance verdict "
+            "of every exact kernel from its per-entry bounds, beside the popularity-only "
+            "control", lambda: src.bounded_table(BOUNDED_TOL),
+            ", ".join(f"data/{p.relative_to(src.data)}"
+                      for p in src.exact_kernel_files().values())))
     if not src.available("gemini"):
         skipped.append(("fig 6 (Gemini)", "no Gemini-2.5-flash file in this source "
                         "(word_database_gemini-2.5-flash-nothinking.json); drawn from the word "
@@ -332,6 +339,11 @@ def _balance_table(src: Sources) -> pd.DataFrame:
         "log-ratios are within their noise of 0: those R2 do not discriminate."
     )
     return table
+
+
+#: Distance outside its interval (log units) from which ``tableE4_bounded_verdicts`` counts
+#: a pair as outside.
+BOUNDED_TOL = 0.01
 
 
 def _exact_table(src: Sources) -> pd.DataFrame:

@@ -484,8 +484,9 @@ class Sources:
     # --- is it detailed balance? (dbnb.verdict) -------------------------------------------
     def balance_data(self) -> dict[str, object]:
         """Every data set of this source the verdicts are drawn from, by label: counts, or a
-        noise-free kernel (log-probability kernels, with their ``log T`` in
-        :meth:`balance_log_t`). Loading is lazy: the values are callables."""
+        noise-free kernel (log-probability kernels: the keyword arguments of
+        :func:`dbnb.verdict.check`, as :func:`check_inputs` gives them, with their ``log T``
+        and bounds). Loading is lazy: the values are callables."""
         letter = self.kind == "letter"
         claude = f"Claude-4, {self.file_of('claude')}" if self.available("claude_file") \
             else "Claude-4, Table II"
@@ -513,7 +514,7 @@ class Sources:
                                      ("symbolic_logprob", SYM_LOGPROB,
                                       "symbolic, exact kernel, 121")):
                 if self.available(what):
-                    sets[label] = (lambda rel=rel: _kernel_check_data(self.data / rel, None))
+                    sets[label] = (lambda rel=rel: _kernel_inputs(self.data / rel, None))
         return sets
 
     def verdict(self, label: str, *, bootstrap: int = 199, seed: int = 0) -> Verdict:
@@ -527,11 +528,79 @@ class Sources:
                 raise KeyError(f"no data set {label!r} in source {self.source!r}; "
                                f"choose from {list(sets)}")
             data = sets[label]()
-            log_t = None
-            if isinstance(data, tuple):
-                data, log_t = data
-            cache[key] = check(data, log_t=log_t, bootstrap=bootstrap, seed=seed)
+            kw = data if isinstance(data, dict) else {"data": data}
+            cache[key] = check(**kw, bootstrap=bootstrap, seed=seed)
         return cache[key]
+
+    def exact_kernel_files(self) -> dict[str, Path]:
+        """Every shipped log-probability kernel file, by label (empty for other sources)."""
+        if self.kind != "shipped":
+            return {}
+        files = {"words, exact kernel, 30": LOGPROB30, "words, exact kernel, 100": LOGPROB100,
+                 "symbolic, exact kernel, 121": SYM_LOGPROB}
+        files.update({f"words, exact kernel, 100 ({k})": rel
+                      for k, rel in COMPARISON_KERNELS.items() if rel != LOGPROB100})
+        return {k: self.data / rel for k, rel in files.items() if (self.data / rel).is_file()}
+
+    def bounded_verdicts(self, bounded_tol: float = 0.01) -> dict[str, Verdict]:
+        """:func:`dbnb.verdict.check` of every file of :meth:`exact_kernel_files`, with its
+        bounds (:func:`check_inputs`): the certified verdict is ``Verdict.bounded_status``
+        (computed once per tolerance)."""
+        cache = self.__dict__.setdefault("_bounded_verdicts", {})
+        if bounded_tol not in cache:
+            # a kernel's verdict does not depend on the bootstrap or seed: reuse verdict()'s
+            done = {key[0]: v for key, v in self.__dict__.get("_verdicts", {}).items()
+                    if v.noise_free and v.bounded_tol == bounded_tol}
+            cache[bounded_tol] = {
+                k: done[k] if k in done else check(**_kernel_inputs(path, None),
+                                                   bounded_tol=bounded_tol)
+                for k, path in self.exact_kernel_files().items()}
+        return cache[bounded_tol]
+
+    def bounded_table(self, bounded_tol: float = 0.01) -> pd.DataFrame:
+        """One row per exact kernel (:meth:`bounded_verdicts`): the certified verdict of its
+        bounds, how many two-sided pairs the interval least-squares potential misses by more
+        than ``bounded_tol``, and the same verdict for the popularity-only control with the
+        same support and bounds' widths (:func:`dbnb.bounded.popularity_bounds`), which is in
+        detailed balance by construction (empty for sources without exact kernels)."""
+        from .bounded import bounded_potential, popularity_bounds
+
+        rows = {}
+        files = self.exact_kernel_files()
+        for label, v in self.bounded_verdicts(bounded_tol).items():
+            b = v.bounded
+            row = {"states": v.n_states, "pairs": len(b.pairs) if b is not None else 0,
+                   "two_sided_pairs": v.n_two_sided,
+                   "one_way": len(b.one_way) if b is not None else 0,
+                   "verdict": v.bounded_status, "pairs_outside": v.n_outside,
+                   "share_outside": v.n_outside / v.n_two_sided if v.n_two_sided else np.nan,
+                   "max_outside": v.max_outside, "control_verdict": "undefined",
+                   "control_max_outside": np.nan}
+            if b is not None:
+                inputs = _kernel_inputs(files[label], None)
+                ctrl = bounded_potential(*popularity_bounds(*inputs["bounds"]),
+                                         states=inputs["data"].states)
+                row["control_verdict"] = ("certified consistent" if ctrl.consistent and
+                                          ctrl.one_way.empty else "certified violated")
+                pr = ctrl.pairs
+                two = np.isfinite(pr["a"]) & np.isfinite(pr["b"])
+                row["control_max_outside"] = (float(np.nanmax(pr["outside"][two]))
+                                              if two.any() else np.nan)
+            rows[label] = row
+        table = pd.DataFrame.from_dict(rows, orient="index")
+        table.index.name = "exact kernel"
+        table.attrs["note"] = (
+            "bounds lower <= T(g<-f) <= upper of each entry (the walk's probabilities; its "
+            "stored upper bounds, else lower plus the source's uncovered mass); certified "
+            "consistent: some potential satisfies every pair's interval of log T(g<-f)/T(f<-g); "
+            "certified violated: none does (a negative cycle of the difference constraints "
+            "beyond a 1e-10 rounding slack per pair, or a one-way pair). pairs_outside: "
+            "two-sided pairs (both entries bounded away from 0, the pairs the point estimate is "
+            f"fitted to) that the interval least-squares potential misses by more than "
+            f"{bounded_tol:g} (log units; max_outside: the largest miss, of that potential, "
+            "not the least any must miss); control: the popularity-only kernel T(g<-f) = p(g) "
+            "with the same support and bounds' widths, in detailed balance by construction.")
+        return table
 
     def verdicts(self, *, bootstrap: int = 199, seed: int = 0,
                  progress: bool = False) -> dict[str, Verdict]:
@@ -670,7 +739,16 @@ def store_counts(path: str | Path, agent: str = "word") -> TransitionCounts:
 
 def check_data(path: str | Path, *, agent: str | None = None,
                max_log_gap: float | None = None):
-    """What ``dbnb check PATH`` checks: ``(data, log_t)``.
+    """What ``dbnb check PATH`` checks: ``(data, log_t)`` (:func:`check_inputs` without the
+    bounds)."""
+    inputs = check_inputs(path, agent=agent, max_log_gap=max_log_gap)
+    return inputs["data"], inputs["log_t"]
+
+
+def check_inputs(path: str | Path, *, agent: str | None = None,
+                 max_log_gap: float | None = None) -> dict:
+    """What ``dbnb check PATH`` checks, as keyword arguments of :func:`dbnb.verdict.check`:
+    ``data``, ``log_t``, and for a kernel ``bounds`` and ``bounds_note``.
 
     ``PATH`` is a response store (``.jsonl``, ``.jsonl.gz``; :func:`store_counts` with
     ``agent``, default the word agent), a counts CSV (:func:`dbnb.datasets.read_counts_csv`),
@@ -678,7 +756,12 @@ def check_data(path: str | Path, *, agent: str | None = None,
     For a kernel, ``data`` is its noise-free :class:`~dbnb.kernels.TransitionKernel` over the
     sources and ``log_t`` its ``log T(g <- f)`` computed in log space; with ``max_log_gap``,
     a pair is kept only when both its entries are bounded to that precision (censored by
-    pair, both directions or neither). Otherwise ``data`` are counts and ``log_t`` is None.
+    pair, both directions or neither). Its ``bounds`` are ``lower <= T(g <- f) <= upper``
+    over every computed entry (never censored): ``lower`` the walk's probabilities (a lower
+    bound when rare tokenisations were skipped), ``upper`` the stored per-entry upper bounds,
+    or, when the file has none, ``lower`` plus the source's uncovered mass (the mass on no
+    candidate, which is all the skipped mass could add). Otherwise ``data`` are counts and
+    ``log_t`` is None.
     """
     path = Path(path)
     if not path.is_file():
@@ -689,22 +772,22 @@ def check_data(path: str | Path, *, agent: str | None = None,
     if agent is not None and not name.endswith((".jsonl", ".jsonl.gz")):
         raise ValueError("--agent applies to response stores (.jsonl, .jsonl.gz) only")
     if name.endswith(".npz"):
-        return _kernel_check_data(path, max_log_gap)
+        return _kernel_inputs(path, max_log_gap)
     if name.endswith((".jsonl", ".jsonl.gz")):
-        return store_counts(path, agent or "word"), None
+        return {"data": store_counts(path, agent or "word"), "log_t": None}
     if name.endswith(".csv"):
-        return datasets.read_counts_csv(path), None
+        return {"data": datasets.read_counts_csv(path), "log_t": None}
     if name.endswith(".json"):
         head = datasets._load_json(path)
         reader = datasets.read_word_dict_json if isinstance(head, dict) else \
             datasets.read_ideas_json
-        return reader(path), None
+        return {"data": reader(path), "log_t": None}
     raise ValueError(f"{path}: cannot tell what this is from its name; expected a store "
                      "(.jsonl, .jsonl.gz), counts (.csv), Letter JSON (.json) or a "
                      "log-probability kernel (.npz)")
 
 
-def _kernel_check_data(path: Path, max_log_gap: float | None):
+def _kernel_inputs(path: Path, max_log_gap: float | None) -> dict:
     from .kernels import TransitionKernel
     from .llm.logprob import load_logprob_kernel
     from .synthetic import true_kernel
@@ -721,6 +804,14 @@ def _kernel_check_data(path: Path, max_log_gap: float | None):
     idx = [ek.states.index(s) for s in ek.sources]
     log_t = np.array(ek.logprob[idx, :], dtype=float)
     np.fill_diagonal(log_t, -np.inf)
+    lower = np.array(ek.prob[idx, :], dtype=float)
+    if ek.upper is not None:
+        upper = np.array(ek.upper[idx, :], dtype=float)
+        bounds_note = "lower: the walk's probabilities; upper: its stored per-entry bounds"
+    else:
+        upper = lower + np.clip(ek.uncovered, 0.0, None)[None, :]
+        bounds_note = ("lower: the walk's probabilities; upper: lower plus the source's "
+                       "uncovered mass (no per-entry bounds stored)")
     gap_note = ""
     if max_log_gap is not None:
         if not max_log_gap >= 0:
@@ -742,4 +833,4 @@ def _kernel_check_data(path: Path, max_log_gap: float | None):
              f"{gap_note}; {int(both.sum() // 2)} pairs with both entries)")
     tk = true_kernel(t, ek.sources, source=label)
     tk = TransitionKernel(counts=tk.counts, matrix=tk.matrix, n0=tk.n0, method="exact-logprob")
-    return tk, log_t
+    return {"data": tk, "log_t": log_t, "bounds": (lower, upper), "bounds_note": bounds_note}

@@ -25,6 +25,16 @@ verdict gives the variance shares of ``log T`` (:func:`dbnb.variance_shares`: so
 symmetric and antisymmetric interaction), the Hodge fractions with uniform weights, and the
 gradient potential (the least-squares potential of the log-ratios), without intervals.
 
+It also gets the *certified* verdict of the bounds (:func:`dbnb.bounded_potential`): each entry
+is known within ``lower <= T(g <- f) <= upper`` (a log-probability walk that skipped rare
+tokenisations knows lower and upper bounds; an exact matrix is its own bounds), so a pair's
+log-ratio lies in an interval, ``beta V(f) - beta V(g) in [a_fg, b_fg]`` (Eq. 5 with bounds),
+and either some potential satisfies every interval (*certified consistent*: no rounding or
+skipped mass can be blamed) or none does (*certified violated*, whatever the skipped mass was).
+How far: the two-sided pairs (both entries bounded away from 0) whose interval least-squares
+potential lies more than ``bounded_tol`` (log units) outside their interval, and the largest
+such distance (a potential that misses by that much, not the least any potential must miss).
+
 Whatever is undefined (one state, no pair seen both ways, no cycle: ``dof = 0``, calls not
 recorded) is stated in :attr:`Verdict.undefined` and printed in words, never as a number.
 """
@@ -39,6 +49,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import graph
+from .bounded import BoundedPotential, bounded_potential
 from .counts import TransitionCounts
 from .hierarchy import BalanceTest, HeldOut, balance_test, held_out
 from .hodge import HodgeDecomposition, VarianceShares, hodge, variance_shares
@@ -94,9 +105,15 @@ class Verdict:
         The state the potentials and their errors are relative to.
     level, alpha : float
         Interval level; significance level of the conclusion.
+    bounded : BoundedPotential or None
+        The potentials consistent with the kernel's per-entry bounds (exact kernels only).
+    bounded_tol : float
+        Distance (log units) outside its interval from which a pair is counted as outside.
+    bounds_note : str
+        Where the bounds come from, in words.
     undefined : dict
         Part name (``"test"``, ``"popularity"``, ``"hodge"``, ``"held_out"``, ``"potential"``,
-        ``"shares"``) -> why it is undefined or not computed, in words.
+        ``"shares"``, ``"bounded"``) -> why it is undefined or not computed, in words.
     """
 
     source: str
@@ -116,6 +133,9 @@ class Verdict:
     level: float = 0.95
     alpha: float = 0.05
     undefined: Mapping[str, str] = field(default_factory=dict)
+    bounded: BoundedPotential | None = None
+    bounded_tol: float = 0.01
+    bounds_note: str = ""
 
     # ------------------------------------------------------------------ the short answer
     @property
@@ -137,6 +157,71 @@ class Verdict:
         if self.hodge is None or self.hodge.dof == 0:
             return float("nan")
         return float(self.hodge.curl_fraction + self.hodge.harmonic_fraction)
+
+    @property
+    def bounded_status(self) -> str:
+        """``"certified consistent"`` (some potential satisfies every pair's bounds),
+        ``"certified violated"`` (none does, or a pair is one-way), or ``"undefined"``
+        (sampled counts, or no pair bounded away from 0 both ways)."""
+        b = self.bounded
+        if b is None:
+            return "undefined"
+        return "certified consistent" if b.consistent and b.one_way.empty \
+            else "certified violated"
+
+    def _two_sided_outside(self) -> np.ndarray:
+        """``outside`` of the two-sided pairs (both entries bounded away from 0: the pairs
+        the interval least-squares potential is fitted to), finite values only."""
+        if self.bounded is None:
+            return np.array([])
+        pr = self.bounded.pairs
+        a, b = pr["a"].to_numpy(dtype=float), pr["b"].to_numpy(dtype=float)
+        two = np.isfinite(a) & np.isfinite(b)
+        out = pr["outside"].to_numpy(dtype=float)[two]
+        return out[np.isfinite(out)]
+
+    @property
+    def n_two_sided(self) -> int:
+        """Pairs with both entries bounded away from 0, on the main component (the pairs
+        :attr:`n_outside` counts among)."""
+        return int(self._two_sided_outside().size)
+
+    @property
+    def n_outside(self) -> int:
+        """Two-sided pairs whose interval least-squares potential is more than
+        :attr:`bounded_tol` outside their interval (0 when :attr:`bounded` is None).
+        One-sided pairs (an entry whose lower bound is 0) are not counted: the point
+        estimate does not use them, they constrain only the certified verdict."""
+        return int(np.sum(self._two_sided_outside() > self.bounded_tol))
+
+    @property
+    def max_outside(self) -> float:
+        """Largest distance of a two-sided pair's fitted difference to its interval (NaN:
+        undefined or no such pair)."""
+        out = self._two_sided_outside()
+        return float(out.max()) if out.size else float("nan")
+
+    @property
+    def bounded_conclusion(self) -> str:
+        """The bounded verdict in one sentence (empty for sampled counts)."""
+        if not self.noise_free:
+            return ""
+        st = self.bounded_status
+        if st == "undefined":
+            return f"bounds: undefined ({self.undefined.get('bounded', 'not computed')})"
+        b = self.bounded
+        how = (f"{self.n_outside:,} of {self.n_two_sided:,} two-sided pairs more than "
+               f"{self.bounded_tol:g} outside their interval of log T(g<-f)/T(f<-g) (max "
+               f"{self.max_outside:.3g})")
+        if st == "certified consistent":
+            return ("bounds: certified consistent with detailed balance: a potential "
+                    f"satisfies every pair's interval ({how})")
+        why = []
+        if not b.consistent:
+            why.append("no potential satisfies every pair's interval")
+        if not b.one_way.empty:
+            why.append(f"{len(b.one_way):,} one-way pairs")
+        return (f"bounds: certified violation of detailed balance ({'; '.join(why)}): {how}")
 
     @property
     def conclusion(self) -> str:
@@ -202,6 +287,9 @@ class Verdict:
             "held_out_r2": ho.r2 if ho_ok else nan,
             "popularity_r2": ho.r2_popularity if ho_ok else nan,
             "noise_ceiling": ho.r2_noise if ho_ok else nan,
+            "bounded": self.bounded_status if self.noise_free else nan,
+            "pairs_outside": self.n_outside if self.bounded is not None else nan,
+            "max_outside": self.max_outside,
             "verdict": self.status + (f" ({self.short_reason})" if self.status == "undefined"
                                       else ""),
         }, name=self.source)
@@ -223,8 +311,12 @@ class Verdict:
         trans = ("nonzero entries" if self.noise_free else "transitions between states")
         out.append(f"  {self.n_states:,} states, {int(self.n_transitions):,} {trans}, {calls}; "
                    f"{self.n_pairs:,} pairs seen, {self.n_two_way:,} both ways")
-        out += ["", "Verdict: " + self.conclusion, ""]
+        out += ["", "Verdict: " + self.conclusion]
+        if self.noise_free:
+            out.append("Bounds:  " + self.bounded_conclusion.removeprefix("bounds: "))
+        out.append("")
         out += self._render_tests()
+        out += self._render_bounded()
         out += self._render_hodge(cycles)
         out += self._render_held_out()
         out += self._render_potentials(top)
@@ -267,6 +359,31 @@ class Verdict:
                        f"dof = {t.dof_popularity:6d}  {kind} {_p(t.p_popularity, t)}")
         return out + [f"  ({t.n_pairs:,} pairs inside strongly connected components; small p "
                       "on the first line: violated; on the second: the prompt matters)", ""]
+
+    def _render_bounded(self) -> list[str]:
+        if not self.noise_free:
+            return []
+        head = "Bounds of each entry" + (f" ({self.bounds_note})" if self.bounds_note else "")
+        b = self.bounded
+        if b is None:
+            return [head, f"  undefined: {self.undefined.get('bounded', 'not computed')}", ""]
+        out = [head,
+               f"  {len(b.pairs):,} pairs with an informative interval of log T(g<-f)/T(f<-g) "
+               f"({self.n_two_sided:,} two-sided: both entries bounded away from 0), "
+               f"{len(b.one_way):,} one-way (one direction certainly 0)"]
+        if b.consistent:
+            width = (b.high - b.low).to_numpy(dtype=float)
+            width = width[np.isfinite(width)]
+            med = f"{np.median(width):.3g}" if width.size else "unbounded"
+            out.append(f"  some potential satisfies every interval: range of beta V relative "
+                       f"to {b.reference}, median width {med}")
+        else:
+            out.append("  no potential satisfies every interval (a negative cycle of the "
+                       "difference constraints, beyond a rounding slack of 1e-10 per pair)")
+        out.append(f"  interval least squares (fitted to the two-sided pairs): "
+                   f"{self.n_outside:,} of them more than {self.bounded_tol:g} outside their "
+                   f"interval (tolerance, log units), max {self.max_outside:.3g}")
+        return out + [""]
 
     def _render_hodge(self, cycles: int) -> list[str]:
         h = self.hodge
@@ -393,6 +510,9 @@ def check(
     alpha: float = 0.05,
     estimator: Estimator = "auto",
     log_t: np.ndarray | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    bounds_note: str = "",
+    bounded_tol: float = 0.01,
     progress: bool = False,
 ) -> Verdict:
     """Every check of detailed balance on one data set (see the module docstring).
@@ -417,6 +537,15 @@ def check(
         ``log T(g <- f)`` of a noise-free kernel over its states (``log_t[g, f]``), when it is
         known more precisely than ``log`` of the kernel's matrix (log-probability kernels
         compute it in log space). Default: from the matrix.
+    bounds : (lower, upper), optional
+        Noise-free kernels: bounds ``lower[g, f] <= T(g <- f) <= upper[g, f]`` over the
+        kernel's states, for the certified verdict (:func:`dbnb.bounded_potential`). Default:
+        the kernel's entries themselves (``exp(log_t)`` when given), i.e. an exact kernel.
+    bounds_note : str
+        Where the bounds come from, printed with them.
+    bounded_tol : float
+        A pair counts as outside its interval when the bounded potential misses it by more than
+        this (log units, ``>= 0``).
     progress : bool
         tqdm bars over the bootstrap replicates.
 
@@ -436,10 +565,15 @@ def check(
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    if not bounded_tol >= 0:
+        raise ValueError(f"bounded_tol must be >= 0, got {bounded_tol!r}")
     if is_noise_free(data):
-        return _check_kernel(data, log_t=log_t, level=level, alpha=alpha)
+        return _check_kernel(data, log_t=log_t, level=level, alpha=alpha, bounds=bounds,
+                             bounds_note=bounds_note, bounded_tol=bounded_tol)
     if log_t is not None:
         raise ValueError("log_t is for noise-free kernels only")
+    if bounds is not None:
+        raise ValueError("bounds are for noise-free kernels only")
     if isinstance(data, TransitionKernel):
         estimator = data.method  # an estimated kernel: check its counts the same way
         data = data.counts
@@ -523,7 +657,33 @@ def _check_counts(counts, *, bootstrap, seed, level, alpha, estimator, progress)
                    ground=ground, undefined=undefined, **base)
 
 
-def _check_kernel(tk: TransitionKernel, *, log_t, level, alpha) -> Verdict:
+def _bounded(t: np.ndarray, log_t: np.ndarray, states, bounds, note: str, undefined: dict):
+    """:func:`dbnb.bounded_potential` of a noise-free kernel: ``(fit or None, note)``."""
+    n = t.shape[0]
+    if bounds is None:
+        lo = up = np.where(np.isfinite(log_t), np.exp(log_t), 0.0)
+        note = note or "the kernel's entries themselves: exact, no skipped mass"
+    else:
+        if len(bounds) != 2:
+            raise ValueError(f"bounds must be (lower, upper), got {len(bounds)} arrays")
+        lo, up = (np.array(b, dtype=float) for b in bounds)
+        for name, b in (("lower", lo), ("upper", up)):
+            if b.shape != (n, n):
+                raise ValueError(f"bounds: {name} has shape {b.shape}; the kernel has {n} "
+                                 "states")
+    try:
+        return bounded_potential(lo, up, states=list(states)), note
+    except ValueError as exc:
+        if "no pair" not in str(exc):
+            raise
+        undefined["bounded"] = "no pair of states is bounded away from 0 in both directions"
+    except ConvergenceError as exc:
+        undefined["bounded"] = str(exc)
+    return None, note
+
+
+def _check_kernel(tk: TransitionKernel, *, log_t, level, alpha, bounds=None, bounds_note="",
+                  bounded_tol=0.01) -> Verdict:
     n = tk.n_states
     t = sp.csr_array(tk.matrix).toarray()
     np.fill_diagonal(t, 0.0)
@@ -568,10 +728,21 @@ def _check_kernel(tk: TransitionKernel, *, log_t, level, alpha) -> Verdict:
         ground = tk.states[int(np.flatnonzero(main)[np.argmin(values[main])])]
     else:
         undefined["potential"] = undefined["hodge"]
+    pot = _frame(values, tk.states, status)
+    bd = None
+    if n >= 2:
+        bd, bounds_note = _bounded(t, log_t, tk.states, bounds, bounds_note, undefined)
+    else:
+        undefined["bounded"] = "one state: there is nothing to compare"
+    if bd is not None:
+        pot["bounded_beta_V"] = bd.potential.to_numpy()
+        pot["bounded_low"] = bd.low.to_numpy()
+        pot["bounded_high"] = bd.high.to_numpy()
     return Verdict(
         source=tk.counts.source or method, noise_free=True, n_states=n, n_pairs=n_pairs,
         n_two_way=n_two, n_transitions=float(f.size), n_calls=None,
         calls_note=f"{method}, no sampling noise", test=None, hodge=hd, shares=shares,
-        held_out=None, potentials=_frame(values, tk.states, status), ground=ground,
-        level=level, alpha=alpha, undefined=undefined,
+        held_out=None, potentials=pot, ground=ground,
+        level=level, alpha=alpha, undefined=undefined, bounded=bd, bounded_tol=bounded_tol,
+        bounds_note=bounds_note,
     )

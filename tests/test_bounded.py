@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dbnb.bounded import bounded_potential
+from dbnb.bounded import bounded_potential, popularity_bounds
 from dbnb.synthetic import driven_chain, reversible_chain
 
 
@@ -129,3 +129,28 @@ def test_rejects_bad_input():
         bounded_potential(t, t, tie=-1.0)
     with pytest.raises(KeyError, match="Z"):
         bounded_potential(t, t, states=["A", "B"], reference="Z")
+
+
+def test_popularity_control_keeps_the_widths_and_is_consistent():
+    """The control of a driven chain's narrow bounds: same support, same log-widths, and
+    consistent (its potential is -log p), while the chain itself is violated."""
+    chain = driven_chain(30, degree=4, sigma=1.0, drive=1.0, seed=2)
+    t = _kernel(chain)
+    lo, up = _widen(t, np.random.default_rng(4), 0.02)
+    g, f = np.argwhere((t > 0) & (t.T > 0))[0]
+    lo[g, f] = 0.0  # one-sided, with an upper bound far below the control's p(g)
+    up[g, f] = 1e-9
+    assert not bounded_potential(lo, up).consistent
+    c_lo, c_up = popularity_bounds(lo, up)
+    off = ~np.eye(len(t), dtype=bool)
+    assert ((c_lo > 0) == ((lo > 0) & off)).all() and ((c_up > 0) == ((up > 0) & off)).all()
+    pos = lo > 0
+    np.testing.assert_allclose(np.log(c_up[pos] / c_lo[pos]), np.log(up[pos] / lo[pos]))
+    ctrl = bounded_potential(c_lo, c_up)
+    assert ctrl.consistent and ctrl.pairs["outside"].max() < 1e-6
+    # -log p (the control's own potential) lies in every state's range
+    p = c_lo.max(axis=1)
+    ref = int(ctrl.potential.index.get_loc(ctrl.reference))
+    true = -(np.log(p) - np.log(p[ref]))
+    assert (ctrl.low.to_numpy() - 1e-8 <= true).all()
+    assert (true <= ctrl.high.to_numpy() + 1e-8).all()

@@ -262,3 +262,34 @@ def test_comparison_items_from_the_shipped_kernels(tmp_path):
     n = len(load_logprob_kernel(ref).sources)
     assert (table["states"] <= n).all() and (table["states"] > n / 2).all()
     plt.close("all")
+
+
+def test_bounded_verdicts_table_of_the_exact_kernels(tmp_path):
+    """tableE4: one row per shipped exact kernel; the real 30-word kernel is certified
+    violated, its popularity-only control (same bounds' widths) certified consistent; a
+    source with no kernel has no such item."""
+    import shutil
+
+    import numpy as np
+
+    from dbnb.datasets import data_dir
+    from dbnb.sources import LOGPROB30
+
+    (tmp_path / "runs").mkdir()
+    assert "tableE4_bounded_verdicts" not in [i.name for i in
+                                              reproduce.items(Sources("shipped",
+                                                                      data=tmp_path))[0]]
+    shutil.copy(data_dir() / LOGPROB30, tmp_path / LOGPROB30)
+    src = Sources("shipped", data=tmp_path)
+    item = {i.name: i for i in reproduce.items(src)[0]}["tableE4_bounded_verdicts"]
+    assert item.source == f"data/{LOGPROB30}"
+    table = item.make()
+    assert list(table.index) == ["words, exact kernel, 30"]
+    row = table.iloc[0]
+    assert row["states"] == 30 and row["pairs"] == row["two_sided_pairs"] == 435
+    assert row["verdict"] == "certified violated" and row["control_verdict"] == \
+        "certified consistent"
+    assert 0 < row["pairs_outside"] <= 435 and row["max_outside"] > 1.0
+    assert row["control_max_outside"] < 1e-6
+    assert np.isclose(row["share_outside"], row["pairs_outside"] / 435)
+    assert "0.01" in table.attrs["note"] and "popularity-only" in table.attrs["note"]

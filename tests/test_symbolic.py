@@ -562,3 +562,99 @@ def test_recorded_scores_checks_its_input():
         S.SymbolicAgent(_tiny_data(), scores={"x": -1.0})
     with pytest.raises(ValueError, match="scores\\['x'\\]"):
         S.SymbolicAgent(_tiny_data(), scores={"x": float("nan")})
+
+
+def _run_with_replies(agent, states, replies, calls=3):
+    """A fixed-design run of ``agent`` whose fake model answers ``replies`` in turn."""
+    from dbnb.agents.run import run_fixed_design
+    from dbnb.llm import MemoryStore
+
+    class Replies:
+        def __init__(self):
+            self.k = 0
+
+        async def __call__(self, *, model, messages, **params):
+            text = replies[self.k % len(replies)]
+            self.k += 1
+            return {"choices": [{"message": {"content": text}, "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+
+    return run_fixed_design(agent, states, calls, model="fake/m", store=MemoryStore(),
+                            complete=Replies(), concurrency=1, progress=False)
+
+
+class _Counting(S.SymbolicAgent):
+    """An agent that records which expressions it fitted."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.fitted: list[str] = []
+
+    def fit(self, expression):
+        self.fitted.append(S.parse_expression(expression, self.variable).text)
+        return super().fit(expression)
+
+
+def _same_counts(a, b):
+    assert a.states == b.states
+    np.testing.assert_array_equal(np.asarray(a.matrix.todense() if hasattr(a.matrix, "todense")
+                                             else a.matrix),
+                                  np.asarray(b.matrix.todense() if hasattr(b.matrix, "todense")
+                                             else b.matrix))
+    np.testing.assert_array_equal(a.calls, b.calls)
+    np.testing.assert_array_equal(a.escapes, b.escapes)
+    pd.testing.assert_frame_equal(a.metadata, b.metadata)
+
+
+def test_counts_read_recorded_fits_instead_of_refitting(monkeypatch):
+    """Replies the run also prompted with are checked from the record's MSE, not refitted:
+    the counts are identical with and without the shortcut, and only the replies never
+    prompted (or whose record does not match the agent's prompt) are fitted."""
+    data = _tiny_data()
+    states = ["param1*x+param2", "param1*x", "log(-1-x*x)"]
+    replies = ["param1*x", "log(-1-x*x)", "param1*x+param2", "param1*x**2+param2", "nope"]
+    recs = _run_with_replies(S.SymbolicAgent(data, mode="free"), states, replies)
+    trusted = S.trusted_scores(recs, S.SymbolicAgent(data, mode="free"))
+    assert set(trusted) == set(states) and trusted["log(-1-x*x)"] is None
+    fast = _Counting(data, mode="free")
+    with_shortcut = fast.counts(recs)
+    slow = _Counting(data, mode="free")
+    monkeypatch.setattr(S.agent, "trusted_scores", lambda records, agent: {})
+    without = slow.counts(recs)
+    monkeypatch.undo()
+    _same_counts(with_shortcut, without)
+    assert int(with_shortcut.escapes.sum()) > 0  # the non-finite reply is an escape both ways
+    assert "param1*x**2+param2" in fast.fitted  # never prompted: fitted
+    assert not {"param1*x", "log(-1-x*x)"} & set(fast.fitted)  # read from the records
+    assert {"param1*x", "log(-1-x*x)"} <= set(slow.fitted)
+
+
+def test_inconsistent_or_missing_records_fall_back_to_the_fit():
+    """A record made on another data set (its prompt differs from the agent's), one without
+    meta["mse"], or records that disagree: the expression is refitted, counts unchanged."""
+    data = _tiny_data()
+    states = ["param1*x+param2", "param1*x", "param1*x**2"]
+    replies = ["param1*x", "param1*x**2", "param1*x+param2"]
+    recs = _run_with_replies(S.SymbolicAgent(data, mode="free"), states, replies)
+    reference = S.SymbolicAgent(data, mode="free").counts(recs)
+    edited = []
+    for r in recs:
+        r = {**r, "meta": dict(r["meta"])}
+        f = r["meta"]["prompt"]
+        if f == "param1*x":  # another data set's prompt: its MSE is not this agent's
+            r["messages"] = [{**m, "content": m["content"].replace(data.description.split(";")[0],
+                                                                   "another data set")}
+                             for m in r["messages"]]
+        elif f == "param1*x**2":
+            del r["meta"]["mse"]
+        edited.append(r)
+    agent = _Counting(data, mode="free")
+    assert set(S.trusted_scores(edited, agent)) == {"param1*x+param2"}
+    bad = [dict(edited[0], meta={**edited[0]["meta"], "mse": "1.0"})]  # not a number
+    assert S.trusted_scores(bad, agent) == {}
+    c = agent.counts(edited)
+    assert {"param1*x", "param1*x**2"} <= set(agent.fitted)
+    assert "param1*x+param2" not in agent.fitted
+    np.testing.assert_array_equal(np.asarray(c.calls), np.asarray(reference.calls))
+    np.testing.assert_array_equal(np.asarray(c.escapes), np.asarray(reference.escapes))
+    assert c.states == reference.states and (c.matrix != reference.matrix).sum() == 0

@@ -153,6 +153,143 @@ def test_estimated_exact_kernel_is_not_noise_free():
     assert check(tk, bootstrap=0).test is not None
 
 
+# ---------------------------------------------------------------------------- bounds
+def _bounds(t: np.ndarray, width: float, seed: int = 0):
+    """Bounds around ``t``: each entry's lower bound up to ``width`` below it in log, its
+    upper bound up to ``width`` above (independent draws), so the truth lies inside."""
+    rng = np.random.default_rng(seed)
+    return t * np.exp(-width * rng.random(t.shape)), t * np.exp(width * rng.random(t.shape))
+
+
+def _planted(t: np.ndarray, factor: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """``t`` with one entry of a pair on a triangle multiplied by ``factor``: the pair's
+    log-ratio moves by ``log factor`` and every cycle through it carries that affinity."""
+    two = (t > 0) & (t.T > 0)
+    for g, f in zip(*np.nonzero(two), strict=True):
+        if (two[f] & two[g]).any():  # f and g share a neighbour: a triangle
+            out = t.copy()
+            out[g, f] *= factor
+            return out, (int(f), int(g))
+    raise AssertionError("no triangle")
+
+
+def _logprob_file(path, t: np.ndarray, states, lower, upper, *, store_upper: bool = True):
+    """A log-probability kernel file (``.npz``) whose walk found ``lower`` (upper bounds
+    ``upper`` stored, or left to the uncovered mass: then the self-replies take all but 1e-6
+    of each column, so the uncovered mass bounds every entry to 1e-6)."""
+    from dbnb.llm.logprob import LogprobKernel
+
+    n = t.shape[0]
+    lower = lower.copy()
+    if not store_upper:
+        np.fill_diagonal(lower, 0.0)
+        np.fill_diagonal(lower, 1.0 - 1e-6 - lower.sum(axis=0))
+    with np.errstate(divide="ignore"):
+        logprob = np.log(lower)
+    LogprobKernel(states=tuple(states), sources=tuple(states), prob=lower, logprob=logprob,
+                  uncovered=np.clip(1.0 - lower.sum(axis=0), 0.0, None),
+                  seconds=np.ones(n), n_nodes=n, info={"min_prob": 1e-5},
+                  upper=upper if store_upper else None).save(path)
+    return path
+
+
+def test_bounded_verdict_of_exact_kernels():
+    """An exact matrix is its own bounds: a reversible chain is certified consistent with
+    every pair inside its interval, a driven one certified violated with pairs outside."""
+    rev = check(synthetic.reversible_chain(30, degree=6, seed=1).kernel())
+    assert rev.bounded_status == "certified consistent"
+    assert rev.n_outside == 0 and rev.max_outside < 1e-6
+    assert "Bounds:  certified consistent" in rev.render()
+    drv = check(synthetic.driven_chain(30, degree=6, drive=1.0, seed=1).kernel())
+    assert drv.bounded_status == "certified violated"
+    assert drv.n_outside > 0 and drv.max_outside > 0.1
+    assert "certified violation of detailed balance" in drv.render()
+    row = drv.summary()
+    assert row["bounded"] == "certified violated" and row["pairs_outside"] == drv.n_outside
+
+
+def test_bounded_verdict_with_consistent_and_violated_bounds():
+    """Bounds around a reversible kernel: consistent, and the true potential difference lies
+    in every range. One planted entry pushed beyond its bounds: certified violated; the same
+    planted entry with bounds wide enough to cover it: consistent again."""
+    chain = synthetic.reversible_chain(25, degree=5, sigma=1.0, seed=4)
+    tk = chain.kernel()
+    t = chain.matrix.toarray()
+    lo, up = _bounds(t, 0.05, seed=1)
+    ok = check(tk, bounds=(lo, up), bounds_note="test bounds")
+    assert ok.bounded_status == "certified consistent" and ok.n_outside == 0
+    b = ok.bounded
+    true = pd.Series(chain.potential, index=chain.states)
+    true = true - true[b.reference]
+    assert ((b.low - 1e-8 <= true) & (true <= b.high + 1e-8)).all()
+    assert "(test bounds)" in ok.render()
+    assert np.isfinite(ok.potentials["bounded_low"]).all()
+    bad, (f, g) = _planted(t, np.exp(1.0))
+    lo2, up2 = _bounds(bad, 0.05, seed=1)
+    viol = check(synthetic.true_kernel(bad, chain.states), bounds=(lo2, up2))
+    assert viol.bounded_status == "certified violated" and not viol.bounded.consistent
+    assert viol.n_outside >= 1 and 0.1 < viol.max_outside < 1.0  # at most the planted 1
+    assert viol.bounded.low.isna().all()  # no potential, no range
+    # the tolerance decides what is counted, not the verdict
+    loose = check(synthetic.true_kernel(bad, chain.states), bounds=(lo2, up2), bounded_tol=2.0)
+    assert loose.bounded_status == "certified violated" and loose.n_outside == 0
+    wide = check(synthetic.true_kernel(bad, chain.states),
+                 bounds=(bad * np.exp(-0.6), bad * np.exp(0.6)))
+    assert wide.bounded_status == "certified consistent"
+
+
+def test_bounded_verdict_undefined_and_bad_input():
+    t = np.array([[0.0, 0.0], [0.3, 0.0]])  # only B <- A: no pair both ways
+    v = check(synthetic.true_kernel(t, ["A", "B"]))
+    assert v.bounded_status == "undefined" and "bounded away from 0" in v.bounded_conclusion
+    assert np.isnan(v.max_outside)
+    tk = synthetic.reversible_chain(5, seed=0).kernel()
+    with pytest.raises(ValueError, match="shape"):
+        check(tk, bounds=(np.zeros((2, 2)), np.zeros((2, 2))))
+    with pytest.raises(ValueError, match="bounded_tol"):
+        check(tk, bounded_tol=-1.0)
+    counts = synthetic.sample_fixed_design(synthetic.reversible_chain(5, seed=0), 20, seed=1)
+    with pytest.raises(ValueError, match="noise-free kernels only"):
+        check(counts, bounds=(np.zeros((5, 5)), np.zeros((5, 5))))
+    assert check(counts, bootstrap=0).bounded_conclusion == ""
+
+
+@pytest.mark.parametrize("store_upper", [True, False])
+def test_dbnb_check_prints_and_writes_the_bounded_verdict(tmp_path, capsys, store_upper):
+    """``dbnb check K.npz``: consistent bounds around a reversible kernel, violated ones
+    around a planted violation (bounds stored, or from the uncovered mass); the verdict
+    printed beside the others and the pairs written beside the potentials."""
+    from dbnb.cli import bounded_pairs_path
+
+    chain = synthetic.reversible_chain(20, degree=5, sigma=1.0, seed=2)
+    t = chain.matrix.toarray()
+    lo, up = _bounds(t, 0.05, seed=3) if store_upper else (t, None)
+    ok = _logprob_file(tmp_path / "ok.npz", t, chain.states, lo, up, store_upper=store_upper)
+    out = tmp_path / "ok.csv"
+    assert main(["check", str(ok), "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Verdict: no sampling noise" in text
+    assert "Bounds:  certified consistent with detailed balance" in text
+    assert "0 of " in text and "more than 0.01 outside" in text
+    pairs = pd.read_csv(bounded_pairs_path(out))
+    assert not pairs["beyond_tol"].any() and {"a", "b", "fitted", "outside"} <= set(pairs)
+    assert "bounded_low" in pd.read_csv(out, index_col=0)
+    bad, _ = _planted(t, np.exp(1.5))
+    lo2, up2 = _bounds(bad, 0.05, seed=3) if store_upper else (bad, None)
+    viol = _logprob_file(tmp_path / "bad.npz", bad, chain.states, lo2, up2,
+                         store_upper=store_upper)
+    out2 = tmp_path / "bad.csv"
+    assert main(["check", str(viol), "--out", str(out2), "--bounded-tol", "0.05"]) == 0
+    text = capsys.readouterr().out
+    assert "Bounds:  certified violation of detailed balance" in text
+    assert "more than 0.05 outside" in text
+    pairs = pd.read_csv(bounded_pairs_path(out2))
+    n = int(pairs["beyond_tol"].sum())
+    two = int(pairs["two_sided"].sum())
+    assert n >= 1 and f"{n:,} of {two:,} two-sided pairs more than 0.05" in text
+    assert (pairs["outside"][pairs["two_sided"]] > 0.05).sum() == n
+
+
 # ---------------------------------------------------------------------------- shipped
 def test_shipped_100_word_kernel(tmp_path, capsys):
     out = tmp_path / "k.csv"
@@ -168,6 +305,7 @@ def test_shipped_100_word_kernel(tmp_path, capsys):
     v = check(data, log_t=log_t)
     assert v.status == "circulates"
     assert 0.9 < v.hodge.gradient_fraction < 0.97
+    assert "Bounds:  certified violation" in text and "uncovered mass (no per-entry" in text
     assert v.shares.reply > 0.8 and v.shares.antisymmetric < v.shares.symmetric
     with pytest.raises(ValueError, match="no upper bounds"):
         check_data(RUNS / "word_logprob100.npz", max_log_gap=0.1)

@@ -18,7 +18,13 @@ agent        :class:`SymbolicAgent`, records to counts, recorded MSEs, the log-p
 
 from __future__ import annotations
 
-from .agent import SymbolicAgent, counts_from_records, logprob_kernel, recorded_scores
+from .agent import (
+    SymbolicAgent,
+    counts_from_records,
+    logprob_kernel,
+    recorded_scores,
+    trusted_scores,
+)
 from .candidates import default_candidates
 from .canonical import CoarseLevel, canonical_form, coarse_grain
 from .expression_features import (
@@ -70,5 +76,6 @@ __all__ = [
     "parse_reply",
     "prompt_messages",
     "recorded_scores",
+    "trusted_scores",
     "score_to_mse",
 ]

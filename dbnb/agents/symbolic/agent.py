@@ -24,7 +24,8 @@ from .expressions import ESCAPE_REASONS, Expression, InvalidExpression, parse_ex
 from .fitting import ExpressionFit, fit_expression, mse_to_score
 from .prompts import candidate_grammar, expression_grammar, parse_reply, prompt_messages
 
-__all__ = ["SymbolicAgent", "counts_from_records", "logprob_kernel", "recorded_scores"]
+__all__ = ["SymbolicAgent", "counts_from_records", "logprob_kernel", "recorded_scores",
+           "trusted_scores"]
 
 
 class SymbolicAgent:
@@ -152,9 +153,28 @@ class SymbolicAgent:
     def _check(self, e: Expression) -> str | None:
         return self.fit(e.text).reason
 
-    def parse(self, reply: str | None, state: str) -> Parsed:
+    def reason(self, expression: str,
+               recorded: Mapping[str, float | None] | None = None) -> str | None:
+        """Why a parsed expression is an escape rather than a state (None: it is a state):
+        its fit has no finite MSE (``"non_finite"``).
+
+        ``recorded`` (:func:`trusted_scores`: the MSE a run's prompt showed for an
+        expression, checked against this agent's prompt) answers without a fit where it holds
+        the expression: ``None`` there means the prompt said the fit could not be evaluated.
+        Any other expression is fitted (:meth:`fit`).
+        """
+        text = parse_expression(expression, self.variable).text
+        if recorded is not None and text in recorded:
+            return "non_finite" if recorded[text] is None else None
+        return self.fit(text).reason
+
+    def parse(self, reply: str | None, state: str, *,
+              recorded: Mapping[str, float | None] | None = None) -> Parsed:
+        """Parse a reply; ``recorded`` as in :meth:`reason` (a reply whose expression a run
+        prompted with, and recorded the fit of, is checked without refitting)."""
+        check = self._check if not recorded else (lambda e: self.reason(e.text, recorded))
         return parse_reply(reply, state, variable=self.variable, candidates=self._cand_set,
-                           check=self._check)
+                           check=check)
 
     def params(self) -> dict[str, Any]:
         return reply_params(self.max_tokens, self._grammar)
@@ -192,6 +212,10 @@ def counts_from_records(
     agent = agent or SymbolicAgent()
     records = list(records)
     shown = recorded_scores(records)  # what the run's prompts showed, where it recorded it
+    # replies the run also prompted with, its prompt as this agent builds it: their fit is
+    # read from the record, not refitted (a reply whose record is missing or does not match
+    # is fitted)
+    trusted = trusted_scores(records, agent)
 
     def state(f, k: int) -> str:
         if not isinstance(f, str) or not f.strip():
@@ -211,8 +235,66 @@ def counts_from_records(
             "length": [len(s) for s in states],
         }
 
-    return _counts_from_records(records, state=state, parse=agent.parse,
+    def parse(reply, f):
+        return agent.parse(reply, f, recorded=trusted)
+
+    return _counts_from_records(records, state=state, parse=parse,
                                 reasons=ESCAPE_REASONS, metadata=metadata, source=source)
+
+
+def trusted_scores(records: Iterable[Mapping[str, Any]],
+                   agent: SymbolicAgent) -> dict[str, float | None]:
+    """The recorded MSEs (``meta["mse"]``) that ``agent`` can use instead of refitting.
+
+    A prompt's value is kept only when it is consistent with the agent's settings: a finite
+    MSE ``>= 0`` or ``None`` (the fit could not be evaluated), the same in every record of
+    that prompt, and the record's ``messages`` exactly the prompt this agent builds for it
+    with that value (same data set description, variable and wording). Anything else (no
+    ``meta["mse"]``, no messages, another data set, records that disagree) is left out, and
+    the agent refits that expression.
+
+    Parameters
+    ----------
+    records : iterable of mappings
+        Store records of the symbolic agent (failed calls included: their prompt was shown).
+    agent : SymbolicAgent
+
+    Returns
+    -------
+    dict
+        Normalised expression text -> MSE (or None), for :meth:`SymbolicAgent.reason`.
+    """
+    desc = agent.data.description.split(";")[0]
+    out: dict[str, float | None] = {}
+    bad: set[str] = set()
+    built: dict[tuple[str, Any], list | None] = {}
+    for rec in records:
+        meta = rec.get("meta") or {}
+        f = meta.get("prompt")
+        if "mse" not in meta or not isinstance(f, str):
+            continue
+        v = meta["mse"]
+        try:
+            text = parse_expression(f, agent.variable).text
+        except InvalidExpression:
+            continue
+        ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)
+                           and math.isfinite(v) and v >= 0)
+        if ok:
+            key = (f, v)
+            if key not in built:  # one prompt built per distinct (prompt, value)
+                try:
+                    built[key] = prompt_messages(f, variable=agent.variable,
+                                                 mse=None if v is None else float(v),
+                                                 description=desc)
+                except ValueError:
+                    built[key] = None
+            ok = built[key] is not None and rec.get("messages") == built[key]
+        if not ok or (text in out and out[text] != v):
+            bad.add(text)
+        else:
+            out[text] = None if v is None else float(v)
+    return {k: v for k, v in out.items() if k not in bad}
 
 
 def recorded_scores(records: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
