@@ -45,13 +45,14 @@ What is exact and what is a bound
   special token and partial-UTF-8 byte token (338 tokens for SmolLM2). The EOG mass is taken
   as the remainder ``R = 1 - sum of every non-empty entry``, an *upper* bound of it: it also
   holds those tokens and the mass lost in shared texts. That is the one approximation: it
-  matters only at a complete word that another candidate continues (SURE / SURELY), where it
-  raises ``log R/EOG`` by 2.1e-3 to 3.3e-3 for SmolLM2 (measured, three prompts), so such a
-  word comes out high and its continuations low by at most that
+  matters only at a complete word that another candidate continues (SURE / SURELY), where
+  ``log R/EOG`` is 2.1e-3 to 3.3e-3 for SmolLM2 (measured, three prompts): the continuations
+  (SURELY) come out low by that, the word itself (SURE) high by ~1e-6
   (``tests/test_logprob_served.py``). Candidates no other candidate extends have ``P(EOG) =
   1`` at their end and need no EOG row.
 * Measured against the in-process walk on the same GGUF (two servers, one thread each):
-  max ``|d log p|`` 3e-6 for words without a complete word on their path, 3.3e-3 at SURE.
+  max ``|d log p|`` 5e-7 for words without a complete word on their path, 2.8e-6 at SURE,
+  3.3e-3 at SURELY (through SURE's EOG remainder).
 * So ``prob`` is the canonical term, up to the EOG remainder; ``uncovered`` (``1 - sum``) is
   the mass on the other tokenisations, and ``upper = prob + uncovered`` bounds ``P(g | f)``
   (as far as the EOG remainder allows).
