@@ -415,6 +415,32 @@ class LocalServer:
         """Process id of the server, or None when not started."""
         return None if self.proc is None else self.proc.pid
 
+    def settings(self) -> dict[str, Any]:
+        """What the server's arithmetic depends on, for a kernel's ``info`` (no endpoint).
+
+        The flags dbnb passes (``n_ctx``, threads) and llama-cpp-python's server defaults that
+        it does not override, read from ``llama_cpp.server.settings.ModelSettings``:
+        ``logits_all`` (needed for log-probabilities in responses) and ``flash_attn``; the
+        plain CPU kernels (:func:`plain_cpu_kernels`) and this machine
+        (:func:`dbnb.llm.logprob.machine_info`: CPU, llama.cpp build and version, model
+        SHA-256).
+        """
+        from llama_cpp.server.settings import ModelSettings
+
+        from .logprob.model import machine_info
+
+        fields = ModelSettings.model_fields
+        return {
+            "server": "llama_cpp.server",
+            "model_alias": self.name,
+            "n_ctx": self.n_ctx,
+            "n_threads": self.n_threads,
+            "logits_all": fields["logits_all"].default,
+            "flash_attn": fields["flash_attn"].default,
+            "extra_buffer_types": False,
+            "machine": machine_info(self.name, n_threads=self.n_threads or 0),
+        }
+
     def alive(self) -> bool:
         """Whether the server process is running and answers ``GET /v1/models``."""
         return (self.proc is not None and self.proc.poll() is None

@@ -16,11 +16,15 @@ kernel     :class:`LogprobKernel` (the result, its counts and transition kernel)
            and :func:`load_logprob_kernel` with a format version, and the one :func:`merge`
 replies    :func:`logprob_replies`, the entry point, resumable through a :class:`Checkpoint`;
            :func:`logprob_temperatures`, the same walk at several sampling temperatures
+served     :func:`served_replies`, the canonical tokenisation's term scored on served
+           ``/v1/completions`` endpoints (fanned out, resumable); :func:`canonical_share`, the
+           share of the exact probability that term carries (in-process)
 """
 
 from .kernel import FORMAT_VERSION, LogprobKernel, describe, load_logprob_kernel, merge
 from .model import LoadedModel, load_model, machine_info, same_machine
 from .replies import Checkpoint, logprob_replies, logprob_temperatures
+from .served import canonical_share, canonical_tokens, served_replies
 from .tree import TokenTree, build_tree
 from .walk import LADDER, PROMPT_MODES, STRATEGIES
 
@@ -34,6 +38,8 @@ __all__ = [
     "LogprobKernel",
     "TokenTree",
     "build_tree",
+    "canonical_share",
+    "canonical_tokens",
     "describe",
     "load_logprob_kernel",
     "load_model",
@@ -42,4 +48,5 @@ __all__ = [
     "machine_info",
     "merge",
     "same_machine",
+    "served_replies",
 ]

@@ -1,0 +1,532 @@
+"""Log-probability kernels from a served model, and what the canonical tokenisation carries.
+
+A scoring backend (an OpenAI-compatible ``/v1/completions`` endpoint) returns the model's
+*unconstrained* log-probabilities of the text it is sent; the grammar sampler's probability of
+a reply ``g`` (:mod:`dbnb.llm.logprob.walk`) is
+
+    P(g | f) = sum over tokenisations t_1..t_k of g of
+               prod_i p(t_i | t_<i) / Z(t_<i)  *  p(EOG | t_1..t_k) / Z(t_1..t_k)
+
+with ``Z(node)`` the unconstrained mass of the tokens the grammar allows at the node (its
+children in the :class:`dbnb.llm.logprob.tree.TokenTree`, plus the EOG tokens where the text is
+a complete candidate). So every factor needs a node's *full-vocabulary* row, not only the
+log-probability of the token taken.
+
+What :func:`served_replies` computes
+------------------------------------
+For each prompt and each candidate, the term of the **canonical tokenisation** only (the
+tokens the server's tokenizer gives to ``prompt text + g``): a lower bound of ``P(g | f)``
+whose gap is the mass of the other tokenisations (:func:`canonical_share` measures it
+in-process: for SmolLM2 under the Letter prompt over the 100-word vocabulary the canonical
+tokenisations carry only about a fifth of the probability, ``benchmarks/README.md``).
+llama-cpp-python's server accepts only text prompts, so other tokenisations cannot be sent; a
+backend that takes token-id prompts (vLLM) could score them, which this
+module does not do. Each node of a canonical path is one request: the prompt text followed by
+the node's text (the server's tokenisation of it is checked to be the node's tokens), no echo,
+``max_tokens=1``, ``logprobs = n_vocab`` (the sampled token's row is the node's full
+distribution) and ``logit_bias`` -100 on the EOG tokens (a sampled EOG token would end the
+completion with no row; the reported log-probabilities are the raw ones, before the bias).
+Echoing the prompt instead costs rows for every prompt token (measured: 92 MB and 72 s for one
+63-token prompt at full vocabulary, against 1.4 MB and 1 s per node).
+
+What is exact and what is a bound
+---------------------------------
+* Arithmetic: nodes are requested in depth-first (lexicographic token) order, one server per
+  prompt at a time, after a one-token request that empties the server's KV cache.
+  llama-cpp-python then evaluates the prompt as one batch and every reply token alone (its
+  prefix match keeps the rest), exactly the sampler's (and the in-process walk's) arithmetic:
+  rows agree with the walk's to 2.4e-7 in a log-probability (float32 log-softmax on the
+  server; measured).
+* The server's top-logprob rows are keyed by token *text* (``detokenize``, special tokens
+  rendered empty, broken UTF-8 dropped), so tokens sharing a text share one entry (the lowest).
+  Children and the taken token are read by text; a needed text shared by several tokens raises
+  (none among the 100-word vocabulary's allowed tokens for SmolLM2).
+* EOG: the EOG tokens are special, their key is the empty text, shared with every other
+  special token and partial-UTF-8 byte token (338 tokens for SmolLM2). The EOG mass is taken
+  as the remainder ``R = 1 - sum of every non-empty entry``, an *upper* bound of it: it also
+  holds those tokens and the mass lost in shared texts. That is the one approximation: it
+  matters only at a complete word that another candidate continues (SURE / SURELY), where
+  ``log R/EOG`` is 2.1e-3 to 3.3e-3 for SmolLM2 (measured, three prompts): the continuations
+  (SURELY) come out low by that, the word itself (SURE) high by ~1e-6
+  (``tests/test_logprob_served.py``). Candidates no other candidate extends have ``P(EOG) =
+  1`` at their end and need no EOG row.
+* Measured against the in-process walk on the same GGUF (two servers, one thread each):
+  max ``|d log p|`` 5e-7 for words without a complete word on their path, 2.8e-6 at SURE,
+  3.3e-3 at SURELY (through SURE's EOG remainder).
+* So ``prob`` is the canonical term, up to the EOG remainder; ``uncovered`` (``1 - sum``) is
+  the mass on the other tokenisations, and ``upper = prob + uncovered`` bounds ``P(g | f)``
+  (as far as the EOG remainder allows).
+
+The prompts are fanned out over several endpoints (api bases, or the entries of a deployments
+file, :func:`dbnb.llm.router.load_deployments`): one worker thread per endpoint takes whole
+prompts, so each server sees one prompt's requests in order (the Router's per-request load
+balancing would interleave them and break the KV-prefix arithmetic above). Finished prompts
+go to a :class:`dbnb.llm.logprob.replies.Checkpoint`, so an interrupted run resumes.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import queue
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .kernel import LogprobKernel
+from .model import LoadedModel, _sha256, load_model
+from .replies import Checkpoint, _digest, logprob_replies
+from .tree import TokenTree
+from .walk import eval_prompt, last_logits
+
+__all__ = ["SERVED_FORMAT", "canonical_share", "canonical_tokens", "served_replies"]
+
+#: Part of every served checkpoint row's key.
+SERVED_FORMAT = 1
+
+
+def _check_candidates(candidates: Sequence[str], sources: Sequence[str] | None
+                      ) -> tuple[list[str], list[str]]:
+    if isinstance(candidates, str):
+        raise ValueError("candidates must be a sequence of strings, not a single string")
+    cands = list(candidates)
+    if not cands:
+        raise ValueError("candidates is empty")
+    for c in cands:
+        if not isinstance(c, str) or not c:
+            raise ValueError(f"candidates must be non-empty strings, got {c!r}")
+    if len(set(cands)) != len(cands):
+        dup = pd.Index(cands)[pd.Index(cands).duplicated()][0]
+        raise ValueError(f"candidates have duplicates, e.g. {dup!r}")
+    if sources is None:
+        return cands, list(cands)
+    if isinstance(sources, str):
+        raise ValueError("sources must be a sequence of strings, not a single string")
+    srcs = list(sources)
+    missing = [s for s in srcs if s not in set(cands)]
+    if missing:
+        raise ValueError(f"sources must be among the candidates; not there: {missing[:5]}")
+    return cands, srcs
+
+
+def canonical_tokens(m: LoadedModel, messages: list[dict[str, str]], candidate: str
+                     ) -> tuple[str, list[int], list[int]]:
+    """The rendered prompt text, its tokens, and the canonical tokens of ``candidate`` there.
+
+    The canonical tokenisation is what the model's tokenizer gives to the prompt text followed
+    by the candidate (``special=True``, as the server tokenises a completion prompt), minus the
+    prompt's own tokens. Every prefix of it must also be what the tokenizer gives to the prompt
+    followed by the prefix's text (so a text-only endpoint can be sent each node).
+
+    Raises
+    ------
+    ValueError
+        The prompt's tokens are not a prefix of the joint tokenisation (the tokenizer merged
+        across the boundary), or a prefix of the canonical tokens is not reachable by text.
+    """
+    r = m.formatter(messages=messages)
+    prompt = m.prompt_tokens(messages)
+    add_bos = not r.added_special
+
+    def tok(text: str) -> list[int]:
+        return m.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    full = tok(r.prompt + candidate)
+    if full[:len(prompt)] != prompt:
+        raise ValueError(f"the tokenizer merges the prompt's end with {candidate!r}; its "
+                         "canonical tokenisation is not defined after the prompt")
+    path = full[len(prompt):]
+    text = ""
+    for i, t in enumerate(path[:-1]):
+        text += m.llm.detokenize([t]).decode("utf-8")
+        if tok(r.prompt + text) != prompt + path[:i + 1]:
+            raise ValueError(f"{candidate!r}: its canonical prefix {text!r} is tokenised "
+                             "differently on its own, so a text endpoint cannot be sent that node")
+    return r.prompt, prompt, path
+
+
+def _follow(tree: TokenTree, path: Sequence[int]) -> list[int]:
+    """Tree nodes along a token path, root first."""
+    nodes = [0]
+    for t in path:
+        kids = [k for k in tree.children(nodes[-1]) if tree.token[k] == t]
+        if not kids:
+            raise ValueError(f"token {t} is not allowed after {tree.text[nodes[-1]]!r}")
+        nodes.append(kids[0])
+    if tree.word[nodes[-1]] < 0:
+        raise ValueError(f"the path ends at {tree.text[nodes[-1]]!r}, not a candidate")
+    return nodes
+
+
+def _lse(x: np.ndarray) -> float:
+    mx = float(np.max(x))
+    return mx + math.log(float(np.exp(np.asarray(x) - mx).sum()))
+
+
+def _path_logprob(tree: TokenTree, nodes: list[int], kid_lp: Callable[[int], np.ndarray],
+                  eog_lp: Callable[[int], float]) -> float:
+    """log of prod_i p(t_i)/Z * p(EOG)/Z along ``nodes``, from per-node log-probabilities."""
+    out = 0.0
+    for i, n in enumerate(nodes):
+        kids = tree.children(n)
+        x = kid_lp(n) if kids else np.zeros(0)
+        complete = tree.word[n] >= 0
+        terms = np.concatenate([x, [eog_lp(n)]]) if complete else x
+        z = _lse(terms) if len(terms) else 0.0
+        if i + 1 < len(nodes):
+            out += float(x[kids.index(nodes[i + 1])]) - z
+        elif kids:
+            out += eog_lp(n) - z
+    return out
+
+
+# ---------------------------------------------------------------------- in-process share
+def canonical_share(
+    candidates: Sequence[str],
+    prompt_fn: Callable[[str], list[dict[str, str]]],
+    *,
+    sources: Sequence[str] | None = None,
+    model: str | Path = "smollm2",
+    min_prob: float = 0.0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """How much of each candidate's exact probability its canonical tokenisation carries.
+
+    In-process, no server: for every prompt ``f`` and candidate ``g``, the probability of the
+    canonical tokenisation alone (:func:`canonical_tokens`), computed with the walk's
+    arithmetic (the prompt as one batch, then one token at a time, each factor renormalised
+    over the grammar's allowed tokens, EOG over all EOG tokens), against the exact ``P(g | f)``
+    of :func:`dbnb.llm.logprob.logprob_replies` (``prompt_mode="fresh"``). This is the bound a
+    scoring-only backend can reach (:func:`served_replies`).
+
+    Parameters
+    ----------
+    candidates, prompt_fn, sources, model
+        As in :func:`dbnb.llm.logprob.logprob_replies`.
+    min_prob : float, default 0
+        The walk's cut-off; with ``min_prob > 0`` the exact probability is bracketed by the
+        walk's bounds, and so is the share.
+    progress : bool
+        Show the walk's progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (prompt, candidate), prompts in ``sources`` order and candidates in
+        ``candidates`` order within each: ``prompt``, ``candidate``, ``n_tokens`` (canonical),
+        ``p_canonical``, ``p_exact`` (the walk's lower bound), ``p_upper``, ``share``
+        (``p_canonical / p_exact``, the share of the exact probability; ``<= 1`` up to
+        rounding) and ``share_low`` (``p_canonical / p_upper``).
+    """
+    cands, srcs = _check_candidates(candidates, sources)
+    m = load_model(model)
+    exact = logprob_replies(cands, prompt_fn, sources=srcs, model=model, min_prob=min_prob,
+                            progress=progress)
+    tree = TokenTree(cands, m.pieces, m.max_piece)
+    rows = []
+    for j, f in enumerate(srcs):
+        msgs = prompt_fn(f)
+        paths = {g: canonical_tokens(m, msgs, g)[2] for g in cands}
+        prompt = m.prompt_tokens(msgs)
+        # node -> (allowed children's logits, log-sum-exp of the EOG logits), from
+        # single-token decodes in depth-first order (the KV cache then holds the node's path)
+        lg: dict[int, tuple[np.ndarray, float]] = {}
+        for g in sorted(cands, key=lambda c: paths[c]):
+            nodes = _follow(tree, paths[g])
+            for n in nodes:
+                if n in lg or not tree.children(n):
+                    continue
+                if n == 0:
+                    eval_prompt(m, prompt, "fresh")
+                else:
+                    m.llm.n_tokens = len(prompt) + tree.depth[n] - 1
+                    m.llm.eval([tree.token[n]])
+                x = last_logits(m)
+                lg[n] = (x[[tree.token[k] for k in tree.children(n)]], _lse(x[m.eog]))
+
+            def kid_lp(n, lg=lg):
+                return lg[n][0]
+
+            def eog_lp(n, lg=lg):
+                return lg[n][1] if n in lg else 0.0
+
+            lp = _path_logprob(tree, nodes, kid_lp, eog_lp)
+            i = cands.index(g)
+            rows.append({"_j": j, "_i": i, "prompt": f, "candidate": g, "n_tokens": len(paths[g]),
+                         "p_canonical": math.exp(lp), "p_exact": float(exact.prob[i, j]),
+                         "p_upper": float(exact.upper[i, j])})
+    out = (pd.DataFrame(rows).sort_values(["_j", "_i"]).drop(columns=["_j", "_i"])
+           .reset_index(drop=True))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["share"] = out["p_canonical"] / out["p_exact"]
+        out["share_low"] = out["p_canonical"] / out["p_upper"]
+    return out
+
+
+# ---------------------------------------------------------------------- served kernel
+class _Endpoint:
+    """One completions endpoint: where to send, under what name, with which key."""
+
+    def __init__(self, api_base: str, model: str, api_key: str | None, name: str):
+        self.api_base = api_base.rstrip("/")
+        self.model = model
+        self.api_key = api_key
+        self.name = name
+
+    def post(self, body: dict, timeout: float) -> dict:
+        host = urllib.parse.urlsplit(self.api_base).hostname or ""
+        handlers = ([urllib.request.ProxyHandler({})]
+                    if host in ("127.0.0.1", "localhost", "::1") else [])
+        opener = urllib.request.build_opener(*handlers)
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        req = urllib.request.Request(self.api_base + "/completions",
+                                     data=json.dumps({"model": self.model, **body}).encode(),
+                                     headers=headers)
+        try:
+            with opener.open(req, timeout=timeout) as resp:
+                return json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            detail = exc.read()[:500].decode("utf-8", "replace")
+            raise RuntimeError(f"{self.name}: HTTP {exc.code} from {self.api_base}/completions:"
+                               f" {detail}") from None
+
+
+def _endpoints(endpoints: Any, served_model: str | None) -> list[_Endpoint]:
+    """api bases (str), or a deployments file / Deployments: one endpoint per entry."""
+    from ..router import ENV_PREFIX, Deployments, load_deployments
+
+    if isinstance(endpoints, str) and endpoints.startswith(("http://", "https://")):
+        endpoints = [endpoints]
+    if isinstance(endpoints, (list, tuple)) and endpoints and all(
+            isinstance(e, str) for e in endpoints):
+        if served_model is None:
+            raise ValueError("served_model (the name the servers serve) is needed with api bases")
+        return [_Endpoint(e, served_model, None, e) for e in endpoints]
+    dep = endpoints if isinstance(endpoints, Deployments) else load_deployments(endpoints)
+    out = []
+    for e in dep.model_list:
+        lp = e["litellm_params"]
+        if "api_base" not in lp:
+            raise ValueError(f"deployment {e['model_info']['id']!r} has no api_base; a served "
+                             "kernel needs an OpenAI-compatible completions endpoint")
+        key = lp.get("api_key")
+        if isinstance(key, str) and key.startswith(ENV_PREFIX):
+            key = os.environ[key[len(ENV_PREFIX):]]
+        name = served_model or lp["model"].split("/", 1)[-1]
+        out.append(_Endpoint(lp["api_base"], name, key, e["model_info"]["id"]))
+    return out
+
+
+def _server_keys(m: LoadedModel) -> dict[str, list[int]]:
+    """Token text as the server keys its top-logprob rows -> token ids sharing that key."""
+    keys: dict[str, list[int]] = {}
+    for i in range(m.n_vocab):
+        keys.setdefault(m.llm.detokenize([i]).decode("utf-8", errors="ignore"), []).append(i)
+    return keys
+
+
+def _score_prompt(ep: _Endpoint, m: LoadedModel, tree: TokenTree, cands: list[str],
+                  msgs: list[dict[str, str]], shared: dict[str, list[int]], timeout: float
+                  ) -> tuple[np.ndarray, int]:
+    """Canonical-path log-probabilities of every candidate for one prompt on one endpoint."""
+    text_of = {i: s for s, ids in m.pieces.items() for i in ids}
+    paths = {}
+    for g in cands:
+        ptext, prompt, paths[g] = canonical_tokens(m, msgs, g)
+    flush = "\n" if m.llm.tokenize(b"\n", add_bos=False, special=True)[:1] != prompt[:1] \
+        else "0"
+    ep.post({"prompt": flush, "max_tokens": 1, "temperature": 0.0}, timeout)  # empty the KV
+    bias = {str(int(i)): -100 for i in m.eog}
+    rows: dict[int, tuple[dict[str, float], float]] = {}  # node -> (child text lp, log R)
+    requests = 0
+    for g in sorted(cands, key=lambda c: paths[c]):  # lexicographic = depth-first preorder
+        nodes = _follow(tree, paths[g])
+        for i, n in enumerate(nodes):
+            if n in rows or not tree.children(n):
+                continue
+            text = "".join(text_of[t] for t in paths[g][:i])
+            out = ep.post({"prompt": ptext + text, "max_tokens": 1, "temperature": 0.0,
+                           "logprobs": m.n_vocab, "logit_bias": bias}, timeout)
+            requests += 1
+            got = out["choices"][0].get("logprobs") or {}
+            n_prompt = out.get("usage", {}).get("prompt_tokens")
+            if n_prompt is not None and n_prompt != len(prompt) + i:
+                raise RuntimeError(f"{ep.name}: the server read {n_prompt} prompt tokens for "
+                                   f"{text!r}, expected {len(prompt) + i} (another tokenizer?)")
+            top = (got.get("top_logprobs") or [None])[0]
+            if not top or len(top) < len(shared) - 1:
+                raise RuntimeError(f"{ep.name}: expected a full-vocabulary row "
+                                   f"({len(shared)} texts), got {0 if not top else len(top)}; "
+                                   "does the server cap logprobs or lack logits_all?")
+            need = {text_of[tree.token[k]] for k in tree.children(n)}
+            for s in need:
+                if len(shared[s]) > 1:
+                    raise ValueError(f"token text {s!r} is shared by tokens {shared[s]}: the "
+                                     "server's text-keyed row cannot tell them apart")
+            rem = 1.0 - math.fsum(math.exp(v) for k, v in top.items() if k != "")
+            rows[n] = ({s: top[s] for s in need}, math.log(max(rem, 1e-300)))
+
+    def kid_lp(n):
+        return np.array([rows[n][0][text_of[tree.token[k]]] for k in tree.children(n)])
+
+    def eog_lp(n):
+        return rows[n][1] if n in rows else 0.0
+
+    lp = np.array([_path_logprob(tree, _follow(tree, paths[g]), kid_lp, eog_lp)
+                   for g in cands])
+    return lp, requests
+
+
+def served_replies(
+    candidates: Sequence[str],
+    prompt_fn: Callable[[str], list[dict[str, str]]],
+    endpoints: str | Sequence[str] | Any,
+    *,
+    sources: Sequence[str] | None = None,
+    model: str | Path = "smollm2",
+    served_model: str | None = None,
+    checkpoint: str | Path | None = None,
+    server_info: Mapping[str, Any] | None = None,
+    info: Mapping[str, Any] | None = None,
+    timeout: float = 300.0,
+) -> LogprobKernel:
+    """``P(g | f)`` of the grammar sampler from a served model: the canonical tokenisation.
+
+    For each prompt and candidate, the canonical tokenisation's term of ``P(g | f)``, scored
+    on OpenAI-compatible ``/v1/completions`` endpoints that return full-vocabulary
+    log-probabilities (llama-cpp-python's server; see the module docstring for the requests,
+    what is exact and what is a bound). Prompts are spread over the endpoints, one worker
+    each; each finished prompt is appended to ``checkpoint``.
+
+    Parameters
+    ----------
+    candidates, prompt_fn, sources
+        As in :func:`dbnb.llm.logprob.logprob_replies`.
+    endpoints : str, sequence of str, path, Deployments
+        One api base (``http://host:port/v1``) or several, or a deployments file (or its
+        data, :func:`dbnb.llm.router.load_deployments`): every entry is one endpoint, its
+        ``model_info.id`` the endpoint's name in ``info``.
+    model : str or path
+        The same GGUF the servers load, here for its tokenizer, chat template and SHA-256 only
+        (no logits are computed locally).
+    served_model : str, optional
+        The model name the servers serve (``--model_alias``); default the deployments'
+        ``litellm_params.model`` without its provider prefix. Needed with api bases.
+    checkpoint : path, optional
+        A JSON-lines file; a rerun with the same candidates, model file and served name reuses
+        the prompts finished (same prompt tokens).
+    server_info : mapping, optional
+        What the servers' arithmetic depends on (flags such as ``logits_all``, ``flash_attn``,
+        threads; llama.cpp version and CPU), stored as ``info["server"]``
+        (:meth:`dbnb.llm.local.LocalServer.settings` for a server dbnb starts).
+    info : mapping, optional
+        Extra entries for the result's ``info``.
+    timeout : float
+        Seconds per request.
+
+    Returns
+    -------
+    LogprobKernel
+        ``prob`` the canonical terms (lower bounds of ``P(g | f)``); ``uncovered`` their
+        missing mass; ``upper = prob + uncovered``; ``n_nodes`` the distinct nodes scored;
+        ``info["tokenisations"] = "canonical"``, ``info["bound"]`` says so in words,
+        ``info["endpoint_of_source"]`` and ``info["requests"]`` per source.
+    """
+    cands, srcs = _check_candidates(candidates, sources)
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    eps = _endpoints(endpoints, served_model)
+    m = load_model(model)
+    shared = _server_keys(m)
+    key = _digest([SERVED_FORMAT, cands, m.path.name, eps[0].model, "canonical"])
+    ckpt = None if checkpoint is None else Checkpoint(checkpoint, key)
+    done = {} if ckpt is None else ckpt.read()
+    lock = threading.Lock()
+    results: dict[str, tuple[np.ndarray, float, str, int]] = {}
+    todo: queue.Queue = queue.Queue()
+    digests = {}
+    for f in srcs:
+        msgs = prompt_fn(f)
+        d = _digest(m.prompt_tokens(msgs))
+        digests[f] = d
+        row = done.get((f, d))
+        if row is not None:
+            results[f] = (np.asarray(row["logprob"], dtype=float), row["seconds"],
+                          row["endpoint"], row["requests"])
+        else:
+            todo.put((f, msgs))
+    errors: list[BaseException] = []
+
+    def work(ep: _Endpoint) -> None:
+        tree = TokenTree(cands, m.pieces, m.max_piece)
+        while not errors:
+            try:
+                f, msgs = todo.get_nowait()
+            except queue.Empty:
+                return
+            t0 = time.perf_counter()
+            try:
+                lp, k = _score_prompt(ep, m, tree, cands, msgs, shared, timeout)
+            except BaseException as exc:  # reported after the other workers stop
+                errors.append(exc)
+                return
+            secs = time.perf_counter() - t0
+            with lock:
+                results[f] = (lp, secs, ep.name, k)
+                if ckpt is not None:
+                    ckpt.append({"source": f, "prompt": digests[f], "logprob": lp.tolist(),
+                                 "seconds": secs, "endpoint": ep.name, "requests": k})
+
+    threads = [threading.Thread(target=work, args=(ep,), daemon=True) for ep in eps]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    logprob = np.stack([results[f][0] for f in srcs], axis=1)
+    prob = np.exp(logprob)
+    uncovered = np.clip(1.0 - prob.sum(axis=0), 0.0, None)
+    upper = np.minimum(prob + uncovered, 1.0)
+    seconds = np.array([results[f][1] for f in srcs])
+    import llama_cpp
+
+    kinfo = {
+        "backend": "openai-compatible /v1/completions, full-vocabulary logprobs per node",
+        "tokenisations": "canonical",
+        "bound": ("prob is the canonical tokenisation's term of P(g|f) only (a lower bound; "
+                  "upper = prob + uncovered), with each complete node's EOG mass taken as the "
+                  "row's remainder outside the non-empty token texts (an upper bound of it)"),
+        "model_file": Path(m.path).name,
+        "model_sha256": _sha256(str(Path(m.path).resolve())),
+        "served_model": eps[0].model,
+        "tokenizer_llama_cpp_version": llama_cpp.__version__,
+        "prompt_mode": "fresh",
+        "min_prob": 0.0,
+        "strategy": "served",
+        "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
+        "eog_tokens": m.eog.tolist(),
+        "chat_template_sha256": m.chat_template_sha256,
+        "server": dict(server_info or {}),
+        "endpoint_of_source": [results[f][2] for f in srcs],
+        "requests": [results[f][3] for f in srcs],
+        "prompt_tokens": [len(m.prompt_tokens(prompt_fn(f))) for f in srcs],
+        **dict(info or {}),
+    }
+    for a in (prob, logprob, uncovered, upper, seconds):
+        a.setflags(write=False)
+    return LogprobKernel(states=tuple(cands), sources=tuple(srcs), prob=prob, logprob=logprob,
+                         uncovered=uncovered, seconds=seconds,
+                         n_nodes=max(results[f][3] for f in srcs),
+                         info=kinfo, upper=upper, ladder=None)
