@@ -522,7 +522,8 @@ class JsonlStore(Store):
 
 
 def compact(
-    src: str | os.PathLike | Store, dst_gz: str | os.PathLike, *, successful_only: bool = False
+    src: str | os.PathLike | Store, dst_gz: str | os.PathLike, *, successful_only: bool = False,
+    dedup: bool = True,
 ) -> int:
     """Write a store as gzip-compressed JSON Lines (the format shipped in ``data/``).
 
@@ -538,6 +539,12 @@ def compact(
         Output path; must end in ``.gz``.
     successful_only : bool, default False
         Drop failed records (``error`` set). By default the full record is kept.
+    dedup : bool, default True
+        The layout of :class:`JsonlStore` (``dedup=True``): each distinct request body
+        (:data:`BODY_FIELDS`) once, before the first record that names it by hash, so a run
+        whose calls share a long grammar shrinks by the repetition gzip alone cannot remove
+        across its window. ``False`` writes one full record per line (the old layout). Both
+        read back to the same records.
 
     Returns
     -------
@@ -556,11 +563,19 @@ def compact(
     try:
         with open(tmp, "wb") as raw:
             with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
+                seen: set[str] = set()
                 for rec in store:
                     if successful_only and rec.get("error") is not None:
                         continue
-                    line = json.dumps(rec, ensure_ascii=False, separators=(",", ":")) + "\n"
-                    gz.write(line.encode("utf-8"))
+                    if dedup and all(f in rec for f in BODY_FIELDS):
+                        h = body_hash(rec)
+                        if h not in seen:
+                            seen.add(h)
+                            body = {"body": h, **{f: rec[f] for f in BODY_FIELDS}}
+                            gz.write((_dumps(body) + "\n").encode("utf-8"))
+                        rec = {**{k: v for k, v in rec.items() if k not in BODY_FIELDS},
+                               "body": h}
+                    gz.write((_dumps(rec) + "\n").encode("utf-8"))
                     n += 1
             raw.flush()
             os.fsync(raw.fileno())
