@@ -617,7 +617,12 @@ def _balance_headline(src: Sources) -> str:
         if st == "undefined":
             parts.append(f"{name}: untestable ({v.short_reason})")
         elif v.noise_free:
-            parts.append(f"{name}: {v.circulation:.1%} of the flow circulates")
+            line = f"{name}: {v.circulation:.1%} of the flow circulates"
+            if v.bounded_status != "undefined":  # the certified verdict of the entries' bounds
+                line += (f", {v.bounded_status} within its bounds ({v.n_outside:,} of "
+                         f"{v.n_two_sided:,} two-sided pairs more than {v.bounded_tol:g} "
+                         "outside)")
+            parts.append(line)
         else:
             t = v.test
             parts.append(f"{name}: {st} ({format_p(t.p_value, t.n_bootstrap)}, chi2 "

@@ -81,6 +81,12 @@ def test_reproduce_writes_figures(tmp_path, capsys):
         assert col in table.columns
     assert (tmp_path / "figE7_hodge_fractions.png").stat().st_size > 10_000
     assert "is it detailed balance? Claude-4, Table II: untestable (dof = 0)" in out
+    # the exact kernels' certified verdicts, from their bounds (tableE4), in the same line
+    e4 = pd.read_csv(tmp_path / "tableE4_bounded_verdicts.csv", index_col=0)
+    row = e4.loc["words, exact kernel, 100"]
+    assert (f"words, exact kernel, 100: 6.1% of the flow circulates, {row['verdict']} within "
+            f"its bounds ({int(row['pairs_outside']):,} of {int(row['two_sided_pairs']):,} "
+            "two-sided pairs") in out
 
 
 def test_parser_has_defaults():
