@@ -290,6 +290,8 @@ def _cmd_kernel_word(args: argparse.Namespace) -> int:
     temps = _temperatures(args.temperatures)
     ckpt = _check_out(args)
     prompt_fn = PROMPTS[args.prompt]
+    if args.served or args.deployments:
+        return _kernel_word_served(args, model, vocab, temps, ckpt, prompt_fn)
     if temps is None:
         kernels = {None: word_logprob_kernel(vocab, model=model, prompt_fn=prompt_fn,
                                              prompt_mode=args.prompt_mode,
@@ -304,6 +306,33 @@ def _cmd_kernel_word(args: argparse.Namespace) -> int:
         print(ek)
         print(f"wrote {out} ({len(vocab)} words, {float(ek.seconds.sum()):.0f} s, uncovered "
               f"mass <= {float(ek.uncovered.max()):.2g})")
+    return 0
+
+
+def _kernel_word_served(args, model, vocab, temps, ckpt, prompt_fn) -> int:
+    """``dbnb kernel word --served URL ... | --deployments FILE``: the canonical tokenisation's
+    term of every entry, scored on served copies of the same GGUF
+    (:func:`dbnb.llm.logprob.served_replies`)."""
+    from .agents.word import _kernel_words
+    from .llm.logprob import served_replies
+
+    if args.served and args.deployments:
+        raise ValueError("give --served URL (repeatable) or --deployments FILE, not both")
+    if temps is not None:
+        raise ValueError("--temperatures: a served kernel is scored at temperature 1 only")
+    if args.min_prob != 0.0 or args.prompt_mode != "fresh":
+        raise ValueError("--min-prob and --prompt-mode apply to the in-process walk, not to "
+                         "--served / --deployments")
+    if args.served and not args.served_model:
+        raise ValueError("--served needs --served-model (the name the servers serve)")
+    words, _ = _kernel_words(vocab, None)
+    ek = served_replies(words, prompt_fn, args.served or args.deployments, model=model,
+                        served_model=args.served_model, checkpoint=ckpt,
+                        info={"prompt": args.prompt})
+    ek.save(args.out)
+    print(ek)
+    print(f"wrote {args.out} ({len(words)} words, canonical tokenisations only: the entries "
+          f"are lower bounds, uncovered mass up to {float(ek.uncovered.max()):.2g})")
     return 0
 
 
@@ -586,6 +615,15 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kernels at these sampling temperatures from one walk (each child's "
                     "logit kept and re-weighted), written as OUT_T<t>.npz; default: "
                     "temperature 1 only, written as OUT")
+    kw.add_argument("--served", action="append", default=None, metavar="URL",
+                    help="score on a served copy of the model instead (an OpenAI-compatible "
+                    "/v1/completions endpoint with full-vocabulary logprobs, e.g. "
+                    "http://127.0.0.1:8000/v1; repeat for several servers): the canonical "
+                    "tokenisation of each word only, so entries are lower bounds")
+    kw.add_argument("--deployments", default=None, metavar="FILE",
+                    help="the servers as a deployments file (litellm Router model_list)")
+    kw.add_argument("--served-model", default=None,
+                    help="the model name the servers serve (their --model_alias)")
     _exact_options(kw)
     kw.set_defaults(func=_cmd_kernel_word, command="kernel word")
 

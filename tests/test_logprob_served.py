@@ -137,3 +137,30 @@ def test_served_kernel_matches_the_in_process_canonical_term(tmp_path):
     again = served_replies(WORDS, _messages, "http://127.0.0.1:1/v1", sources=prompts,
                            served_model="smollm2", checkpoint=tmp_path / "served.jsonl")
     assert np.array_equal(again.logprob, k.logprob)
+
+
+def test_cli_kernel_word_served(tmp_path, capsys):
+    """``dbnb kernel word --served URL``: one real server, three words, the Letter's prompt;
+    the entries are the canonical terms, at most the in-process exact kernel's."""
+    from dbnb.agents.word import word_logprob_kernel
+    from dbnb.cli import main
+    from dbnb.llm.local import LocalServer
+    from dbnb.llm.logprob import load_logprob_kernel
+
+    vocab = tmp_path / "words.txt"
+    vocab.write_text("TURKEY\nSTATUS\nTHIRTY\n")
+    out = tmp_path / "served.npz"
+    base = ["kernel", "word", "--vocab", str(vocab), "--out", str(out)]
+    assert main(base + ["--served", "http://127.0.0.1:1/v1"]) == 2  # no served name
+    assert "--served needs --served-model" in capsys.readouterr().err
+    assert main(base + ["--served", "http://127.0.0.1:1/v1", "--served-model", "smollm2",
+                        "--temperatures", "0.5,1"]) == 2
+    assert "temperature 1 only" in capsys.readouterr().err
+    with LocalServer("smollm2", n_threads=1) as s:
+        assert main(base + ["--served", s.api_base, "--served-model", "smollm2"]) == 0
+    assert "canonical tokenisations only" in capsys.readouterr().out
+    k = load_logprob_kernel(out)
+    exact = word_logprob_kernel(["TURKEY", "STATUS", "THIRTY"], progress=False)
+    assert k.states == exact.states and k.info["tokenisations"] == "canonical"
+    assert k.info["prompt"] == "letter"
+    assert np.all(k.logprob <= exact.logprob + 1e-5) and np.all(np.isfinite(k.logprob))
