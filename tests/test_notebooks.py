@@ -144,15 +144,19 @@ def _code_cells(stem: str) -> list[str]:
             if head.strip() == "# %%"]
 
 
-def _run_until(stem: str, marker: str, source: str, capsys) -> tuple[dict, str]:
+def _run_until(stem: str, marker: str, source: str, capsys,
+               subs: dict[str, str] | None = None) -> tuple[dict, str]:
     """Execute the code cells of a notebook source up to the first one containing ``marker``
-    (its data loading), with ``SOURCE = source``; the namespace and what it printed."""
+    (its data loading), with ``SOURCE = source`` and the text replacements ``subs`` (e.g. a
+    flag set as a reader would); the namespace and what it printed."""
     import matplotlib.pyplot as plt
 
     ns: dict = {"__name__": "__main__", "display": print}
     capsys.readouterr()
     for cell in _code_cells(stem):
         cell = SOURCE_LINE.sub(f"SOURCE = {source!r}", cell)
+        for old, new in (subs or {}).items():
+            cell = cell.replace(old, new)
         exec(compile(cell, f"{stem}.py", "exec"), ns)
         if marker in cell:
             break
@@ -215,3 +219,28 @@ def test_overview_reads_claude_from_a_folder_that_has_the_file(tmp_path, capsys)
     assert abs(ns["cfit"].potential["PERSONAL"] - 4.07) < 0.01
     ns, out = _run_until("00_overview", "cfit = src.claude_fit", "shipped", capsys)
     assert "claude4_table2.csv" in out and abs(ns["cfit"].potential["PERSONAL"] - 4.07) < 0.01
+
+
+@pytest.mark.slow
+@pytest.mark.local_llm
+def test_sampling_notebook_live_cells_run_on_the_bundled_model(tmp_path, monkeypatch, capsys):
+    """Notebook 01 with ``LIVE = True``, as a class would run it: 20 real calls to SmolLM2 taken
+    to counts and a fit, replayed (not paid again) on a rerun, and the 5-word exact kernel at
+    three temperatures, whose potential spreads as about 1/T."""
+    pytest.importorskip("llama_cpp")
+    import numpy as np
+
+    monkeypatch.chdir(tmp_path)
+    subs = {"LIVE = False ": "LIVE = True "}
+    ns, out = _run_until("01_sampling", "word_logprob_kernels(", "shipped", capsys, subs)
+    assert "LIVE is False" not in out and "beta V" in out and "T = 0.5" in out
+    recs, live = ns["recs"], ns["live"]
+    assert len(recs) == 20 and not any(r.get("error") for r in recs)
+    assert int(live.calls.sum()) == 20 and set(live.states) <= set(ns["five"])
+    assert len(ns["scratch"]) == 20
+    # a rerun replays every call from the scratch store: the model is never called again
+    ns2, _ = _run_until("01_sampling", "live_fit = ", "shipped", capsys, subs)
+    assert [r["reply"] for r in ns2["recs"]] == [r["reply"] for r in recs]
+    assert len(ns2["scratch"]) == 20
+    spread = {t: float(np.ptp(v.replace(np.inf, np.nan).dropna())) for t, v in ns["vs"].items()}
+    assert spread["T = 0.5"] > spread["T = 1"] > spread["T = 2"] > 0, spread

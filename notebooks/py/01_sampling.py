@@ -20,7 +20,7 @@
 
 # %%
 SOURCE = "shipped"  # "shipped" (data/), "paper" (the Letter's files, online), their folder, a store
-LIVE = False        # True: make 10 new calls to the local model (needs the [local] extra)
+LIVE = False        # True: 20 new calls and a 5-word exact kernel (needs the [local] extra)
 
 # %%
 import time
@@ -125,18 +125,42 @@ reasons.to_frame("calls")
 pd.Series([r["reply"] for r in free]).head(8).to_frame("some free replies")
 
 # %% [markdown]
-# ## Live calls (optional)
-# With `LIVE = True` and the `[local]` extra installed, this makes 10 new calls (5 words, 2
-# each) into a scratch store; the server starts and stops by itself. Run it twice: the second
-# time everything is replayed.
+# ## Try it yourself: live calls (optional, about a minute)
+# With `LIVE = True` and the `[local]` extra installed, the next two cells run in class on the
+# bundled SmolLM2-135M, no API key. The first makes 20 new calls (5 words, 4 each) into a
+# scratch store, the server starting and stopping by itself, and takes them all the way:
+# prompt -> reply -> state -> counts -> fit. Run it twice: the second time every call is
+# replayed from the store and nothing is paid again.
 
 # %%
 if LIVE:
     scratch = JsonlStore("scratch_store.jsonl")
-    five = word.vocabulary(5)
-    recs = run_fixed_design(WordAgent(five, mode="constrained"), five, 2,
-                            model="local/smollm2", store=scratch)
-    print([r["reply"] for r in recs])
+    five = list(word.vocabulary(5))
+    agent = WordAgent(five, mode="constrained")
+    recs = run_fixed_design(agent, five, 4, model="local/smollm2", store=scratch)
+    live = agent.counts(recs)
+    print(live)
+    live_fit = dbnb.fit_potential(live)
+    display(pd.DataFrame({"calls": pd.Series(live.calls, index=live.states),
+                          "beta V": live_fit.potential.round(2)}))
+else:
+    print("LIVE is False: no model call made")
+
+# %% [markdown]
+# The second cell is a **temperature sweep without sampling**: the exact kernel of the same
+# five words (every $P(g\mid f)$ from the model's token log-probabilities, notebook 04) at
+# $T = 0.5, 1, 2$ from one walk, and the potential of each. At temperature $T$ the sampler
+# draws from $p^{1/T}$, so expect $\beta V$ to scale roughly as $1/T$ (notebook 08 measures
+# it on 100 words).
+
+# %%
+if LIVE:
+    from dbnb.agents.word import word_logprob_kernels
+
+    sweep = word_logprob_kernels(five, [0.5, 1.0, 2.0], progress=False)
+    vs = {f"T = {t:g}": dbnb.fit_potential(k.to_transition_kernel()).potential
+          for t, k in sweep.items()}
+    display(pd.DataFrame({t: (v - v[five[0]]).round(2) for t, v in vs.items()}))
 else:
     print("LIVE is False: no model call made")
 
