@@ -287,6 +287,31 @@ print(dbnb.balance_test(own_counts, bootstrap=99))
 # properly).
 
 # %% [markdown]
+# The same experiment with sliders for the calls per state and the drive: `drive_experiment`
+# draws the closed triplets of one chain (here once, as the static fallback) and the next cell
+# attaches JupyterLab's widgets to it (without `ipywidgets` it says so; then change `CALLS` and
+# `DRIVE` above instead).
+
+# %%
+def drive_experiment(calls: int = CALLS, drive: float = DRIVE) -> None:
+    chain = synthetic.driven_chain(N_STATES, degree=DEGREE, sigma=1.5, drive=drive, seed=11)
+    fit = dbnb.fit_potential(synthetic.sample_fixed_design(chain, calls, seed=12))
+    fig, ax = plt.subplots(figsize=(4.4, 3.6), layout="constrained")
+    plots.fig_triplets(diagnostics.triplets(fit), ax=ax, caption=f"{calls} calls, drive {drive}")
+    plt.show()
+
+
+drive_experiment()
+
+# %%
+try:
+    from ipywidgets import interact
+except ImportError:
+    print("no ipywidgets here: change CALLS and DRIVE in the cells above and rerun them")
+else:
+    interact(drive_experiment, calls=(20, 2000, 20), drive=(0.0, 2.0, 0.1));
+
+# %% [markdown]
 # ## Takeaway
 # On the exact kernel, one potential explains most of the log-ratios of opposite transitions,
 # but a popularity-only kernel explains nearly as much; sampled at 100 calls per word, the pair
