@@ -234,6 +234,7 @@ def test_sampling_notebook_live_cells_run_on_the_bundled_model(tmp_path, monkeyp
     subs = {"LIVE = False ": "LIVE = True "}
     ns, out = _run_until("01_sampling", "word_logprob_kernels(", "shipped", capsys, subs)
     assert "LIVE is False" not in out and "beta V" in out and "T = 0.5" in out
+    assert "beta V at T = 1" in out  # the temperature slider ran its function once
     recs, live = ns["recs"], ns["live"]
     assert len(recs) == 20 and not any(r.get("error") for r in recs)
     assert int(live.calls.sum()) == 20 and set(live.states) <= set(ns["five"])

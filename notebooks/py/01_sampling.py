@@ -151,7 +151,7 @@ else:
 # five words (every $P(g\mid f)$ from the model's token log-probabilities, notebook 04) at
 # $T = 0.5, 1, 2$ from one walk, and the potential of each. At temperature $T$ the sampler
 # draws from $p^{1/T}$, so expect $\beta V$ to scale roughly as $1/T$ (notebook 08 measures
-# it on 100 words).
+# it on 100 words). A slider then walks the kernel again at any temperature you pick.
 
 # %%
 if LIVE:
@@ -161,6 +161,19 @@ if LIVE:
     vs = {f"T = {t:g}": dbnb.fit_potential(k.to_transition_kernel()).potential
           for t, k in sweep.items()}
     display(pd.DataFrame({t: (v - v[five[0]]).round(2) for t, v in vs.items()}))
+
+    def kernel_at(temperature: float = 1.0) -> None:
+        """One walk (a few seconds) at the chosen temperature, and its potential."""
+        k = word_logprob_kernels(five, [temperature], progress=False)[temperature]
+        v = dbnb.fit_potential(k.to_transition_kernel()).potential
+        display((v - v[five[0]]).round(2).to_frame(f"beta V at T = {temperature:g}"))
+
+    try:  # a temperature slider in JupyterLab; without ipywidgets, one value
+        from ipywidgets import interact
+    except ImportError:
+        kernel_at(1.5)
+    else:
+        interact(kernel_at, temperature=(0.25, 3.0, 0.25))
 else:
     print("LIVE is False: no model call made")
 
