@@ -307,7 +307,7 @@ drive_experiment()
 try:
     from ipywidgets import interact
 except ImportError:
-    print("no ipywidgets here: change CALLS and DRIVE in the cells above and rerun them")
+    print("ipywidgets is not installed: change CALLS and DRIVE in the cells above and rerun them")
 else:
     interact(drive_experiment, calls=(20, 2000, 20), drive=(0.0, 2.0, 0.1));
 
