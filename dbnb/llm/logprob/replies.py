@@ -198,6 +198,33 @@ def logprob_temperatures(
     return _compute(candidates, prompt_fn, tuple(temps), **kwargs)
 
 
+def check_candidates(candidates: Sequence[str], sources: Sequence[str] | None
+                     ) -> tuple[list[str], list[str]]:
+    """Validated candidates (non-empty, distinct strings) and sources (among them; default:
+    all candidates) of a log-probability kernel."""
+    if isinstance(candidates, str):
+        raise ValueError("candidates must be a sequence of strings, not a single string")
+    cands = list(candidates)
+    if not cands:
+        raise ValueError("candidates is empty")
+    for c in cands:
+        if not isinstance(c, str) or not c:
+            raise ValueError(f"candidates must be non-empty strings, got {c!r}")
+    if len(set(cands)) != len(cands):
+        dup = pd.Index(cands)[pd.Index(cands).duplicated()][0]
+        raise ValueError(f"candidates have duplicates, e.g. {dup!r}")
+    if sources is None:
+        return cands, list(cands)
+    if isinstance(sources, str):
+        raise ValueError("sources must be a sequence of strings, not a single string")
+    srcs = list(sources)
+    known = set(cands)
+    missing = [s for s in srcs if s not in known]
+    if missing:
+        raise ValueError(f"sources must be among the candidates; not there: {missing[:5]}")
+    return cands, srcs
+
+
 def _compute(
     candidates: Sequence[str],
     prompt_fn: Callable[[str], list[dict[str, str]]],
@@ -214,27 +241,7 @@ def _compute(
     checkpoint: str | Path | None = None,
 ) -> dict[float, LogprobKernel]:
     """The walk behind :func:`logprob_replies` and :func:`logprob_temperatures`."""
-    if isinstance(candidates, str):
-        raise ValueError("candidates must be a sequence of strings, not a single string")
-    cands = list(candidates)
-    if not cands:
-        raise ValueError("candidates is empty")
-    for c in cands:
-        if not isinstance(c, str) or not c:
-            raise ValueError(f"candidates must be non-empty strings, got {c!r}")
-    if len(set(cands)) != len(cands):
-        dup = pd.Index(cands)[pd.Index(cands).duplicated()][0]
-        raise ValueError(f"candidates have duplicates, e.g. {dup!r}")
-    if sources is None:
-        srcs = list(cands)
-    else:
-        if isinstance(sources, str):
-            raise ValueError("sources must be a sequence of strings, not a single string")
-        srcs = list(sources)
-        known = set(cands)
-        missing = [s for s in srcs if s not in known]
-        if missing:
-            raise ValueError(f"sources must be among the candidates; not there: {missing[:5]}")
+    cands, srcs = check_candidates(candidates, sources)
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     if prompt_mode not in PROMPT_MODES:

@@ -84,7 +84,7 @@ import pandas as pd
 
 from .kernel import LogprobKernel
 from .model import LoadedModel, _sha256, load_model
-from .replies import Checkpoint, _digest, logprob_replies
+from .replies import Checkpoint, _digest, check_candidates, logprob_replies
 from .tree import TokenTree
 from .walk import eval_prompt, last_logits
 
@@ -92,30 +92,6 @@ __all__ = ["SERVED_FORMAT", "canonical_share", "canonical_tokens", "served_repli
 
 #: Part of every served checkpoint row's key.
 SERVED_FORMAT = 1
-
-
-def _check_candidates(candidates: Sequence[str], sources: Sequence[str] | None
-                      ) -> tuple[list[str], list[str]]:
-    if isinstance(candidates, str):
-        raise ValueError("candidates must be a sequence of strings, not a single string")
-    cands = list(candidates)
-    if not cands:
-        raise ValueError("candidates is empty")
-    for c in cands:
-        if not isinstance(c, str) or not c:
-            raise ValueError(f"candidates must be non-empty strings, got {c!r}")
-    if len(set(cands)) != len(cands):
-        dup = pd.Index(cands)[pd.Index(cands).duplicated()][0]
-        raise ValueError(f"candidates have duplicates, e.g. {dup!r}")
-    if sources is None:
-        return cands, list(cands)
-    if isinstance(sources, str):
-        raise ValueError("sources must be a sequence of strings, not a single string")
-    srcs = list(sources)
-    missing = [s for s in srcs if s not in set(cands)]
-    if missing:
-        raise ValueError(f"sources must be among the candidates; not there: {missing[:5]}")
-    return cands, srcs
 
 
 def canonical_tokens(m: LoadedModel, messages: list[dict[str, str]], candidate: str
@@ -227,7 +203,7 @@ def canonical_share(
         (``p_canonical / p_exact``, the share of the exact probability; ``<= 1`` up to
         rounding) and ``share_low`` (``p_canonical / p_upper``).
     """
-    cands, srcs = _check_candidates(candidates, sources)
+    cands, srcs = check_candidates(candidates, sources)
     m = load_model(model)
     exact = logprob_replies(cands, prompt_fn, sources=srcs, model=model, min_prob=min_prob,
                             progress=progress)
@@ -443,7 +419,7 @@ def served_replies(
         ``info["tokenisations"] = "canonical"``, ``info["bound"]`` says so in words,
         ``info["endpoint_of_source"]`` and ``info["requests"]`` per source.
     """
-    cands, srcs = _check_candidates(candidates, sources)
+    cands, srcs = check_candidates(candidates, sources)
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     eps = _endpoints(endpoints, served_model)
