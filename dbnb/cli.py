@@ -310,9 +310,9 @@ def _cmd_kernel_word(args: argparse.Namespace) -> int:
 
 
 def _kernel_word_served(args, model, vocab, temps, ckpt, prompt_fn) -> int:
-    """``dbnb kernel word --served URL ... | --deployments FILE``: the canonical tokenisation's
-    term of every entry, scored on served copies of the same GGUF
-    (:func:`dbnb.llm.logprob.served_replies`)."""
+    """``dbnb kernel word --served URL ... | --deployments FILE``: every entry scored on
+    served copies of the same GGUF (:func:`dbnb.llm.logprob.served_replies`): the exact walk
+    on token-id servers (``--tokenisations all``), the canonical tokenisation otherwise."""
     from .agents.word import _kernel_words
     from .llm.logprob import served_replies
 
@@ -320,19 +320,32 @@ def _kernel_word_served(args, model, vocab, temps, ckpt, prompt_fn) -> int:
         raise ValueError("give --served URL (repeatable) or --deployments FILE, not both")
     if temps is not None:
         raise ValueError("--temperatures: a served kernel is scored at temperature 1 only")
-    if args.min_prob != 0.0 or args.prompt_mode != "fresh":
-        raise ValueError("--min-prob and --prompt-mode apply to the in-process walk, not to "
-                         "--served / --deployments")
+    if args.prompt_mode != "fresh":
+        raise ValueError("--prompt-mode applies to the in-process walk, not to --served / "
+                         "--deployments")
+    if args.min_prob != 0.0 and args.tokenisations != "all":
+        raise ValueError("--min-prob applies to --tokenisations all only")
     if args.served and not args.served_model:
         raise ValueError("--served needs --served-model (the name the servers serve)")
     words, _ = _kernel_words(vocab, None)
     ek = served_replies(words, prompt_fn, args.served or args.deployments, model=model,
                         served_model=args.served_model, checkpoint=ckpt,
-                        info={"prompt": args.prompt})
+                        info={"prompt": args.prompt}, tokenisations=args.tokenisations,
+                        min_prob=args.min_prob)
     ek.save(args.out)
     print(ek)
-    print(f"wrote {args.out} ({len(words)} words, canonical tokenisations only: the entries "
-          f"are lower bounds, uncovered mass up to {float(ek.uncovered.max()):.2g})")
+    what = ("every tokenisation" if args.tokenisations == "all" else
+            "canonical tokenisations only: the entries are lower bounds")
+    print(f"wrote {args.out} ({len(words)} words, {what}, uncovered mass up to "
+          f"{float(ek.uncovered.max()):.2g})")
+    return 0
+
+
+def _cmd_build_llama_server(args: argparse.Namespace) -> int:
+    from .llm.cppserver import build_llama_server
+
+    path = build_llama_server(source=args.source, jobs=args.jobs, force=args.force)
+    print(path)
     return 0
 
 
@@ -543,6 +556,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="smollm2", help="local model name (default: %(default)s)")
     s.set_defaults(func=_cmd_serve_local)
 
+    b = sub.add_parser(
+        "build-llama-server",
+        help="build llama.cpp's llama-server from the installed llama-cpp-python's sources",
+        description=(
+            "Download the source release of the installed llama-cpp-python with pip, build "
+            "its vendored llama.cpp's llama-server (CPU, static; about 10 minutes on 2 cores) "
+            "and cache it in ~/.cache/dbnb. dbnb.llm.cppserver.LlamaServer then starts it: a "
+            "token-id endpoint for served kernels over every tokenisation."
+        ),
+    )
+    b.add_argument("--source", default=None, metavar="PATH",
+                   help="a llama-cpp-python source release (.tar.gz or unpacked) instead of "
+                   "downloading it")
+    b.add_argument("--jobs", type=int, default=None, help="compile jobs (default: all CPUs)")
+    b.add_argument("--force", action="store_true", help="rebuild even if cached")
+    b.set_defaults(func=_cmd_build_llama_server)
+
     smp = sub.add_parser("sample", help="sample an agent through an LLM into a response store")
     agents = smp.add_subparsers(dest="agent", metavar="AGENT", required=True)
     w = agents.add_parser(
@@ -618,8 +648,12 @@ def build_parser() -> argparse.ArgumentParser:
     kw.add_argument("--served", action="append", default=None, metavar="URL",
                     help="score on a served copy of the model instead (an OpenAI-compatible "
                     "/v1/completions endpoint with full-vocabulary logprobs, e.g. "
-                    "http://127.0.0.1:8000/v1; repeat for several servers): the canonical "
-                    "tokenisation of each word only, so entries are lower bounds")
+                    "http://127.0.0.1:8000/v1; repeat for several servers)")
+    kw.add_argument("--tokenisations", choices=["canonical", "all"], default="canonical",
+                    help="with --served/--deployments: all = the exact walk, every "
+                    "tokenisation (a token-id endpoint: llama-server, vLLM); canonical = the "
+                    "canonical tokenisation of each word only, a lower bound (text endpoints "
+                    "such as llama-cpp-python's server). Default: %(default)s")
     kw.add_argument("--deployments", default=None, metavar="FILE",
                     help="the servers as a deployments file (litellm Router model_list)")
     kw.add_argument("--served-model", default=None,

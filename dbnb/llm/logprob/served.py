@@ -86,7 +86,7 @@ from .kernel import LogprobKernel
 from .model import LoadedModel, _sha256, load_model
 from .replies import Checkpoint, _digest, check_candidates, logprob_replies
 from .tree import TokenTree
-from .walk import eval_prompt, last_logits
+from .walk import LADDER, eval_prompt, last_logits, walk
 
 __all__ = ["SERVED_FORMAT", "canonical_share", "canonical_tokens", "served_replies"]
 
@@ -276,6 +276,10 @@ class _Endpoint:
             detail = exc.read()[:500].decode("utf-8", "replace")
             raise RuntimeError(f"{self.name}: HTTP {exc.code} from {self.api_base}/completions:"
                                f" {detail}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            why = getattr(exc, "reason", exc)
+            raise RuntimeError(f"{self.name}: cannot reach {self.api_base}/completions: "
+                               f"{why}") from None
 
 
 def _endpoints(endpoints: Any, served_model: str | None) -> list[_Endpoint]:
@@ -364,6 +368,114 @@ def _score_prompt(ep: _Endpoint, m: LoadedModel, tree: TokenTree, cands: list[st
     return lp, requests
 
 
+def _row_by_id(out: dict, n_vocab: int, name: str, full: bool = True) -> np.ndarray:
+    """The log-probability row of a one-token completion, indexed by token id.
+
+    Two dialects of ``choices[0].logprobs``: llama-server's (``content[0].top_logprobs``, a
+    list of ``{"id", "logprob", ...}``) and vLLM's legacy completions form with
+    ``return_tokens_as_token_ids`` (``top_logprobs[0]``, a mapping ``"token_id:N" -> logprob``).
+    With ``full`` every id must be there; otherwise the ids not returned are NaN.
+    """
+    got = (out.get("choices") or [{}])[0].get("logprobs")
+    ids = vals = None
+    if isinstance(got, dict) and got.get("content"):
+        top = got["content"][0].get("top_logprobs") or []
+        ids = np.fromiter((e["id"] for e in top), dtype=np.int64, count=len(top))
+        vals = np.fromiter((e["logprob"] for e in top), dtype=float, count=len(top))
+    elif isinstance(got, dict) and got.get("top_logprobs"):
+        top = got["top_logprobs"][0] or {}
+        try:
+            ids = np.fromiter((int(k.rsplit(":", 1)[1]) for k in top), dtype=np.int64,
+                              count=len(top))
+        except (IndexError, ValueError):
+            raise RuntimeError(f"{name}: top_logprobs are keyed by token text, not id; a vLLM "
+                               "server needs return_tokens_as_token_ids (sent with every "
+                               "request)") from None
+        vals = np.fromiter(top.values(), dtype=float, count=len(top))
+    if ids is None:
+        raise RuntimeError(f"{name}: the response has no log-probabilities (keys "
+                           f"{sorted(out)}); is this a llama-server or vLLM endpoint?")
+    row = np.full(n_vocab, np.nan)
+    if len(ids) and (ids.min() < 0 or ids.max() >= n_vocab):
+        raise RuntimeError(f"{name}: token ids outside 0..{n_vocab - 1}: another model?")
+    row[ids] = vals
+    missing = int(np.isnan(row).sum())
+    if missing and full:
+        raise RuntimeError(
+            f"{name}: expected a full-vocabulary row ({n_vocab} ids), {missing} missing; does "
+            "the server cap logprobs (vLLM: --max-logprobs -1)?")
+    return row
+
+
+def _walk_prompt(ep: _Endpoint, m: LoadedModel, tree: TokenTree, n_words: int,
+                 msgs: list[dict[str, str]], min_prob: float, timeout: float, top: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int], list[str]]:
+    """The exact walk of one prompt with every node's row from a token-id endpoint.
+
+    Each node asks for the ``top`` most probable tokens first (the server's softmax is over
+    the full vocabulary whatever ``top`` is) and again for the full vocabulary only when one
+    of the tokens the walk needs there (the node's children, the EOG tokens at a complete
+    node) is not among them; the root asks for the full vocabulary at once (asking twice
+    would evaluate its last prompt token alone, the ``"cached"`` prompt mode).
+
+    Returns the walk's log-probabilities, upper bounds and ladder, counts (``requests``,
+    ``full_rows``; ``batched_nodes``: requests the server did *not* evaluate as one new token
+    after its cached prefix, the sampler's arithmetic, or -1 when it does not report its
+    cache) and the server builds seen.
+    """
+    prompt = m.prompt_tokens(msgs)
+    flush = [prompt[0] + 1 if prompt[0] + 1 < m.n_vocab else prompt[0] - 1]
+    ep.post({"prompt": flush, "max_tokens": 1, "temperature": 0.0}, timeout)  # empty the KV
+    bias = {str(int(i)): -100 for i in m.eog}
+    stats = {"requests": 0, "full_rows": 0, "batched_nodes": 0}
+    reported = True
+    builds: set[str] = set()
+
+    def path(n: int) -> list[int]:
+        toks = []
+        while n > 0:
+            toks.append(tree.token[n])
+            n = tree.parent[n]
+        return toks[::-1]
+
+    def fetch(ids: list[int], k: int, root: bool) -> np.ndarray:
+        nonlocal reported
+        out = ep.post({"prompt": ids, "max_tokens": 1, "temperature": 1.0, "logprobs": k,
+                       "logit_bias": bias, "return_tokens_as_token_ids": True}, timeout)
+        stats["requests"] += 1
+        stats["full_rows"] += k == m.n_vocab
+        usage = out.get("usage") or {}
+        if usage.get("prompt_tokens") not in (None, len(ids)):
+            raise RuntimeError(f"{ep.name}: the server read {usage['prompt_tokens']} prompt "
+                               f"tokens, {len(ids)} were sent (another model?)")
+        cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens")
+        if cached is None:
+            reported = False
+        elif cached != (0 if root else len(ids) - 1):
+            stats["batched_nodes"] += 1
+        if out.get("system_fingerprint"):
+            builds.add(str(out["system_fingerprint"]))
+        return _row_by_id(out, m.n_vocab, ep.name, full=k == m.n_vocab)
+
+    def logits_of(n: int) -> np.ndarray:
+        ids = prompt + path(n)
+        if n == 0 or top >= m.n_vocab:
+            return fetch(ids, m.n_vocab, n == 0)
+        row = fetch(ids, top, False)
+        need = [tree.token[k] for k in tree.children(n)]
+        if tree.word[n] >= 0:
+            need += [int(i) for i in m.eog]
+        if np.isnan(row[need]).any():
+            row = fetch(ids, m.n_vocab, False)
+        return row
+
+    lower, upper, ladder, _, _ = walk(m, prompt, tree, "fresh", n_words, min_prob,
+                                      logits_of=logits_of)
+    if not reported:
+        stats["batched_nodes"] = -1
+    return lower, upper, ladder, stats, sorted(builds)
+
+
 def served_replies(
     candidates: Sequence[str],
     prompt_fn: Callable[[str], list[dict[str, str]]],
@@ -376,14 +488,19 @@ def served_replies(
     server_info: Mapping[str, Any] | None = None,
     info: Mapping[str, Any] | None = None,
     timeout: float = 300.0,
+    tokenisations: str = "canonical",
+    min_prob: float = 0.0,
+    top: int = 4096,
 ) -> LogprobKernel:
-    """``P(g | f)`` of the grammar sampler from a served model: the canonical tokenisation.
+    """``P(g | f)`` of the grammar sampler from a served model.
 
-    For each prompt and candidate, the canonical tokenisation's term of ``P(g | f)``, scored
-    on OpenAI-compatible ``/v1/completions`` endpoints that return full-vocabulary
-    log-probabilities (llama-cpp-python's server; see the module docstring for the requests,
-    what is exact and what is a bound). Prompts are spread over the endpoints, one worker
-    each; each finished prompt is appended to ``checkpoint``.
+    With ``tokenisations="all"`` the exact walk of :func:`dbnb.llm.logprob.logprob_replies`
+    (every tokenisation, the same bounds), each node's full-vocabulary row fetched from a
+    token-id endpoint (llama-server or vLLM; module docstring, "Every tokenisation"). With
+    ``"canonical"`` (the only choice on a text-only endpoint such as llama-cpp-python's
+    server) the canonical tokenisation's term of ``P(g | f)`` alone, a lower bound. Prompts are
+    spread over the endpoints, one worker each; each finished prompt is appended to
+    ``checkpoint``.
 
     Parameters
     ----------
@@ -410,26 +527,51 @@ def served_replies(
         Extra entries for the result's ``info``.
     timeout : float
         Seconds per request.
+    tokenisations : {"canonical", "all"}
+        ``"all"``: every tokenisation, on a token-id endpoint; ``"canonical"``: the canonical
+        one, on a text endpoint with text-keyed full-vocabulary rows.
+    min_prob : float, default 0
+        With ``"all"``, the walk's cut-off (:func:`dbnb.llm.logprob.logprob_replies`).
+    top : int, default 4096
+        With ``"all"``, the log-probabilities asked for first at a node; the full vocabulary
+        follows only where a token the walk needs is not among them (for SmolLM2 under the
+        Letter's prompt 3 % of the nodes at 4096; a full row is ~4.7 MB of JSON from
+        llama-server, 0.6 s, against ~0.08 s at 4096). Any value gives the same kernel.
 
     Returns
     -------
     LogprobKernel
-        ``prob`` the canonical terms (lower bounds of ``P(g | f)``); ``uncovered`` their
-        missing mass; ``upper = prob + uncovered``; ``n_nodes`` the distinct nodes scored;
-        ``info["tokenisations"] = "canonical"``, ``info["bound"]`` says so in words,
-        ``info["endpoint_of_source"]`` and ``info["requests"]`` per source.
+        ``"all"``: the walk's ``prob`` (exact with ``min_prob=0``), ``upper`` and ``ladder``;
+        ``info["batched_nodes"]`` per source counts the nodes the server did not evaluate as
+        one token after its cached prefix (0: the sampler's own arithmetic; -1: not reported).
+        ``"canonical"``: ``prob`` the canonical terms (lower bounds of ``P(g | f)``),
+        ``upper = prob + uncovered``. Both: ``uncovered`` the missing mass, ``n_nodes`` the
+        nodes scored (most over the sources), ``info["tokenisations"]``, ``info["bound"]``
+        in words, ``info["endpoint_of_source"]`` and ``info["requests"]`` per source.
     """
     cands, srcs = check_candidates(candidates, sources)
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if tokenisations not in ("canonical", "all"):
+        raise ValueError(f"tokenisations must be 'canonical' or 'all', got {tokenisations!r}")
+    if isinstance(min_prob, bool) or not isinstance(min_prob, (int, float)) or not (
+            0.0 <= min_prob < 1.0):
+        raise ValueError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise ValueError(f"top must be a positive int, got {top!r}")
+    if min_prob and tokenisations == "canonical":
+        raise ValueError("min_prob applies to tokenisations='all' only")
+    every = tokenisations == "all"
     eps = _endpoints(endpoints, served_model)
     m = load_model(model)
-    shared = _server_keys(m)
-    key = _digest([SERVED_FORMAT, cands, m.path.name, eps[0].model, "canonical"])
+    shared = None if every else _server_keys(m)
+    key = _digest([SERVED_FORMAT, cands, m.path.name, eps[0].model, "canonical"] if not every
+                  else [SERVED_FORMAT, cands, m.path.name, eps[0].model, "all",
+                        float(min_prob)])
     ckpt = None if checkpoint is None else Checkpoint(checkpoint, key)
     done = {} if ckpt is None else ckpt.read()
     lock = threading.Lock()
-    results: dict[str, tuple[np.ndarray, float, str, int]] = {}
+    results: dict[str, dict[str, Any]] = {}
     todo: queue.Queue = queue.Queue()
     digests = {}
     for f in srcs:
@@ -438,8 +580,7 @@ def served_replies(
         digests[f] = d
         row = done.get((f, d))
         if row is not None:
-            results[f] = (np.asarray(row["logprob"], dtype=float), row["seconds"],
-                          row["endpoint"], row["requests"])
+            results[f] = row
         else:
             todo.put((f, msgs))
     errors: list[BaseException] = []
@@ -453,16 +594,27 @@ def served_replies(
                 return
             t0 = time.perf_counter()
             try:
-                lp, k = _score_prompt(ep, m, tree, cands, msgs, shared, timeout)
+                if every:
+                    lp, up, lad, st, builds = _walk_prompt(
+                        ep, m, tree, len(cands), msgs, min_prob, timeout, top)
+                    k = st["requests"]
+                    extra = {"upper": up.tolist(), "ladder": lad.tolist(),
+                             "batched_nodes": st["batched_nodes"],
+                             "full_rows": st["full_rows"], "builds": builds,
+                             "tree_nodes": tree.size}
+                else:
+                    lp, k = _score_prompt(ep, m, tree, cands, msgs, shared, timeout)
+                    extra = {}
             except BaseException as exc:  # reported after the other workers stop
                 errors.append(exc)
                 return
-            secs = time.perf_counter() - t0
+            row = {"source": f, "prompt": digests[f], "logprob": lp.tolist(),
+                   "seconds": time.perf_counter() - t0, "endpoint": ep.name, "requests": k,
+                   **extra}
             with lock:
-                results[f] = (lp, secs, ep.name, k)
+                results[f] = row
                 if ckpt is not None:
-                    ckpt.append({"source": f, "prompt": digests[f], "logprob": lp.tolist(),
-                                 "seconds": secs, "endpoint": ep.name, "requests": k})
+                    ckpt.append(row)
 
     threads = [threading.Thread(target=work, args=(ep,), daemon=True) for ep in eps]
     for t in threads:
@@ -471,32 +623,53 @@ def served_replies(
         t.join()
     if errors:
         raise errors[0]
-    logprob = np.stack([results[f][0] for f in srcs], axis=1)
+    logprob = np.stack([np.asarray(results[f]["logprob"], dtype=float) for f in srcs],
+                       axis=1)
     prob = np.exp(logprob)
     uncovered = np.clip(1.0 - prob.sum(axis=0), 0.0, None)
-    upper = np.minimum(prob + uncovered, 1.0)
-    seconds = np.array([results[f][1] for f in srcs])
+    seconds = np.array([results[f]["seconds"] for f in srcs])
+    if every:
+        upper = np.maximum(np.stack([results[f]["upper"] for f in srcs], axis=1), prob)
+        ladder = np.exp(np.stack([np.asarray(results[f]["ladder"], dtype=float)
+                                  for f in srcs], axis=2))
+        n_nodes = max(int(results[f]["tree_nodes"]) for f in srcs)
+        bound = ("exact: every tokenisation (the walk of logprob_replies)" if min_prob == 0
+                 else f"the walk's bounds at min_prob={min_prob:g} (lower prob, upper upper)")
+        backend = ("token-id /v1/completions (llama-server or vLLM), full-vocabulary "
+                   "logprobs by token id per node")
+        ladder.setflags(write=False)
+    else:
+        upper = np.minimum(prob + uncovered, 1.0)
+        ladder = None
+        n_nodes = max(int(results[f]["requests"]) for f in srcs)
+        bound = ("prob is the canonical tokenisation's term of P(g|f) only (a lower bound; "
+                 "upper = prob + uncovered), with each complete node's EOG mass taken as the "
+                 "row's remainder outside the non-empty token texts (an upper bound of it)")
+        backend = "openai-compatible /v1/completions, full-vocabulary logprobs per node"
     import llama_cpp
 
     kinfo = {
-        "backend": "openai-compatible /v1/completions, full-vocabulary logprobs per node",
-        "tokenisations": "canonical",
-        "bound": ("prob is the canonical tokenisation's term of P(g|f) only (a lower bound; "
-                  "upper = prob + uncovered), with each complete node's EOG mass taken as the "
-                  "row's remainder outside the non-empty token texts (an upper bound of it)"),
+        "backend": backend,
+        "tokenisations": tokenisations,
+        "bound": bound,
         "model_file": Path(m.path).name,
         "model_sha256": _sha256(str(Path(m.path).resolve())),
         "served_model": eps[0].model,
         "tokenizer_llama_cpp_version": llama_cpp.__version__,
         "prompt_mode": "fresh",
-        "min_prob": 0.0,
+        "min_prob": float(min_prob),
         "strategy": "served",
         "sampler": "grammar, temperature 1, top_k 0, top_p 1, min_p 0, repeat_penalty 1",
         "eog_tokens": m.eog.tolist(),
         "chat_template_sha256": m.chat_template_sha256,
         "server": dict(server_info or {}),
-        "endpoint_of_source": [results[f][2] for f in srcs],
-        "requests": [results[f][3] for f in srcs],
+        "endpoint_of_source": [results[f]["endpoint"] for f in srcs],
+        "requests": [results[f]["requests"] for f in srcs],
+        **({"batched_nodes": [results[f]["batched_nodes"] for f in srcs],
+            "full_rows": [results[f]["full_rows"] for f in srcs],
+            "top_logprobs": top,
+            "server_builds": sorted({b for f in srcs for b in results[f]["builds"]}),
+            "ladder_cuts": [min_prob * c for c in LADDER]} if every else {}),
         "prompt_tokens": [len(m.prompt_tokens(prompt_fn(f))) for f in srcs],
         **dict(info or {}),
     }
@@ -504,5 +677,4 @@ def served_replies(
         a.setflags(write=False)
     return LogprobKernel(states=tuple(cands), sources=tuple(srcs), prob=prob, logprob=logprob,
                          uncovered=uncovered, seconds=seconds,
-                         n_nodes=max(results[f][3] for f in srcs),
-                         info=kinfo, upper=upper, ladder=None)
+                         n_nodes=n_nodes, info=kinfo, upper=upper, ladder=ladder)
