@@ -67,16 +67,6 @@ __all__ = [
 INJECTED_PROVIDER = "dbnb_injected"
 """The litellm custom provider that serves an injected ``complete=`` function."""
 
-# The messages of litellm's own limiters (litellm 1.110.2): enforce_model_rate_limits,
-# usage-based-routing(-v2) selection and pre-call check. Budget and daily limits are not here:
-# waiting a minute would not free them.
-_MINUTE_LIMITS = (
-    "Model rate limit exceeded. RPM",
-    "Model rate limit exceeded. TPM",
-    "No deployments available for selected model.",
-    "Deployment over defined rpm limit",
-)
-_SLOT_LIMIT = "max_parallel_requests"
 _SLOT_WAIT = 0.05  # seconds: a slot frees when a call in flight returns
 MAX_COOLDOWN_WAITS = 3
 """Consecutive waits for an all-deployments cool-down before the call counts as failed."""
@@ -84,6 +74,17 @@ MAX_COOLDOWN_WAITS = 3
 
 def own_limit(exc: BaseException) -> str | None:
     """Whether `exc` is the Router refusing a call over its own limits, and which.
+
+    Read from what litellm puts on its own refusals, not from their wording: a
+    ``litellm.RateLimitError`` that no provider raised (``llm_provider`` empty) and whose
+    ``rate_limit_type`` is ``concurrent_requests`` (every ``max_parallel_requests`` slot
+    busy), or whose 429 body carries litellm's ``RouterErrors.user_defined_ratelimit_error``
+    with a ``retry-after`` of at most a minute (an rpm/tpm limiter:
+    ``enforce_model_rate_limits``, usage-based routing); or, for usage-based routing's
+    selection, which raises with no body, the message litellm builds from
+    ``RouterErrors.no_deployments_available``; or a ``RouterRateLimitError`` with every
+    deployment cooling down. Daily limits (their ``retry-after`` runs to the next day),
+    budgets and a provider's own 429 are not waited for.
 
     Parameters
     ----------
@@ -102,16 +103,27 @@ def own_limit(exc: BaseException) -> str | None:
     litellm = sys.modules.get("litellm")
     if litellm is None:
         return None
-    if type(exc).__name__ == "RouterRateLimitError":
+    from litellm.types.router import RouterErrors, RouterRateLimitError
+
+    if isinstance(exc, RouterRateLimitError):
         return "cooldown" if getattr(exc, "all_deployments_in_cooldown", False) else None
-    if not isinstance(exc, litellm.RateLimitError):
+    if not isinstance(exc, litellm.RateLimitError) or getattr(exc, "llm_provider", None):
         return None
-    if getattr(exc, "llm_provider", None):  # a provider answered 429
-        return None
-    msg = str(exc)
-    if _SLOT_LIMIT in msg:
+    kind = getattr(exc, "rate_limit_type", None)
+    if kind == "concurrent_requests":
         return "slot"
-    if any(m in msg for m in _MINUTE_LIMITS):
+    if kind in ("budget", "max_iterations"):
+        return None
+    resp = getattr(exc, "response", None)
+    body = getattr(resp, "text", "") or ""
+    if RouterErrors.user_defined_ratelimit_error.value in body:
+        try:
+            retry = float(resp.headers.get("retry-after", "60"))
+        except ValueError:
+            return None
+        return "minute" if retry <= 60 else None
+    if str(getattr(exc, "message", "")).startswith(
+            f"litellm.RateLimitError: {RouterErrors.no_deployments_available.value}."):
         return "minute"
     return None
 

@@ -12,16 +12,39 @@ children in the :class:`dbnb.llm.logprob.tree.TokenTree`, plus the EOG tokens wh
 a complete candidate). So every factor needs a node's *full-vocabulary* row, not only the
 log-probability of the token taken.
 
-What :func:`served_replies` computes
-------------------------------------
+Every tokenisation: ``tokenisations="all"`` (token-id endpoints)
+----------------------------------------------------------------
+The walk of :func:`dbnb.llm.logprob.logprob_replies` itself (:func:`dbnb.llm.logprob.walk.walk`,
+the same tree, cut-off, bounds and ladder), with each visited node's row fetched from the
+server: one ``/v1/completions`` request whose prompt is the token ids of the rendered prompt
+followed by the node's path, ``max_tokens=1``, ``logprobs=top`` (4096; the server's softmax
+is over the whole vocabulary whatever ``top`` is) and ``return_tokens_as_token_ids`` (vLLM).
+Where a token the walk needs at the node (its children; the EOG tokens at a complete word)
+is not in the top rows, the node is asked again for the full vocabulary (``n_vocab``); the
+root always is. Rows are read by token id (llama-server's ``content[0].top_logprobs`` list,
+vLLM's ``"token_id:N"`` keys), so nothing is keyed by text and the EOG mass is exact.
+
+Arithmetic: prompts are walked depth first, one server per prompt, after a one-token request
+that empties the server's KV cache; each node's request then shares all but its last token
+with the previous request, so the server evaluates exactly one new token, as the sampler does
+(:mod:`.walk`, "Numerics"). The server's ``usage.prompt_tokens_details.cached_tokens`` says
+how many it took from its cache; every request whose new part is not one token (or, for the
+root, the whole prompt) is counted in ``info["batched_nodes"]`` (0 for every source is the
+sampler's arithmetic; -1: the server does not report it). Measured with llama.cpp's
+``llama-server`` built from llama-cpp-python 0.3.36's vendored sources
+(:mod:`dbnb.llm.cppserver`) against the in-process walk on the same GGUF: max
+``|d log p|`` 1.7e-7 (the float32 log-softmax the server reports), ``batched_nodes`` 0
+(``tests/test_cppserver.py``).
+
+The canonical tokenisation: ``tokenisations="canonical"`` (text endpoints)
+--------------------------------------------------------------------------
 For each prompt and each candidate, the term of the **canonical tokenisation** only (the
 tokens the server's tokenizer gives to ``prompt text + g``): a lower bound of ``P(g | f)``
 whose gap is the mass of the other tokenisations (:func:`canonical_share` measures it
 in-process: for SmolLM2 under the Letter prompt over the 100-word vocabulary the canonical
 tokenisations carry only about a fifth of the probability, ``benchmarks/README.md``).
-llama-cpp-python's server accepts only text prompts, so other tokenisations cannot be sent; a
-backend that takes token-id prompts (vLLM) could score them, which this
-module does not do. Each node of a canonical path is one request: the prompt text followed by
+llama-cpp-python's server accepts only text prompts, so other tokenisations cannot be sent
+to it. Each node of a canonical path is one request: the prompt text followed by
 the node's text (the server's tokenisation of it is checked to be the node's tokens), no echo,
 ``max_tokens=1``, ``logprobs = n_vocab`` (the sampled token's row is the node's full
 distribution) and ``logit_bias`` -100 on the EOG tokens (a sampled EOG token would end the
@@ -29,8 +52,8 @@ completion with no row; the reported log-probabilities are the raw ones, before 
 Echoing the prompt instead costs rows for every prompt token (measured: 92 MB and 72 s for one
 63-token prompt at full vocabulary, against 1.4 MB and 1 s per node).
 
-What is exact and what is a bound
----------------------------------
+Canonical: what is exact and what is a bound
+-------------------------------------------
 * Arithmetic: nodes are requested in depth-first (lexicographic token) order, one server per
   prompt at a time, after a one-token request that empties the server's KV cache.
   llama-cpp-python then evaluates the prompt as one batch and every reply token alone (its
