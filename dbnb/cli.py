@@ -561,7 +561,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="build llama.cpp's llama-server from the installed llama-cpp-python's sources",
         description=(
             "Download the source release of the installed llama-cpp-python with pip, build "
-            "its vendored llama.cpp's llama-server (CPU, static; about 10 minutes on 2 cores) "
+            "its vendored llama.cpp's llama-server (CPU, static; about 7 minutes on 2 cores) "
             "and cache it in ~/.cache/dbnb. dbnb.llm.cppserver.LlamaServer then starts it: a "
             "token-id endpoint for served kernels over every tokenisation."
         ),

@@ -4,7 +4,7 @@ The served walk (``served_replies(..., tokenisations="all")``) asks for every no
 full-vocabulary row with a token-id prompt, so it can sum over every tokenisation, as the
 in-process walk does. These tests run it against a real ``llama-server`` built from the
 installed llama-cpp-python's own vendored llama.cpp (:func:`dbnb.llm.cppserver.build_llama_server`;
-built once per machine into the user cache, about 10 minutes on 2 cores) and compare it with the
+built once per machine into the user cache, about 7 minutes on 2 cores) and compare it with the
 in-process walk on the same GGUF.
 """
 
@@ -208,3 +208,50 @@ def test_cli_kernel_word_served_every_tokenisation(llama_server_binary, tmp_path
     exact = word_logprob_kernel(["TURKEY", "STATUS", "THIRTY"], progress=False)
     assert k.states == exact.states and k.info["tokenisations"] == "all"
     assert np.abs(k.logprob - exact.logprob).max() < 2e-6
+
+
+@pytest.mark.slow
+def test_served_walk_routes_around_a_killed_server(llama_server_binary, tmp_path):
+    """One of two servers SIGKILLed mid-run: its prompt in progress is walked again on the
+    other, the kernel is the in-process one, and the dead endpoint is named in the info."""
+    import signal
+    import threading
+
+    from dbnb.llm.logprob import logprob_replies, served_replies
+
+    prompts = ["TURKEY", "STATUS", "SURE", "THIRTY"]
+    with LlamaServer("smollm2", binary=llama_server_binary) as a, \
+            LlamaServer("smollm2", binary=llama_server_binary) as b:
+        timer = threading.Timer(2.0, lambda: os.kill(b.pid, signal.SIGKILL))
+        timer.start()
+        try:
+            k = served_replies(WORDS, _messages, _deployments(a, b), sources=prompts,
+                               tokenisations="all", checkpoint=tmp_path / "c.jsonl")
+        finally:
+            timer.cancel()
+    exact = logprob_replies(WORDS, _messages, sources=prompts, progress=False)
+    assert np.abs(k.logprob - exact.logprob).max() < 2e-6
+    assert list(k.info["endpoints_down"]) == ["gpu1"]
+    assert "cannot reach" in k.info["endpoints_down"]["gpu1"]
+    assert set(k.info["endpoint_of_source"]) <= {"gpu0", "gpu1"}
+    assert k.info["endpoint_of_source"].count("gpu0") >= 3
+
+
+def test_served_walk_with_every_endpoint_down_says_so(tmp_path):
+    from dbnb.llm.logprob import served_replies
+    from dbnb.llm.logprob.served import EndpointDown
+
+    with pytest.raises(EndpointDown, match=r"every endpoint is down, 2 of 2 prompts not "
+                                           r"scored.*127.0.0.1:1/v1/completions"):
+        served_replies(WORDS, _messages, ["http://127.0.0.1:1/v1", "http://127.0.0.1:2/v1"],
+                       served_model="smollm2", sources=["SURE", "STATUS"],
+                       tokenisations="all", timeout=5)
+    with pytest.raises(ValueError, match="top must be a positive int"):
+        served_replies(WORDS, _messages, "http://127.0.0.1:1/v1", served_model="m",
+                       tokenisations="all", top=0)
+    with pytest.raises(ValueError, match="tokenisations must be"):
+        served_replies(WORDS, _messages, "http://127.0.0.1:1/v1", served_model="m",
+                       tokenisations="some")
+    with pytest.raises(ValueError, match="min_prob applies to tokenisations='all'"):
+        served_replies(WORDS, _messages, "http://127.0.0.1:1/v1", served_model="m",
+                       min_prob=1e-3)

@@ -83,12 +83,17 @@ Canonical: what is exact and what is a bound
 The prompts are fanned out over several endpoints (api bases, or the entries of a deployments
 file, :func:`dbnb.llm.router.load_deployments`): one worker thread per endpoint takes whole
 prompts, so each server sees one prompt's requests in order (the Router's per-request load
-balancing would interleave them and break the KV-prefix arithmetic above). Finished prompts
-go to a :class:`dbnb.llm.logprob.replies.Checkpoint`, so an interrupted run resumes.
+balancing would interleave them and break the KV-prefix arithmetic above). An endpoint that
+stops serving (refused or reset connection, timeout, HTTP 5xx: :class:`EndpointDown`) is
+retired and its prompt in progress goes, from its start, to the others (``info
+["endpoints_down"]`` says which and why); the run fails only when every endpoint is down.
+Finished prompts go to a :class:`dbnb.llm.logprob.replies.Checkpoint`, so an interrupted run
+resumes.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import math
 import os
@@ -111,7 +116,8 @@ from .replies import Checkpoint, _digest, check_candidates, logprob_replies
 from .tree import TokenTree
 from .walk import LADDER, eval_prompt, last_logits, walk
 
-__all__ = ["SERVED_FORMAT", "canonical_share", "canonical_tokens", "served_replies"]
+__all__ = ["SERVED_FORMAT", "EndpointDown", "canonical_share", "canonical_tokens",
+           "served_replies"]
 
 #: Part of every served checkpoint row's key.
 SERVED_FORMAT = 1
@@ -272,6 +278,11 @@ def canonical_share(
 
 
 # ---------------------------------------------------------------------- served kernel
+class EndpointDown(RuntimeError):
+    """An endpoint that cannot serve (unreachable, reset, timed out, HTTP 5xx): its prompt
+    goes to another endpoint."""
+
+
 class _Endpoint:
     """One completions endpoint: where to send, under what name, with which key."""
 
@@ -297,11 +308,12 @@ class _Endpoint:
                 return json.loads(resp.read())
         except urllib.error.HTTPError as exc:
             detail = exc.read()[:500].decode("utf-8", "replace")
-            raise RuntimeError(f"{self.name}: HTTP {exc.code} from {self.api_base}/completions:"
-                               f" {detail}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            kind = EndpointDown if exc.code >= 500 else RuntimeError
+            raise kind(f"{self.name}: HTTP {exc.code} from {self.api_base}/completions:"
+                       f" {detail}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             why = getattr(exc, "reason", exc)
-            raise RuntimeError(f"{self.name}: cannot reach {self.api_base}/completions: "
+            raise EndpointDown(f"{self.name}: cannot reach {self.api_base}/completions: "
                                f"{why}") from None
 
 
@@ -607,6 +619,7 @@ def served_replies(
         else:
             todo.put((f, msgs))
     errors: list[BaseException] = []
+    down: dict[str, str] = {}  # endpoint -> why it was retired
 
     def work(ep: _Endpoint) -> None:
         tree = TokenTree(cands, m.pieces, m.max_piece)
@@ -628,6 +641,11 @@ def served_replies(
                 else:
                     lp, k = _score_prompt(ep, m, tree, cands, msgs, shared, timeout)
                     extra = {}
+            except EndpointDown as exc:  # the prompt goes to another endpoint
+                todo.put((f, msgs))
+                with lock:
+                    down[ep.name] = str(exc)
+                return
             except BaseException as exc:  # reported after the other workers stop
                 errors.append(exc)
                 return
@@ -639,11 +657,17 @@ def served_replies(
                 if ckpt is not None:
                     ckpt.append(row)
 
-    threads = [threading.Thread(target=work, args=(ep,), daemon=True) for ep in eps]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    while not todo.empty() and not errors:
+        live = [ep for ep in eps if ep.name not in down]
+        if not live:
+            raise EndpointDown(
+                f"every endpoint is down, {todo.qsize()} of {len(srcs)} prompts not scored "
+                f"(finished prompts are kept in the checkpoint): {down}")
+        threads = [threading.Thread(target=work, args=(ep,), daemon=True) for ep in live]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
     if errors:
         raise errors[0]
     logprob = np.stack([np.asarray(results[f]["logprob"], dtype=float) for f in srcs],
@@ -687,6 +711,7 @@ def served_replies(
         "chat_template_sha256": m.chat_template_sha256,
         "server": dict(server_info or {}),
         "endpoint_of_source": [results[f]["endpoint"] for f in srcs],
+        "endpoints_down": dict(down),
         "requests": [results[f]["requests"] for f in srcs],
         **({"batched_nodes": [results[f]["batched_nodes"] for f in srcs],
             "full_rows": [results[f]["full_rows"] for f in srcs],
