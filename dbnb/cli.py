@@ -344,7 +344,11 @@ def _kernel_word_served(args, model, vocab, temps, ckpt, prompt_fn) -> int:
 def _cmd_build_llama_server(args: argparse.Namespace) -> int:
     from .llm.cppserver import build_llama_server
 
-    path = build_llama_server(source=args.source, jobs=args.jobs, force=args.force)
+    try:
+        path = build_llama_server(source=args.source, jobs=args.jobs, force=args.force)
+    except RuntimeError as exc:  # cmake missing, download or build failed: say so, no trace
+        print(f"dbnb build-llama-server: error: {exc}", file=sys.stderr)
+        return 2
     print(path)
     return 0
 

@@ -14,7 +14,7 @@ def test_help_lists_commands(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("reproduce", "fit", "check", "serve-local", "sample"):
+    for cmd in ("reproduce", "fit", "check", "serve-local", "sample", "build-llama-server"):
         assert cmd in out
 
 

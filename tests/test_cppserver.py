@@ -85,11 +85,15 @@ def test_llama_server_arguments_are_checked(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="no cmake in source build check")
-def test_build_llama_server_names_a_bad_source(tmp_path, monkeypatch):
+def test_build_llama_server_names_a_bad_source(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     (tmp_path / "notsrc").mkdir()
     with pytest.raises(RuntimeError, match="notsrc.*holds no vendor/llama.cpp/tools/server"):
         build_llama_server(source=tmp_path / "notsrc", quiet=True)
+    from dbnb.cli import main
+
+    assert main(["build-llama-server", "--source", str(tmp_path / "notsrc")]) == 2
+    assert "not a llama-cpp-python source release" in capsys.readouterr().err
 
 
 # ----------------------------------------------------------------------------- real server
