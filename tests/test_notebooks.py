@@ -91,7 +91,7 @@ def _execute(path: Path, monkeypatch, source: str | None = None):
     probe = "import matplotlib.pyplot as _plt\nprint('open figures:', len(_plt.get_fignums()))"
     nb.cells.append(nbformat.v4.new_code_cell(probe))
     client = nbclient.NotebookClient(
-        nb, timeout=120, kernel_name="python3",
+        nb, timeout=600, kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
     start = time.perf_counter()

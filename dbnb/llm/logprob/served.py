@@ -34,7 +34,13 @@ sampler's arithmetic; -1: the server does not report it). Measured with llama.cp
 ``llama-server`` built from llama-cpp-python 0.3.36's vendored sources
 (:mod:`dbnb.llm.cppserver`) against the in-process walk on the same GGUF: max
 ``|d log p|`` 1.7e-7 (the float32 log-softmax the server reports), ``batched_nodes`` 0
-(``tests/test_cppserver.py``).
+(``tests/test_cppserver.py``). Why one request per node and not one echoed request per
+tokenisation (``echo`` with ``logprobs``, vLLM's ``prompt_logprobs``): an echoed sequence is
+evaluated as one batch, whose logits differ from the sampler's one-token decodes (up to ~1 in
+a logit on llama.cpp's CPU kernels), and a word's tokenisations share prefixes, which the tree
+visits once. A model whose KV cache cannot be cut back to a prefix (sliding-window or
+recurrent layers) makes the server re-evaluate whole prompts: ``batched_nodes`` then counts
+them, and the kernel is not the sampler's.
 
 The canonical tokenisation: ``tokenisations="canonical"`` (text endpoints)
 --------------------------------------------------------------------------
