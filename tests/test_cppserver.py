@@ -259,3 +259,26 @@ def test_served_walk_with_every_endpoint_down_says_so(tmp_path):
     with pytest.raises(ValueError, match="min_prob applies to tokenisations='all'"):
         served_replies(WORDS, _messages, "http://127.0.0.1:1/v1", served_model="m",
                        min_prob=1e-3)
+
+
+@pytest.mark.slow
+def test_served_walk_warns_when_the_server_batches(llama_server_binary, monkeypatch):
+    """A server that re-evaluates whole prompts (as llama-server does for Gemma 3's
+    sliding-window cache; here: its reported cache use rewritten to none) is counted in
+    ``batched_nodes`` and warned about."""
+    from dbnb.llm.logprob import served_replies
+    from dbnb.llm.logprob.served import _Endpoint
+
+    real = _Endpoint.post
+
+    def no_cache(self, body, timeout):
+        out = real(self, body, timeout)
+        out.setdefault("usage", {})["prompt_tokens_details"] = {"cached_tokens": 0}
+        return out
+
+    monkeypatch.setattr(_Endpoint, "post", no_cache)
+    with LlamaServer("smollm2", binary=llama_server_binary) as s, \
+            pytest.warns(RuntimeWarning, match="as batches"):
+        k = served_replies(WORDS, _messages, s.api_base, served_model="smollm2",
+                           sources=["SURE"], tokenisations="all")
+    assert k.info["batched_nodes"][0] == k.info["requests"][0] - 1  # all but the root

@@ -40,7 +40,9 @@ evaluated as one batch, whose logits differ from the sampler's one-token decodes
 a logit on llama.cpp's CPU kernels), and a word's tokenisations share prefixes, which the tree
 visits once. A model whose KV cache cannot be cut back to a prefix (sliding-window or
 recurrent layers) makes the server re-evaluate whole prompts: ``batched_nodes`` then counts
-them, and the kernel is not the sampler's.
+them, a ``RuntimeWarning`` says so, and the kernel is not the sampler's. Measured: Gemma 3
+270M (interleaved sliding-window attention) on llama-server, 3 words, one prompt: 523 of 527
+requests batched, ``log p`` off the in-process walk by up to 0.12 (SmolLM2: 0 and 1.7e-7).
 
 The canonical tokenisation: ``tokenisations="canonical"`` (text endpoints)
 --------------------------------------------------------------------------
@@ -676,6 +678,16 @@ def served_replies(
             t.join()
     if errors:
         raise errors[0]
+    batched = {f: results[f].get("batched_nodes", 0) for f in srcs}
+    if every and any(b > 0 for b in batched.values()):
+        import warnings
+
+        n_b = sum(b for b in batched.values() if b > 0)
+        n_r = sum(int(results[f]["requests"]) for f in srcs)
+        warnings.warn(f"the servers evaluated {n_b} of {n_r} requests as batches, not as one "
+                      "new token after a cached prefix (a KV cache that cannot be cut back: "
+                      "sliding-window layers?): this kernel is not the sampler's arithmetic; "
+                      "see info['batched_nodes']", RuntimeWarning, stacklevel=2)
     logprob = np.stack([np.asarray(results[f]["logprob"], dtype=float) for f in srcs],
                        axis=1)
     prob = np.exp(logprob)
