@@ -474,13 +474,6 @@ def _walk_prompt(ep: _Endpoint, m: LoadedModel, tree: TokenTree, n_words: int,
     reported = True
     builds: set[str] = set()
 
-    def path(n: int) -> list[int]:
-        toks = []
-        while n > 0:
-            toks.append(tree.token[n])
-            n = tree.parent[n]
-        return toks[::-1]
-
     def fetch(ids: list[int], k: int, root: bool) -> np.ndarray:
         nonlocal reported
         out = ep.post({"prompt": ids, "max_tokens": 1, "temperature": 1.0, "logprobs": k,
@@ -501,7 +494,7 @@ def _walk_prompt(ep: _Endpoint, m: LoadedModel, tree: TokenTree, n_words: int,
         return _row_by_id(out, m.n_vocab, ep.name, full=k == m.n_vocab)
 
     def logits_of(n: int) -> np.ndarray:
-        ids = prompt + path(n)
+        ids = prompt + tree.path(n)
         if n == 0 or top >= m.n_vocab:
             return fetch(ids, m.n_vocab, n == 0)
         row = fetch(ids, top, False)

@@ -94,6 +94,14 @@ class TokenTree:
             self._kids[n] = kids
         return kids
 
+    def path(self, n: int) -> list[int]:
+        """The token ids from the root to node ``n`` (``[]`` for the root)."""
+        toks = []
+        while n > 0:
+            toks.append(self.token[n])
+            n = self.parent[n]
+        return toks[::-1]
+
     def completions(self, text: str) -> np.ndarray:
         """Indices of the candidates that start with ``text``."""
         out = self._below.get(text)

@@ -245,16 +245,9 @@ def naive_logits(
     """``node -> logits`` by re-evaluating the prompt and the node's path from an empty cache."""
     llm = m.llm
 
-    def path(n: int) -> list[int]:
-        toks = []
-        while n > 0:
-            toks.append(tree.token[n])
-            n = tree.parent[n]
-        return toks[::-1]
-
     def logits_of(n: int) -> np.ndarray:
         eval_prompt(m, prompt, prompt_mode)
-        for t in path(n):
+        for t in tree.path(n):
             llm.eval([t])
         return last_logits(m)
 
