@@ -225,6 +225,13 @@ def check_candidates(candidates: Sequence[str], sources: Sequence[str] | None
     return cands, srcs
 
 
+def check_min_prob(min_prob: float) -> None:
+    """The walk's cut-off must be a number in [0, 1)."""
+    if isinstance(min_prob, bool) or not isinstance(min_prob, (int, float)) or not (
+            0.0 <= min_prob < 1.0):
+        raise ValueError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
+
+
 def _compute(
     candidates: Sequence[str],
     prompt_fn: Callable[[str], list[dict[str, str]]],
@@ -246,9 +253,7 @@ def _compute(
         raise ValueError(f"strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
     if prompt_mode not in PROMPT_MODES:
         raise ValueError(f"prompt_mode must be one of {list(PROMPT_MODES)}, got {prompt_mode!r}")
-    if isinstance(min_prob, bool) or not isinstance(min_prob, (int, float)) or not (
-            0.0 <= min_prob < 1.0):
-        raise ValueError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
+    check_min_prob(min_prob)
     if min_prob > 0 and strategy != "reuse":
         raise ValueError("min_prob > 0 needs strategy='reuse'")
 

@@ -120,7 +120,7 @@ import pandas as pd
 
 from .kernel import LogprobKernel
 from .model import LoadedModel, _sha256, load_model
-from .replies import Checkpoint, _digest, check_candidates, logprob_replies
+from .replies import Checkpoint, _digest, check_candidates, check_min_prob, logprob_replies
 from .tree import TokenTree
 from .walk import LADDER, eval_prompt, last_logits, walk
 
@@ -590,9 +590,7 @@ def served_replies(
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     if tokenisations not in ("canonical", "all"):
         raise ValueError(f"tokenisations must be 'canonical' or 'all', got {tokenisations!r}")
-    if isinstance(min_prob, bool) or not isinstance(min_prob, (int, float)) or not (
-            0.0 <= min_prob < 1.0):
-        raise ValueError(f"min_prob must be a number in [0, 1), got {min_prob!r}")
+    check_min_prob(min_prob)
     if isinstance(top, bool) or not isinstance(top, int) or top < 1:
         raise ValueError(f"top must be a positive int, got {top!r}")
     if min_prob and tokenisations == "canonical":
